@@ -1,0 +1,214 @@
+// Every error ABS raises on purpose is an AbsError with a stable `code`.
+// Codes cross the admin and slave links as `{code, message, context}` and are
+// turned back into the same class on the other side (`errorFromWire`), and the
+// CLI maps codes to exit statuses. Add a code here, never a bare `new Error`
+// for a condition a user or an operator can meet.
+
+/** Every code an AbsError can carry. Stable: they appear on the wire and in scripts. */
+export type ErrorCode =
+  // Jobs directory and job life.
+  | "ILLEGAL_TRANSITION"
+  | "JOB_NOT_FOUND"
+  | "JOB_NOT_FINISHED"
+  | "QUEUE_FULL"
+  | "DRAINED"
+  | "JOBSDIR_LOCKED"
+  | "JOBSDIR_VERSION"
+  | "JOBSDIR_IO"
+  | "JOBSDIR_CLOSED"
+  | "BAD_JOB_FILE"
+  // Wire protocol (frames and messages).
+  | "PROTOCOL"
+  | "FRAME_TOO_LARGE"
+  // Authentication and transport.
+  | "AUTH_FAILED"
+  | "AUTH_TIMEOUT"
+  | "AUTH_RATE_LIMITED"
+  | "KERBEROS_UNAVAILABLE"
+  | "TLS"
+  // Configuration and arguments.
+  | "CONFIG"
+  | "BAD_ARGUMENT"
+  // Anything else: a bug, reported with its cause.
+  | "INTERNAL";
+
+/** Where an error came from. Every field is optional; fill in what is known. */
+export interface ErrorContext {
+  jobId?: number;
+  slave?: string;
+  file?: string;
+  line?: number;
+  field?: string;
+  peer?: string;
+  pid?: number;
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+  context?: ErrorContext;
+}
+
+export class AbsError extends Error {
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; context?: ErrorContext } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = options.context ?? {};
+  }
+
+  toWire(): WireError {
+    return { code: this.code, message: this.message, context: this.context };
+  }
+}
+
+/** A job was asked to move between two states that do not connect. */
+export class IllegalTransitionError extends AbsError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super("ILLEGAL_TRANSITION", message, { context });
+  }
+}
+
+export class JobNotFoundError extends AbsError {
+  constructor(jobId: number) {
+    super("JOB_NOT_FOUND", `job ${jobId} does not exist`, { context: { jobId } });
+  }
+}
+
+/** Archiving was asked of a job that has not finished. */
+export class JobNotFinishedError extends AbsError {
+  constructor(jobId: number, state: string) {
+    super("JOB_NOT_FINISHED", `job ${jobId} is ${state}; only finished jobs can be archived`, {
+      context: { jobId },
+    });
+  }
+}
+
+/** The hard limit on unarchived jobs is reached: archive jobs or raise the limit. */
+export class QueueFullError extends AbsError {
+  constructor(limit: number) {
+    super(
+      "QUEUE_FULL",
+      `job queue is full: ${limit} unarchived jobs (the limit); archive finished jobs or raise max_jobs`,
+    );
+  }
+}
+
+/** The jobs directory is drained: new submissions are refused until `abs drain off`. */
+export class DrainedError extends AbsError {
+  constructor() {
+    super("DRAINED", "job queue is drained: new jobs are refused until `abs drain off`");
+  }
+}
+
+export class JobsDirLockedError extends AbsError {
+  constructor(message: string, context: ErrorContext) {
+    super("JOBSDIR_LOCKED", message, { context });
+  }
+}
+
+export class JobsDirVersionError extends AbsError {
+  constructor(message: string, file: string) {
+    super("JOBSDIR_VERSION", message, { context: { file } });
+  }
+}
+
+/** A read or write in the jobs directory failed (permissions, full disk, I/O error). */
+export class JobsDirIoError extends AbsError {
+  constructor(message: string, file: string, cause: unknown) {
+    super("JOBSDIR_IO", message, { cause, context: { file } });
+  }
+}
+
+export class JobsDirClosedError extends AbsError {
+  constructor() {
+    super("JOBSDIR_CLOSED", "the jobs directory is closed");
+  }
+}
+
+/** A job file that cannot be used: bad JSON, a wrong field, an id that does not match its name. */
+export class JobFileError extends AbsError {
+  constructor(message: string, file: string, field?: string) {
+    super("BAD_JOB_FILE", message, { context: field === undefined ? { file } : { file, field } });
+  }
+}
+
+export class ProtocolError extends AbsError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super("PROTOCOL", message, { context });
+  }
+}
+
+export class FrameTooLargeError extends AbsError {
+  constructor(limit: number) {
+    super("FRAME_TOO_LARGE", `frame exceeds the limit of ${limit} bytes`);
+  }
+}
+
+export class AuthError extends AbsError {
+  constructor(
+    code: "AUTH_FAILED" | "AUTH_TIMEOUT" | "AUTH_RATE_LIMITED" | "KERBEROS_UNAVAILABLE" | "TLS",
+    message: string,
+    options: { cause?: unknown; context?: ErrorContext } = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+export class ConfigError extends AbsError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super("CONFIG", message, { context });
+  }
+}
+
+export class BadArgumentError extends AbsError {
+  constructor(message: string, field?: string) {
+    super("BAD_ARGUMENT", message, { context: field === undefined ? {} : { field } });
+  }
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "ILLEGAL_TRANSITION",
+  "JOB_NOT_FOUND",
+  "JOB_NOT_FINISHED",
+  "QUEUE_FULL",
+  "DRAINED",
+  "JOBSDIR_LOCKED",
+  "JOBSDIR_VERSION",
+  "JOBSDIR_IO",
+  "JOBSDIR_CLOSED",
+  "BAD_JOB_FILE",
+  "PROTOCOL",
+  "FRAME_TOO_LARGE",
+  "AUTH_FAILED",
+  "AUTH_TIMEOUT",
+  "AUTH_RATE_LIMITED",
+  "KERBEROS_UNAVAILABLE",
+  "TLS",
+  "CONFIG",
+  "BAD_ARGUMENT",
+  "INTERNAL",
+]);
+
+/**
+ * Turns a `{code, message, context}` received from a peer back into an
+ * AbsError. An unknown code (a newer peer) keeps its message under INTERNAL
+ * rather than being dropped.
+ */
+export function errorFromWire(wire: WireError): AbsError {
+  const code: ErrorCode = KNOWN_CODES.has(wire.code) ? (wire.code as ErrorCode) : "INTERNAL";
+  return new AbsError(code, wire.message, { context: wire.context ?? {} });
+}
+
+/** The message of anything thrown, for log lines. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
