@@ -1,0 +1,55 @@
+// The file operations the jobs directory needs, behind one small interface so
+// tests can make a write fail (ENOSPC, EIO) at a chosen moment. Production
+// uses `realFsOps`.
+
+import { promises as fsp } from "node:fs";
+
+export interface FsOps {
+  readFile(file: string): Promise<string>;
+  readdir(dir: string): Promise<{ name: string; isFile: boolean; isDirectory: boolean }[]>;
+  /** Creates `file` (which must not exist), writes `data`, fsyncs and closes it. */
+  writeSynced(file: string, data: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(file: string): Promise<void>;
+  mkdir(dir: string): Promise<void>;
+  /** fsync of a directory, so that renames and unlinks in it survive a crash. */
+  fsyncDir(dir: string): Promise<void>;
+  /** Hard link: fails with EEXIST when `to` exists, which makes it an atomic create. */
+  link(from: string, to: string): Promise<void>;
+}
+
+export const realFsOps: FsOps = {
+  readFile: (file) => fsp.readFile(file, "utf8"),
+  async readdir(dir) {
+    const entries = await fsp.readdir(dir, { withFileTypes: true });
+    return entries.map((e) => ({ name: e.name, isFile: e.isFile(), isDirectory: e.isDirectory() }));
+  },
+  async writeSynced(file, data) {
+    const handle = await fsp.open(file, "wx", 0o640);
+    try {
+      await handle.writeFile(data, "utf8");
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  rename: (from, to) => fsp.rename(from, to),
+  unlink: (file) => fsp.unlink(file),
+  mkdir: async (dir) => {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
+  },
+  async fsyncDir(dir) {
+    const handle = await fsp.open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  link: (from, to) => fsp.link(from, to),
+};
+
+/** True when `err` is a Node system error with this code (ENOENT, EEXIST, ...). */
+export function hasCode(err: unknown, code: string): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
+}

@@ -1,0 +1,162 @@
+// The one place that changes a job's state. Pure: takes a job and a change,
+// returns the new job. An illegal move throws IllegalTransitionError and
+// leaves the job as it was.
+//
+//   queued ──► dispatched ──► running ──► succeeded | failed | canceled
+//      │           │             │
+//      │           └──► canceling ◄┘      (cancel requested, slave to confirm)
+//      │
+//   dispatched, running, canceling ──► orphaned  (master restarted, slave gone)
+//   orphaned ──► running | canceling | finished  (slave reported it: reattached)
+//   orphaned ──► failed                          (grace period over: "lost")
+//   dispatched, running, orphaned ──► queued     (a retry: attempt + 1)
+//   queued ──► canceled | failed                 (canceled before dispatch, start deadline)
+
+import { IllegalTransitionError } from "../errors.js";
+import {
+  type Job,
+  type JobLogEntry,
+  type JobProgress,
+  type JobResult,
+  type JobState,
+  type LogLevel,
+} from "./job.js";
+
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}
+
+/** The states a job in `from` may move to. */
+export function allowedTargets(from: JobState): readonly JobState[] {
+  switch (from) {
+    case "queued":
+      return ["dispatched", "canceled", "failed"];
+    case "dispatched":
+      return ["running", "queued", "canceling", "orphaned", "succeeded", "failed", "canceled"];
+    case "running":
+      return ["queued", "canceling", "orphaned", "succeeded", "failed", "canceled"];
+    case "canceling":
+      return ["orphaned", "succeeded", "failed", "canceled"];
+    case "orphaned":
+      return ["dispatched", "running", "canceling", "queued", "succeeded", "failed", "canceled"];
+    case "succeeded":
+    case "failed":
+    case "canceled":
+      return [];
+    default:
+      return assertNever(from);
+  }
+}
+
+export interface Transition {
+  to: JobState;
+  /** When it happened (ms since the epoch). */
+  now: number;
+  /** The log line recorded with the change. */
+  message: string;
+  level?: LogLevel;
+  /** For a finished state: the outcome. Required for succeeded, failed and canceled. */
+  result?: JobResult;
+}
+
+/** Returns the job in its new state, with its serial bumped and a log entry appended. */
+export function transition(job: Job, change: Transition): Job {
+  const { to, now } = change;
+  if (!allowedTargets(job.state).includes(to)) {
+    throw new IllegalTransitionError(`job ${job.id}: cannot move from ${job.state} to ${to}`, {
+      jobId: job.id,
+    });
+  }
+  const timestamps = { ...job.timestamps };
+  let attempt = job.attempt;
+  let progress: JobProgress | null = job.progress;
+  let result: JobResult | null = job.result;
+  let waitReason: string | null = null;
+
+  switch (to) {
+    case "queued":
+      // A retry: a new attempt starts from scratch.
+      attempt += 1;
+      timestamps.dispatched = null;
+      timestamps.started = null;
+      progress = null;
+      waitReason = job.waitReason;
+      break;
+    case "dispatched":
+      timestamps.dispatched = now;
+      break;
+    case "running":
+      // Reattached jobs keep the start time they had.
+      timestamps.started ??= now;
+      break;
+    case "canceling":
+    case "orphaned":
+      break;
+    case "succeeded":
+    case "failed":
+    case "canceled":
+      if (change.result === undefined) {
+        throw new IllegalTransitionError(`job ${job.id}: moving to ${to} needs a result`, {
+          jobId: job.id,
+        });
+      }
+      timestamps.ended = now;
+      result = change.result;
+      break;
+    default:
+      return assertNever(to);
+  }
+
+  return {
+    ...job,
+    state: to,
+    attempt,
+    timestamps,
+    progress,
+    result,
+    waitReason,
+    log: appendEntry(job.log, now, change.level ?? levelFor(to), change.message),
+    serial: job.serial + 1,
+  };
+}
+
+/** Records progress of a job that is running (or being canceled). */
+export function recordProgress(job: Job, progress: JobProgress): Job {
+  if (job.state !== "running" && job.state !== "canceling") {
+    throw new IllegalTransitionError(`job ${job.id}: progress reported while ${job.state}`, {
+      jobId: job.id,
+    });
+  }
+  return { ...job, progress, serial: job.serial + 1 };
+}
+
+/** Records why a queued job waits; no change (same serial) when the reason is the same. */
+export function recordWaitReason(job: Job, reason: string | null): Job {
+  if (job.state !== "queued") {
+    throw new IllegalTransitionError(`job ${job.id}: wait reason set while ${job.state}`, {
+      jobId: job.id,
+    });
+  }
+  if (job.waitReason === reason) return job;
+  return { ...job, waitReason: reason, serial: job.serial + 1 };
+}
+
+/** Appends a log line without changing the state (e.g. an imported report, a warning). */
+export function recordLog(job: Job, now: number, level: LogLevel, message: string): Job {
+  return { ...job, log: appendEntry(job.log, now, level, message), serial: job.serial + 1 };
+}
+
+function appendEntry(
+  log: JobLogEntry[],
+  time: number,
+  level: LogLevel,
+  message: string,
+): JobLogEntry[] {
+  const last = log.length === 0 ? 0 : log[log.length - 1].serial;
+  return [...log, { serial: last + 1, time, level, message }];
+}
+
+function levelFor(to: JobState): LogLevel {
+  if (to === "failed" || to === "orphaned") return "warning";
+  return "info";
+}

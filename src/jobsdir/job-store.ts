@@ -1,0 +1,742 @@
+// The jobs directory: the only code that reads or writes it (DESIGN.md).
+//
+// Every job lives in memory and in `job-<id>.json`. A change is applied in
+// memory only after its file is durable, so what the store answers is always
+// what a restart would read back. Changes to one job run one after the other
+// (a promise chain per job); changes to different jobs that arrive together
+// are committed together: their files are written and fsynced in parallel and
+// the directory is fsynced once for the whole group (durable-files.ts).
+//
+// Job ids come from `serial`, written durably before any job file that uses
+// the new ids, so an id is never handed out twice, even across a crash.
+//
+// States of the store: `open` from `JobStore.open` until `close()` is called,
+// then `closing` while writes under way finish, then `closed`.
+
+import path from "node:path";
+import {
+  AbsError,
+  DrainedError,
+  JobNotFinishedError,
+  JobNotFoundError,
+  JobsDirClosedError,
+  JobsDirIoError,
+  JobsDirVersionError,
+  QueueFullError,
+  describeError,
+} from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+import { commitFile, commitFiles } from "./durable-files.js";
+import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
+import { isFinished, type Job, type NewJob } from "./job.js";
+import { parseJobFile, serializeJob } from "./job-file.js";
+import { type JobQuery, selectJobs } from "./job-query.js";
+import { type Transition, transition } from "./job-state.js";
+import {
+  ARCHIVE_DIR,
+  DRAIN_FILE,
+  JOBSDIR_VERSION,
+  KNOWN_FILES,
+  QUARANTINE_DIR,
+  SERIAL_FILE,
+  VERSION_FILE,
+  archiveBucket,
+  isTempName,
+  jobFileName,
+  jobIdFromFileName,
+} from "./layout.js";
+import { JobsDirLock, type LockOwner, type ProcessProbe, linuxProcessProbe } from "./lock.js";
+
+export interface JobStoreOptions {
+  /** The jobs directory. Created (with its version file) when it does not exist. */
+  dir: string;
+  /** Hard limit on unarchived jobs; a submission past it fails with QUEUE_FULL. Default 100,000. */
+  maxJobs?: number;
+  /** Files read in parallel at load. Default 64. */
+  loadConcurrency?: number;
+  logger?: Logger;
+  /** Milliseconds since the epoch; tests pass a fake clock. Default Date.now. */
+  clock?: () => number;
+  fs?: FsOps;
+  probe?: ProcessProbe;
+}
+
+export interface QuarantinedFile {
+  file: string;
+  reason: string;
+}
+
+/** What `open` found. */
+export interface LoadReport {
+  jobs: number;
+  archivedMaxId: number;
+  quarantined: QuarantinedFile[];
+  tempFilesRemoved: number;
+  staleLock: LockOwner | null;
+}
+
+export interface ArchiveOutcome {
+  archived: number;
+  /** Finished jobs old enough that are still unarchived (left for the next batch). */
+  remaining: number;
+}
+
+export type StoreState = "open" | "closing" | "closed";
+
+type ChangeListener = (job: Job) => void;
+
+interface PendingWrite {
+  job: Job;
+  isNew: boolean;
+  resolve: () => void;
+  reject: (err: AbsError) => void;
+}
+
+interface Waiter {
+  lastSerial: number;
+  resolve: (job: Job) => void;
+}
+
+export const DEFAULT_MAX_JOBS = 100_000;
+
+export class JobStore {
+  state: StoreState = "open";
+  readonly loadReport: LoadReport;
+
+  private readonly dir: string;
+  private readonly fs: FsOps;
+  private readonly logger: Logger;
+  private readonly clock: () => number;
+  private maxJobs: number;
+  /** Unarchived jobs, in ascending id order (load sorts; new ids are larger). */
+  private readonly jobs: Map<number, Job>;
+  private lastId: number;
+  private persistedSerial: number;
+  private isDrained: boolean;
+  private pendingSubmissions = 0;
+  private pending: PendingWrite[] = [];
+  private flushing: Promise<void> | null = null;
+  private readonly chains = new Map<number, Promise<unknown>>();
+  private readonly waiters = new Map<number, Set<Waiter>>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly knownBuckets = new Set<string>();
+
+  private constructor(
+    opts: Required<Pick<JobStoreOptions, "dir" | "maxJobs" | "logger" | "clock" | "fs">>,
+    private readonly lock: JobsDirLock,
+    loaded: Loaded,
+  ) {
+    this.dir = opts.dir;
+    this.fs = opts.fs;
+    this.logger = opts.logger;
+    this.clock = opts.clock;
+    this.maxJobs = opts.maxJobs;
+    this.jobs = loaded.jobs;
+    this.lastId = loaded.lastId;
+    this.persistedSerial = loaded.lastId;
+    this.isDrained = loaded.drained;
+    this.loadReport = loaded.report;
+  }
+
+  /**
+   * Takes the directory's lock, checks its version and loads every job.
+   * Files that cannot be used are quarantined and reported; the load goes on.
+   */
+  static async open(options: JobStoreOptions): Promise<JobStore> {
+    const opts = {
+      dir: path.resolve(options.dir),
+      maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
+      logger: options.logger ?? silentLogger,
+      clock: options.clock ?? Date.now,
+      fs: options.fs ?? realFsOps,
+    };
+    const { dir, fs, logger } = opts;
+    try {
+      await fs.mkdir(dir);
+    } catch (err) {
+      throw new JobsDirIoError(
+        `cannot create jobs directory ${dir}: ${describeError(err)}`,
+        dir,
+        err,
+      );
+    }
+    let staleLock: LockOwner | null = null;
+    const lock = await JobsDirLock.acquire(fs, dir, options.probe ?? linuxProcessProbe, (prev) => {
+      staleLock = prev;
+      logger.warn(`took over the stale lock of abs-master pid ${prev?.pid ?? "?"} in ${dir}`);
+    });
+    try {
+      const loaded = await loadDirectory(dir, fs, logger, options.loadConcurrency ?? 64);
+      loaded.report.staleLock = staleLock;
+      return new JobStore(opts, lock, loaded);
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // ---- reading ----
+
+  get directory(): string {
+    return this.dir;
+  }
+
+  /** Unarchived jobs. */
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  get drained(): boolean {
+    return this.isDrained;
+  }
+
+  get limit(): number {
+    return this.maxJobs;
+  }
+
+  /** The highest job id handed out so far. */
+  get highestId(): number {
+    return this.lastId;
+  }
+
+  get(id: number): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** Unarchived jobs matching `q`, in ascending id order. */
+  query(q: JobQuery = {}): Job[] {
+    return selectJobs(this.jobs.values(), q);
+  }
+
+  /** Reads an archived job from its file. */
+  async readArchived(id: number): Promise<Job> {
+    const file = path.join(this.dir, archiveBucket(id), jobFileName(id));
+    let text: string;
+    try {
+      text = await this.fs.readFile(file);
+    } catch (err) {
+      if (hasCode(err, "ENOENT")) throw new JobNotFoundError(id);
+      throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
+    }
+    return parseJobFile(text, file, id);
+  }
+
+  /** Calls `listener` with every job after each durable change (including new jobs). */
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Resolves with the job as soon as its serial is above `lastSerial` or it is
+   * finished (at once if that is already so), else with "nochange" after
+   * `timeoutMs`.
+   */
+  async waitForChange(
+    id: number,
+    lastSerial: number,
+    timeoutMs: number,
+  ): Promise<Job | "nochange"> {
+    const job = this.jobs.get(id) ?? (await this.readArchived(id));
+    if (job.serial > lastSerial || isFinished(job.state)) return job;
+    if (this.state !== "open") return "nochange";
+    return new Promise((resolve) => {
+      let set = this.waiters.get(id);
+      if (set === undefined) {
+        set = new Set();
+        this.waiters.set(id, set);
+      }
+      const waiters = set;
+      const waiter: Waiter = {
+        lastSerial,
+        resolve: (changed) => {
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          if (waiters.size === 0) this.waiters.delete(id);
+          resolve(changed);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        if (waiters.size === 0) this.waiters.delete(id);
+        resolve("nochange");
+      }, timeoutMs);
+      waiters.add(waiter);
+    });
+  }
+
+  // ---- changing ----
+
+  /**
+   * Creates a queued job; resolves once its file (and the serial that gave
+   * its id) are durable. Refused when drained (DRAINED) or at the limit
+   * (QUEUE_FULL).
+   */
+  async submit(spec: NewJob): Promise<Job> {
+    this.assertOpen();
+    if (this.isDrained) throw new DrainedError();
+    if (this.jobs.size + this.pendingSubmissions >= this.maxJobs) {
+      throw new QueueFullError(this.maxJobs);
+    }
+    this.lastId += 1;
+    const id = this.lastId;
+    const now = this.clock();
+    const job: Job = {
+      id,
+      definition: spec.definition,
+      slave: spec.slave,
+      method: spec.method,
+      params: spec.params,
+      state: "queued",
+      priority: spec.priority,
+      attempt: 1,
+      timestamps: { received: now, dispatched: null, started: null, ended: null },
+      progress: null,
+      result: null,
+      waitReason: null,
+      log: [
+        {
+          serial: 1,
+          time: now,
+          level: "info",
+          message: `received: ${spec.definition} on ${spec.slave}`,
+        },
+      ],
+      serial: 1,
+    };
+    this.pendingSubmissions += 1;
+    try {
+      await this.persist(job, true);
+    } finally {
+      this.pendingSubmissions -= 1;
+    }
+    this.jobs.set(id, job);
+    this.notify(job);
+    return job;
+  }
+
+  /**
+   * Applies `change` to job `id` and makes the result durable. `change` sees
+   * the job as it is after every earlier change to it; returning the same
+   * object means "nothing to change". Throws what `change` throws (an
+   * IllegalTransitionError, say) and leaves the job as it was.
+   */
+  update(id: number, change: (job: Job) => Job): Promise<Job> {
+    return this.serialize(id, async () => {
+      this.assertOpen();
+      const job = this.jobs.get(id);
+      if (job === undefined) throw new JobNotFoundError(id);
+      const next = change(job);
+      if (next === job) return job;
+      if (next.id !== id || next.serial <= job.serial) {
+        throw new AbsError(
+          "INTERNAL",
+          `job ${id}: a change must keep the id and raise the serial`,
+          {
+            context: { jobId: id },
+          },
+        );
+      }
+      await this.persist(next, false);
+      this.jobs.set(id, next);
+      this.notify(next);
+      return next;
+    });
+  }
+
+  /** Moves job `id` to another state through the one transition function. */
+  transition(id: number, change: Transition): Promise<Job> {
+    return this.update(id, (job) => transition(job, change));
+  }
+
+  /** Turns draining on (new submissions refused) or off; survives restarts. */
+  async setDrain(on: boolean): Promise<void> {
+    this.assertOpen();
+    if (on) {
+      await commitFile(
+        this.fs,
+        this.dir,
+        DRAIN_FILE,
+        `drained since ${new Date(this.clock()).toISOString()}\n`,
+      );
+    } else {
+      const file = path.join(this.dir, DRAIN_FILE);
+      try {
+        await this.fs.unlink(file);
+        await this.fs.fsyncDir(this.dir);
+      } catch (err) {
+        if (!hasCode(err, "ENOENT")) {
+          throw new JobsDirIoError(`cannot remove ${file}: ${describeError(err)}`, file, err);
+        }
+      }
+    }
+    this.isDrained = on;
+  }
+
+  /** Applies a new limit on unarchived jobs (a config reload); existing jobs stay. */
+  setMaxJobs(maxJobs: number): void {
+    this.maxJobs = maxJobs;
+  }
+
+  /** Moves finished jobs to the archive. Throws JobNotFinishedError for a job that has not finished. */
+  async archive(ids: readonly number[]): Promise<number> {
+    this.assertOpen();
+    for (const id of ids) {
+      const job = this.jobs.get(id);
+      if (job === undefined) throw new JobNotFoundError(id);
+      if (!isFinished(job.state)) throw new JobNotFinishedError(id, job.state);
+    }
+    const results = await Promise.all(
+      ids.map((id) => this.serialize(id, () => this.archiveOne(id))),
+    );
+    return results.filter(Boolean).length;
+  }
+
+  /**
+   * Archives finished jobs that ended (else started, else were received) at
+   * least `ageMs` ago, at most `batchSize` of them, oldest id first.
+   */
+  async autoarchive(ageMs: number, batchSize = 1000): Promise<ArchiveOutcome> {
+    this.assertOpen();
+    const cutoff = this.clock() - ageMs;
+    const due: number[] = [];
+    for (const job of this.jobs.values()) {
+      if (!isFinished(job.state)) continue;
+      const t = job.timestamps;
+      if ((t.ended ?? t.started ?? t.received) <= cutoff) due.push(job.id);
+    }
+    const batch = due.slice(0, batchSize);
+    const archived = await this.archive(batch);
+    return { archived, remaining: due.length - batch.length };
+  }
+
+  /** Finishes the writes under way, wakes waiters and releases the lock. */
+  async close(): Promise<void> {
+    if (this.state !== "open") return;
+    this.state = "closing";
+    await Promise.allSettled([...this.chains.values()]);
+    while (this.flushing !== null) await this.flushing;
+    for (const [id, set] of this.waiters) {
+      const job = this.jobs.get(id);
+      for (const w of [...set]) if (job !== undefined) w.resolve(job);
+    }
+    await this.lock.release();
+    this.state = "closed";
+  }
+
+  // ---- internals ----
+
+  private assertOpen(): void {
+    if (this.state !== "open") throw new JobsDirClosedError();
+  }
+
+  /** Runs `task` after every earlier task on the same job. */
+  private serialize<T>(id: number, task: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(id) ?? Promise.resolve();
+    const run = previous.then(task);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.chains.set(id, settled);
+    void settled.then(() => {
+      if (this.chains.get(id) === settled) this.chains.delete(id);
+    });
+    return run;
+  }
+
+  private notify(job: Job): void {
+    const set = this.waiters.get(job.id);
+    if (set !== undefined) {
+      for (const w of [...set]) {
+        if (job.serial > w.lastSerial || isFinished(job.state)) w.resolve(job);
+      }
+    }
+    for (const listener of this.listeners) listener(job);
+  }
+
+  private persist(job: Job, isNew: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ job, isNew, resolve, reject });
+      if (this.flushing === null) {
+        this.flushing = this.flush().finally(() => {
+          this.flushing = null;
+        });
+      }
+    });
+  }
+
+  /**
+   * Group commit: everything that arrived while the previous group was being
+   * written goes out as the next group.
+   */
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      let group = this.pending.splice(0);
+      const newIds = group.filter((w) => w.isNew).map((w) => w.job.id);
+      const maxNewId = newIds.reduce((a, b) => Math.max(a, b), 0);
+      if (maxNewId > this.persistedSerial) {
+        try {
+          await commitFile(this.fs, this.dir, SERIAL_FILE, `${maxNewId}\n`);
+          this.persistedSerial = maxNewId;
+        } catch (err) {
+          const failure = asIoError(err, path.join(this.dir, SERIAL_FILE));
+          this.logger.error(`cannot persist the job serial: ${failure.message}`);
+          for (const w of group) if (w.isNew) w.reject(failure);
+          group = group.filter((w) => !w.isNew);
+        }
+      }
+      const outcomes = await commitFiles(
+        this.fs,
+        this.dir,
+        group.map((w) => ({ name: jobFileName(w.job.id), data: serializeJob(w.job) })),
+      );
+      group.forEach((w, i) => {
+        const failure = outcomes[i];
+        if (failure === null || failure === undefined) {
+          w.resolve();
+        } else {
+          this.logger.error(`job ${w.job.id}: ${failure.message}`, { job: w.job.id });
+          w.reject(failure);
+        }
+      });
+    }
+  }
+
+  private async archiveOne(id: number): Promise<boolean> {
+    const job = this.jobs.get(id);
+    if (job === undefined || !isFinished(job.state)) return false;
+    const bucket = archiveBucket(id);
+    const bucketDir = path.join(this.dir, bucket);
+    const from = path.join(this.dir, jobFileName(id));
+    const to = path.join(bucketDir, jobFileName(id));
+    try {
+      if (!this.knownBuckets.has(bucket)) {
+        await this.fs.mkdir(bucketDir);
+        await this.fs.fsyncDir(path.join(this.dir, ARCHIVE_DIR));
+        await this.fs.fsyncDir(this.dir);
+        this.knownBuckets.add(bucket);
+      }
+      await this.fs.rename(from, to);
+      // The new name first: after a crash the job is then in the archive, in
+      // the jobs directory, or (briefly) both, and never in neither.
+      await this.fs.fsyncDir(bucketDir);
+      await this.fs.fsyncDir(this.dir);
+    } catch (err) {
+      throw asIoError(err, from, `cannot archive job ${id}`);
+    }
+    this.jobs.delete(id);
+    this.logger.info(`job ${id} archived`, { job: id });
+    return true;
+  }
+}
+
+function asIoError(err: unknown, file: string, what?: string): AbsError {
+  if (err instanceof AbsError) return err;
+  return new JobsDirIoError(`${what ?? `cannot write ${file}`}: ${describeError(err)}`, file, err);
+}
+
+// ---- loading ----
+
+interface Loaded {
+  jobs: Map<number, Job>;
+  lastId: number;
+  drained: boolean;
+  report: LoadReport;
+}
+
+async function loadDirectory(
+  dir: string,
+  fs: FsOps,
+  logger: Logger,
+  concurrency: number,
+): Promise<Loaded> {
+  let entries: Awaited<ReturnType<FsOps["readdir"]>>;
+  try {
+    entries = await fs.readdir(dir);
+  } catch (err) {
+    throw new JobsDirIoError(`cannot read jobs directory ${dir}: ${describeError(err)}`, dir, err);
+  }
+  const names = new Set(entries.map((e) => e.name));
+  await checkVersion(dir, fs, names);
+
+  const report: LoadReport = {
+    jobs: 0,
+    archivedMaxId: 0,
+    quarantined: [],
+    tempFilesRemoved: 0,
+    staleLock: null,
+  };
+  const jobFiles: { name: string; id: number }[] = [];
+  let changedDir = false;
+  const quarantine = async (name: string, reason: string): Promise<void> => {
+    await quarantineFile(dir, fs, name, reason);
+    report.quarantined.push({ file: name, reason });
+    logger.warn(`quarantined ${path.join(dir, name)}: ${reason}`, { file: name });
+    changedDir = true;
+  };
+
+  for (const entry of entries) {
+    if (isTempName(entry.name)) {
+      // A write or a lock attempt that never finished. The lock is ours, so no
+      // one else is writing here.
+      await fs.unlink(path.join(dir, entry.name)).catch(() => undefined);
+      report.tempFilesRemoved += 1;
+      changedDir = true;
+      continue;
+    }
+    if (entry.isDirectory) {
+      if (entry.name !== ARCHIVE_DIR && entry.name !== QUARANTINE_DIR) {
+        logger.warn(`ignoring unexpected directory ${path.join(dir, entry.name)}`);
+      }
+      continue;
+    }
+    if (KNOWN_FILES.has(entry.name)) continue;
+    const id = jobIdFromFileName(entry.name);
+    if (id === null || !entry.isFile) {
+      await quarantine(entry.name, "not a file of a jobs directory");
+      continue;
+    }
+    jobFiles.push({ name: entry.name, id });
+  }
+
+  jobFiles.sort((a, b) => a.id - b.id);
+  const parsed: (Job | null)[] = new Array<Job | null>(jobFiles.length).fill(null);
+  const bad: { name: string; reason: string }[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobFiles.length) {
+      const i = next++;
+      const { name, id } = jobFiles[i];
+      const file = path.join(dir, name);
+      const text = await readText(fs, file);
+      try {
+        parsed[i] = parseJobFile(text, name, id);
+      } catch (err) {
+        if (!(err instanceof AbsError)) throw err;
+        bad.push({
+          name,
+          reason: err.message.startsWith(`${name}: `)
+            ? err.message.slice(name.length + 2)
+            : err.message,
+        });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  for (const b of bad) await quarantine(b.name, b.reason);
+
+  const jobs = new Map<number, Job>();
+  for (const job of parsed) if (job !== null) jobs.set(job.id, job);
+  report.jobs = jobs.size;
+
+  report.archivedMaxId = await highestArchivedId(dir, fs);
+  const serial = await readSerial(dir, fs, logger, names.has(SERIAL_FILE));
+  const highestJobId = jobFiles.length === 0 ? 0 : jobFiles[jobFiles.length - 1].id;
+  const seen = Math.max(highestJobId, report.archivedMaxId);
+  if (seen > serial) {
+    logger.warn(
+      `serial ${serial} is below the highest job id ${seen} found in ${dir}; continuing from ${seen}`,
+    );
+  }
+  if (changedDir) await fs.fsyncDir(dir);
+  return { jobs, lastId: Math.max(serial, seen), drained: names.has(DRAIN_FILE), report };
+}
+
+async function checkVersion(dir: string, fs: FsOps, names: Set<string>): Promise<void> {
+  const file = path.join(dir, VERSION_FILE);
+  if (!names.has(VERSION_FILE)) {
+    const used = [...names].some((n) => !isTempName(n) && n !== "lock");
+    if (used) {
+      throw new JobsDirVersionError(
+        `${dir} has no version file: it is not an ABS jobs directory, or it is damaged; ` +
+          `if it is yours, write "${JOBSDIR_VERSION}" into ${file}`,
+        file,
+      );
+    }
+    await commitFile(fs, dir, VERSION_FILE, `${JOBSDIR_VERSION}\n`);
+    return;
+  }
+  const text = (await readText(fs, file)).trim();
+  if (!/^[0-9]+$/.test(text)) {
+    throw new JobsDirVersionError(`${file}: "${text.slice(0, 40)}" is not a format version`, file);
+  }
+  const version = Number(text);
+  if (version > JOBSDIR_VERSION) {
+    throw new JobsDirVersionError(
+      `${file}: jobs directory format ${version} is newer than this abs-master reads (${JOBSDIR_VERSION}); ` +
+        `run the abs-master that wrote it, or a newer one`,
+      file,
+    );
+  }
+  if (version < JOBSDIR_VERSION) {
+    throw new JobsDirVersionError(
+      `${file}: jobs directory format ${version} is older than this abs-master reads (${JOBSDIR_VERSION})`,
+      file,
+    );
+  }
+}
+
+async function readSerial(
+  dir: string,
+  fs: FsOps,
+  logger: Logger,
+  exists: boolean,
+): Promise<number> {
+  if (!exists) return 0;
+  const file = path.join(dir, SERIAL_FILE);
+  const text = (await readText(fs, file)).trim();
+  if (/^[0-9]{1,15}$/.test(text)) return Number(text);
+  // The ids in use are still known from the job files and the archive, so a
+  // damaged serial is recovered from them rather than stopping the master.
+  logger.warn(`${file}: "${text.slice(0, 40)}" is not a job id; recomputing it from the job files`);
+  return 0;
+}
+
+async function highestArchivedId(dir: string, fs: FsOps): Promise<number> {
+  const archive = path.join(dir, ARCHIVE_DIR);
+  let buckets: Awaited<ReturnType<FsOps["readdir"]>>;
+  try {
+    buckets = await fs.readdir(archive);
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return 0;
+    throw new JobsDirIoError(`cannot read ${archive}: ${describeError(err)}`, archive, err);
+  }
+  const numbers = buckets
+    .filter((b) => b.isDirectory && /^[0-9]+$/.test(b.name))
+    .map((b) => Number(b.name))
+    .sort((a, b) => b - a);
+  for (const n of numbers) {
+    const files = await fs.readdir(path.join(archive, String(n)));
+    const ids = files
+      .map((f) => jobIdFromFileName(f.name))
+      .filter((id): id is number => id !== null);
+    if (ids.length > 0) return ids.reduce((a, b) => Math.max(a, b), 0);
+  }
+  return 0;
+}
+
+async function readText(fs: FsOps, file: string): Promise<string> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
+  }
+}
+
+async function quarantineFile(dir: string, fs: FsOps, name: string, reason: string): Promise<void> {
+  const qdir = path.join(dir, QUARANTINE_DIR);
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const target = `${name}.${stamp}`;
+  try {
+    await fs.mkdir(qdir);
+    await fs.rename(path.join(dir, name), path.join(qdir, target));
+    await commitFile(fs, qdir, `${target}.reason`, `${reason}\n`);
+  } catch (err) {
+    throw new JobsDirIoError(
+      `cannot quarantine ${path.join(dir, name)}: ${describeError(err)}`,
+      name,
+      err,
+    );
+  }
+}

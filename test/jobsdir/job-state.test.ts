@@ -1,0 +1,150 @@
+import t from "tap";
+import { IllegalTransitionError } from "../../src/errors.js";
+import { JOB_STATES, type Job, type JobState, isFinished } from "../../src/jobsdir/job.js";
+import {
+  allowedTargets,
+  recordLog,
+  recordProgress,
+  recordWaitReason,
+  transition,
+} from "../../src/jobsdir/job-state.js";
+
+function job(state: JobState, extra: Partial<Job> = {}): Job {
+  return {
+    id: 7,
+    definition: "home",
+    slave: "green-acres",
+    method: "tar",
+    params: {},
+    state,
+    priority: 0,
+    attempt: 1,
+    timestamps: { received: 1000, dispatched: null, started: null, ended: null },
+    progress: null,
+    result: null,
+    waitReason: null,
+    log: [{ serial: 1, time: 1000, level: "info", message: "received" }],
+    serial: 1,
+    ...extra,
+  };
+}
+
+const RESULT = { message: "done", data: {} };
+
+// The whole table: every (from, to) pair is either allowed or throws, and the
+// allowed set is exactly the design's.
+const EXPECTED: Record<JobState, JobState[]> = {
+  queued: ["dispatched", "canceled", "failed"],
+  dispatched: ["running", "queued", "canceling", "orphaned", "succeeded", "failed", "canceled"],
+  running: ["queued", "canceling", "orphaned", "succeeded", "failed", "canceled"],
+  canceling: ["orphaned", "succeeded", "failed", "canceled"],
+  orphaned: ["dispatched", "running", "canceling", "queued", "succeeded", "failed", "canceled"],
+  succeeded: [],
+  failed: [],
+  canceled: [],
+};
+
+t.test("every pair of states is allowed or refused as designed", (t) => {
+  for (const from of JOB_STATES) {
+    t.same([...allowedTargets(from)].sort(), [...EXPECTED[from]].sort(), `targets of ${from}`);
+    for (const to of JOB_STATES) {
+      const before = job(from);
+      const change = { to, now: 2000, message: `to ${to}`, result: RESULT };
+      if (EXPECTED[from].includes(to)) {
+        const after = transition(before, change);
+        t.equal(after.state, to);
+        t.equal(after.serial, 2, "serial bumped");
+        t.equal(after.log.length, 2);
+        t.same(after.log[1], {
+          serial: 2,
+          time: 2000,
+          level: to === "failed" || to === "orphaned" ? "warning" : "info",
+          message: `to ${to}`,
+        });
+      } else {
+        t.throws(
+          () => transition(before, change),
+          IllegalTransitionError,
+          `${from} -> ${to} refused`,
+        );
+        try {
+          transition(before, change);
+        } catch (err) {
+          t.equal((err as IllegalTransitionError).code, "ILLEGAL_TRANSITION");
+          t.equal((err as Error).message, `job 7: cannot move from ${from} to ${to}`);
+        }
+        t.equal(before.state, from, "the job is left as it was");
+        t.equal(before.serial, 1);
+      }
+    }
+  }
+  t.end();
+});
+
+t.test("timestamps follow the life of a job", (t) => {
+  let j = job("queued");
+  j = transition(j, { to: "dispatched", now: 2000, message: "dispatched" });
+  t.equal(j.timestamps.dispatched, 2000);
+  j = transition(j, { to: "running", now: 3000, message: "started" });
+  t.equal(j.timestamps.started, 3000);
+  j = transition(j, { to: "orphaned", now: 4000, message: "master restarted" });
+  j = transition(j, { to: "running", now: 5000, message: "reattached" });
+  t.equal(j.timestamps.started, 3000, "a reattached job keeps its start time");
+  j = transition(j, { to: "succeeded", now: 6000, message: "ok", result: RESULT });
+  t.equal(j.timestamps.ended, 6000);
+  t.same(j.result, RESULT);
+  t.ok(isFinished(j.state));
+  t.same(
+    j.log.map((e) => e.serial),
+    [1, 2, 3, 4, 5, 6],
+  );
+  t.end();
+});
+
+t.test("a retry is a new attempt from scratch", (t) => {
+  let j = job("running", {
+    timestamps: { received: 1, dispatched: 2, started: 3, ended: null },
+    progress: { files: 3, bytes: 10, path: "/x" },
+  });
+  j = transition(j, { to: "queued", now: 9, message: "retry 2 of 3 in 60s" });
+  t.equal(j.attempt, 2);
+  t.same(j.timestamps, { received: 1, dispatched: null, started: null, ended: null });
+  t.equal(j.progress, null);
+  t.end();
+});
+
+t.test("finishing needs a result", (t) => {
+  for (const to of ["succeeded", "failed", "canceled"] as const) {
+    t.throws(() => transition(job("running"), { to, now: 1, message: "x" }), {
+      code: "ILLEGAL_TRANSITION",
+      message: `job 7: moving to ${to} needs a result`,
+    });
+  }
+  t.end();
+});
+
+t.test("progress, wait reasons and log lines", (t) => {
+  const running = job("running");
+  const p = recordProgress(running, { files: 1, bytes: 2, path: "/a" });
+  t.equal(p.serial, 2);
+  t.same(p.progress, { files: 1, bytes: 2, path: "/a" });
+  t.throws(() => recordProgress(job("queued"), { files: 1, bytes: 2, path: null }), {
+    code: "ILLEGAL_TRANSITION",
+    message: "job 7: progress reported while queued",
+  });
+
+  const q = job("queued");
+  const w = recordWaitReason(q, "waiting for slave green-acres to connect");
+  t.equal(w.serial, 2);
+  t.equal(
+    recordWaitReason(w, "waiting for slave green-acres to connect"),
+    w,
+    "same reason: no change",
+  );
+  t.throws(() => recordWaitReason(running, "x"), IllegalTransitionError);
+
+  const l = recordLog(job("succeeded"), 5, "warning", "imported from the disaster log");
+  t.equal(l.log[1].serial, 2);
+  t.equal(l.serial, 2);
+  t.end();
+});
