@@ -45,18 +45,22 @@ function join(prefix: string, key: string): string {
  */
 export class Fields {
   readonly raw: Record<string, unknown>;
+  // The path is built only when an error needs it: job files hold many
+  // nested objects, and a string per object would slow the load down.
+  private readonly prefixOf: string | (() => string);
 
-  constructor(
-    value: unknown,
-    readonly prefix = "",
-  ) {
+  constructor(value: unknown, prefix: string | (() => string) = "") {
+    this.prefixOf = prefix;
     if (!isPlainObject(value)) {
-      throw new ShapeError(
-        prefix === "" ? "(top level)" : prefix,
-        `expected an object, got ${showValue(value)}`,
-      );
+      const where = this.prefix === "" ? "(top level)" : this.prefix;
+      throw new ShapeError(where, `expected an object, got ${showValue(value)}`);
     }
     this.raw = value;
+  }
+
+  /** Dotted path of this object itself ("" at the top level). */
+  get prefix(): string {
+    return typeof this.prefixOf === "string" ? this.prefixOf : this.prefixOf();
   }
 
   private fail(key: string, expected: string): never {
@@ -135,7 +139,7 @@ export class Fields {
   }
 
   object(key: string): Fields {
-    return new Fields(this.raw[key], join(this.prefix, key));
+    return new Fields(this.raw[key], () => join(this.prefix, key));
   }
 
   nullableObject(key: string): Fields | null {
@@ -161,13 +165,12 @@ export class Fields {
   /** An array of objects, each read by `read` with a reader whose prefix is `key[i]`. */
   objects<T>(key: string, read: (item: Fields) => T, opts: { maxLength?: number } = {}): T[] {
     const items = this.array(key, opts);
-    const prefix = join(this.prefix, key);
-    return items.map((item, i) => read(new Fields(item, `${prefix}[${i}]`)));
+    return items.map((item, i) => read(new Fields(item, () => `${join(this.prefix, key)}[${i}]`)));
   }
 
   /** Refuses any key not in `known`: a misspelt field is an error, not ignored. */
   onlyKeys(known: readonly string[]): void {
-    for (const key of Object.keys(this.raw)) {
+    for (const key in this.raw) {
       if (!known.includes(key)) {
         throw new ShapeError(join(this.prefix, key), "unknown field");
       }

@@ -2,10 +2,12 @@
 // tests can make a write fail (ENOSPC, EIO) at a chosen moment. Production
 // uses `realFsOps`.
 
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readFileSync } from "node:fs";
 
 export interface FsOps {
   readFile(file: string): Promise<string>;
+  /** Synchronous read, for loading many small files at startup. */
+  readFileNow(file: string): string;
   readdir(dir: string): Promise<{ name: string; isFile: boolean; isDirectory: boolean }[]>;
   /** Creates `file` (which must not exist), writes `data`, fsyncs and closes it. */
   writeSynced(file: string, data: string): Promise<void>;
@@ -20,6 +22,7 @@ export interface FsOps {
 
 export const realFsOps: FsOps = {
   readFile: (file) => fsp.readFile(file, "utf8"),
+  readFileNow: (file) => readFileSync(file, "utf8"),
   async readdir(dir) {
     const entries = await fsp.readdir(dir, { withFileTypes: true });
     return entries.map((e) => ({ name: e.name, isFile: e.isFile(), isDirectory: e.isDirectory() }));

@@ -128,7 +128,8 @@ t.test("a lock left by a dead process is taken over", async (t) => {
   const store = await open(t, dir, { probe, logger: log });
   t.equal(store.loadReport.staleLock?.pid, deadPid);
   t.match(log.messages("warn"), [new RegExp(`stale lock of abs-master pid ${deadPid}`)]);
-  t.equal(JSON.parse(readFileSync(path.join(dir, "lock"), "utf8")).pid, process.pid);
+  const lock = JSON.parse(readFileSync(path.join(dir, "lock"), "utf8")) as { pid: number };
+  t.equal(lock.pid, process.pid);
 });
 
 t.test("a lock whose pid was reused, or from before a reboot, is stale", async (t) => {
