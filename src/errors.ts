@@ -25,6 +25,7 @@ export type ErrorCode =
   | "AUTH_TIMEOUT"
   | "AUTH_RATE_LIMITED"
   | "KERBEROS_UNAVAILABLE"
+  | "KDC_UNREACHABLE"
   | "TLS"
   // Configuration and arguments.
   | "CONFIG"
@@ -154,7 +155,13 @@ export class FrameTooLargeError extends AbsError {
 
 export class AuthError extends AbsError {
   constructor(
-    code: "AUTH_FAILED" | "AUTH_TIMEOUT" | "AUTH_RATE_LIMITED" | "KERBEROS_UNAVAILABLE" | "TLS",
+    code:
+      | "AUTH_FAILED"
+      | "AUTH_TIMEOUT"
+      | "AUTH_RATE_LIMITED"
+      | "KERBEROS_UNAVAILABLE"
+      | "KDC_UNREACHABLE"
+      | "TLS",
     message: string,
     options: { cause?: unknown; context?: ErrorContext } = {},
   ) {
@@ -191,6 +198,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "AUTH_TIMEOUT",
   "AUTH_RATE_LIMITED",
   "KERBEROS_UNAVAILABLE",
+  "KDC_UNREACHABLE",
   "TLS",
   "CONFIG",
   "BAD_ARGUMENT",
