@@ -16,6 +16,8 @@ export interface FileWrite {
   /** Name within the directory (no slashes). */
   name: string;
   data: string;
+  /** Depends on the gate file of the same commit (see commitFiles). */
+  gated?: boolean;
 }
 
 let tempCounter = 0;
@@ -25,42 +27,83 @@ function tempName(name: string): string {
   return `${TEMP_PREFIX}${name}-${process.pid}-${tempCounter}`;
 }
 
+/** Temp files written and fsynced, waiting to be renamed into place (see publishFiles). */
+export interface PreparedFiles {
+  dir: string;
+  gate: { write: FileWrite; temp: string; error: JobsDirIoError | null } | undefined;
+  writes: { write: FileWrite; temp: string; error: JobsDirIoError | null }[];
+}
+
+export interface CommitOutcome {
+  /** null when the gate (if any) is durable in place. */
+  gate: JobsDirIoError | null;
+  /** Per write, in order: null when durable in place, else what stopped it. */
+  writes: (JobsDirIoError | null)[];
+}
+
 /**
- * Writes every file of `writes` into `dir` atomically, then fsyncs `dir`
- * once. Returns, per write and in order, null on success or the JobsDirIoError
- * that stopped it: one file failing (a full disk, say) does not fail the
- * others, but a failed directory fsync fails them all, since none is then
- * known to be durable.
+ * Phase 1 of a commit: every temp file written and fsynced, in parallel.
+ * Nothing is visible under a real name yet.
  */
-export async function commitFiles(
+export async function prepareFiles(
   fs: FsOps,
   dir: string,
   writes: readonly FileWrite[],
-): Promise<(JobsDirIoError | null)[]> {
-  const outcomes = await Promise.all(
-    writes.map(async (w): Promise<JobsDirIoError | null> => {
-      const temp = path.join(dir, tempName(w.name));
+  gate?: FileWrite,
+): Promise<PreparedFiles> {
+  const writeTemp = async (w: FileWrite) => {
+    const temp = path.join(dir, tempName(w.name));
+    try {
+      await fs.writeSynced(temp, w.data);
+      return { write: w, temp, error: null };
+    } catch (err) {
+      await fs.unlink(temp).catch(() => undefined);
       const target = path.join(dir, w.name);
-      try {
-        await fs.writeSynced(temp, w.data);
-      } catch (err) {
-        await fs.unlink(temp).catch(() => undefined);
-        return new JobsDirIoError(`cannot write ${target}: ${describeError(err)}`, target, err);
-      }
-      try {
-        await fs.rename(temp, target);
-      } catch (err) {
-        await fs.unlink(temp).catch(() => undefined);
-        return new JobsDirIoError(
-          `cannot rename into ${target}: ${describeError(err)}`,
-          target,
-          err,
-        );
-      }
+      const error = new JobsDirIoError(
+        `cannot write ${target}: ${describeError(err)}`,
+        target,
+        err,
+      );
+      return { write: w, temp, error };
+    }
+  };
+  const [gateTemp, writeTemps] = await Promise.all([
+    gate === undefined ? undefined : writeTemp(gate),
+    Promise.all(writes.map(writeTemp)),
+  ]);
+  return { dir, gate: gateTemp, writes: writeTemps };
+}
+
+/**
+ * Phase 2 of a commit: the gate renamed into place first, then the other
+ * files, then one fsync of the directory for all of them. A gated write
+ * whose gate failed is abandoned and fails with the gate's error. A failed
+ * directory fsync fails everything, since nothing is then known durable.
+ */
+export async function publishFiles(fs: FsOps, prepared: PreparedFiles): Promise<CommitOutcome> {
+  const { dir } = prepared;
+  const rename = async (w: FileWrite, temp: string): Promise<JobsDirIoError | null> => {
+    const target = path.join(dir, w.name);
+    try {
+      await fs.rename(temp, target);
       return null;
+    } catch (err) {
+      await fs.unlink(temp).catch(() => undefined);
+      return new JobsDirIoError(`cannot rename into ${target}: ${describeError(err)}`, target, err);
+    }
+  };
+  const g = prepared.gate;
+  const gate = g === undefined ? null : (g.error ?? (await rename(g.write, g.temp)));
+  const writes = await Promise.all(
+    prepared.writes.map(async ({ write, temp, error }): Promise<JobsDirIoError | null> => {
+      if (error !== null) return error;
+      if (write.gated === true && gate !== null) {
+        await fs.unlink(temp).catch(() => undefined);
+        return gate;
+      }
+      return rename(write, temp);
     }),
   );
-  if (outcomes.every((o) => o !== null)) return outcomes;
   try {
     await fs.fsyncDir(dir);
   } catch (err) {
@@ -69,9 +112,19 @@ export async function commitFiles(
       dir,
       err,
     );
-    return outcomes.map(() => failure);
+    return { gate: failure, writes: writes.map(() => failure) };
   }
-  return outcomes;
+  return { gate, writes };
+}
+
+/** Both phases at once: every file of `writes` atomically, one directory fsync. */
+export async function commitFiles(
+  fs: FsOps,
+  dir: string,
+  writes: readonly FileWrite[],
+  gate?: FileWrite,
+): Promise<CommitOutcome> {
+  return publishFiles(fs, await prepareFiles(fs, dir, writes, gate));
 }
 
 /** One file, atomically and durably; throws JobsDirIoError on failure. */
@@ -81,6 +134,7 @@ export async function commitFile(
   name: string,
   data: string,
 ): Promise<void> {
-  const [outcome] = await commitFiles(fs, dir, [{ name, data }]);
-  if (outcome !== null && outcome !== undefined) throw outcome;
+  const { writes } = await commitFiles(fs, dir, [{ name, data }]);
+  const outcome = writes[0];
+  if (outcome !== null) throw outcome;
 }

@@ -26,7 +26,7 @@ import {
   describeError,
 } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
-import { commitFile, commitFiles } from "./durable-files.js";
+import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
 import { isFinished, type Job, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
@@ -97,6 +97,9 @@ interface Waiter {
 
 export const DEFAULT_MAX_JOBS = 100_000;
 
+/** Commit groups under way at once: one publishing, one writing its temp files. */
+const MAX_GROUPS_IN_FLIGHT = 2;
+
 export class JobStore {
   state: StoreState = "open";
   readonly loadReport: LoadReport;
@@ -109,11 +112,15 @@ export class JobStore {
   /** Unarchived jobs, in ascending id order (load sorts; new ids are larger). */
   private readonly jobs: Map<number, Job>;
   private lastId: number;
-  private persistedSerial: number;
+  /** The highest id a serial write has been started for. */
+  private scheduledSerial: number;
   private isDrained: boolean;
   private pendingSubmissions = 0;
   private pending: PendingWrite[] = [];
-  private flushing: Promise<void> | null = null;
+  /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
+  private readonly groupsInFlight = new Set<Promise<void>>();
+  /** Publishing (renames + directory fsync) of one group after the other, in order. */
+  private publishTurn: Promise<unknown> = Promise.resolve();
   private readonly chains = new Map<number, Promise<unknown>>();
   private readonly waiters = new Map<number, Set<Waiter>>();
   private readonly listeners = new Set<ChangeListener>();
@@ -131,7 +138,7 @@ export class JobStore {
     this.maxJobs = opts.maxJobs;
     this.jobs = loaded.jobs;
     this.lastId = loaded.lastId;
-    this.persistedSerial = loaded.lastId;
+    this.scheduledSerial = loaded.lastId;
     this.isDrained = loaded.drained;
     this.loadReport = loaded.report;
   }
@@ -413,7 +420,7 @@ export class JobStore {
     if (this.state !== "open") return;
     this.state = "closing";
     await Promise.allSettled([...this.chains.values()]);
-    while (this.flushing !== null) await this.flushing;
+    while (this.groupsInFlight.size > 0) await Promise.allSettled([...this.groupsInFlight]);
     for (const [id, set] of this.waiters) {
       const job = this.jobs.get(id);
       for (const w of [...set]) if (job !== undefined) w.resolve(job);
@@ -461,53 +468,55 @@ export class JobStore {
   }
 
   /**
-   * Starts a flush unless one runs. A flush that ends re-checks the queue:
-   * changes queued by callers woken by the last group (after the loop saw an
-   * empty queue, before the flush settled) must not wait for a later change.
+   * Group commit, pipelined two deep: everything queued goes out as one
+   * group, and while a group is being published (renamed into place and its
+   * directory fsynced) the next one is already writing its temp files.
+   * Publishing stays strictly in order, so the serial on disk only grows.
    */
   private startFlush(): void {
-    if (this.flushing !== null || this.pending.length === 0) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = null;
-      this.startFlush();
-    });
+    while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.length > 0) {
+      const group = this.pending.splice(0);
+      const running: Promise<void> = this.commitGroup(group).finally(() => {
+        this.groupsInFlight.delete(running);
+        // Changes queued by callers woken by this group must not wait for a
+        // later change to be flushed.
+        this.startFlush();
+      });
+      this.groupsInFlight.add(running);
+    }
   }
 
-  /**
-   * Group commit: everything that arrived while the previous group was being
-   * written goes out as the next group.
-   */
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      let group = this.pending.splice(0);
-      const newIds = group.filter((w) => w.isNew).map((w) => w.job.id);
-      const maxNewId = newIds.reduce((a, b) => Math.max(a, b), 0);
-      if (maxNewId > this.persistedSerial) {
-        try {
-          await commitFile(this.fs, this.dir, SERIAL_FILE, `${maxNewId}\n`);
-          this.persistedSerial = maxNewId;
-        } catch (err) {
-          const failure = asIoError(err, path.join(this.dir, SERIAL_FILE));
-          this.logger.error(`cannot persist the job serial: ${failure.message}`);
-          for (const w of group) if (w.isNew) w.reject(failure);
-          group = group.filter((w) => !w.isNew);
-        }
-      }
-      const outcomes = await commitFiles(
-        this.fs,
-        this.dir,
-        group.map((w) => ({ name: jobFileName(w.job.id), data: serializeJob(w.job) })),
-      );
-      group.forEach((w, i) => {
-        const failure = outcomes[i];
-        if (failure === null || failure === undefined) {
-          w.resolve();
-        } else {
-          this.logger.error(`job ${w.job.id}: ${failure.message}`, { job: w.job.id });
-          w.reject(failure);
-        }
-      });
+  private async commitGroup(group: PendingWrite[]): Promise<void> {
+    const maxNewId = group.reduce((max, w) => (w.isNew ? Math.max(max, w.job.id) : max), 0);
+    // The serial goes out in the same group as the first files using its
+    // ids, as their gate: renamed before them, and they are abandoned if it
+    // fails. No caller learns of an id before both are durable.
+    let gate: FileWrite | undefined;
+    if (maxNewId > this.scheduledSerial) {
+      gate = { name: SERIAL_FILE, data: `${maxNewId}\n` };
+      this.scheduledSerial = maxNewId;
     }
+    const writes = group.map((w) => ({
+      name: jobFileName(w.job.id),
+      data: serializeJob(w.job),
+      gated: w.isNew,
+    }));
+    const prepared = await prepareFiles(this.fs, this.dir, writes, gate);
+    const publishing = this.publishTurn.then(() => publishFiles(this.fs, prepared));
+    this.publishTurn = publishing.catch(() => undefined);
+    const outcome = await publishing;
+    if (outcome.gate !== null) {
+      this.logger.error(`cannot persist the job serial: ${outcome.gate.message}`);
+    }
+    group.forEach((w, i) => {
+      const failure = outcome.writes[i];
+      if (failure === null) {
+        w.resolve();
+      } else {
+        this.logger.error(`job ${w.job.id}: ${failure.message}`, { job: w.job.id });
+        w.reject(failure);
+      }
+    });
   }
 
   private async archiveOne(id: number): Promise<boolean> {
