@@ -38,6 +38,7 @@ import {
   JOBSDIR_VERSION,
   KNOWN_FILES,
   QUARANTINE_DIR,
+  SCHEDULE_STATE_FILE,
   SERIAL_FILE,
   VERSION_FILE,
   archiveBucket,
@@ -115,6 +116,7 @@ export class JobStore {
   /** The highest id a serial write has been started for. */
   private scheduledSerial: number;
   private isDrained: boolean;
+  private lastTriggers: Record<string, number>;
   private pendingSubmissions = 0;
   private pending: PendingWrite[] = [];
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
@@ -140,6 +142,7 @@ export class JobStore {
     this.lastId = loaded.lastId;
     this.scheduledSerial = loaded.lastId;
     this.isDrained = loaded.drained;
+    this.lastTriggers = loaded.scheduleState;
     this.loadReport = loaded.report;
   }
 
@@ -355,6 +358,21 @@ export class JobStore {
   }
 
   /** Turns draining on (new submissions refused) or off; survives restarts. */
+  /**
+   * The last trigger time (ms since the epoch) of each job definition, as
+   * the scheduler last saved it; for the missed-run policy after downtime.
+   */
+  get scheduleState(): Readonly<Record<string, number>> {
+    return this.lastTriggers;
+  }
+
+  /** Saves the last trigger times durably (replacing what was saved). */
+  async saveScheduleState(lastTriggers: Record<string, number>): Promise<void> {
+    this.assertOpen();
+    await commitFile(this.fs, this.dir, SCHEDULE_STATE_FILE, JSON.stringify(lastTriggers) + "\n");
+    this.lastTriggers = { ...lastTriggers };
+  }
+
   async setDrain(on: boolean): Promise<void> {
     this.assertOpen();
     if (on) {
@@ -558,6 +576,7 @@ interface Loaded {
   jobs: Map<number, Job>;
   lastId: number;
   drained: boolean;
+  scheduleState: Record<string, number>;
   report: LoadReport;
 }
 
@@ -646,7 +665,14 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
     );
   }
   if (changedDir) await fs.fsyncDir(dir);
-  return { jobs, lastId: Math.max(serial, seen), drained: names.has(DRAIN_FILE), report };
+  const scheduleState = names.has(SCHEDULE_STATE_FILE) ? readScheduleState(dir, fs, logger) : {};
+  return {
+    jobs,
+    lastId: Math.max(serial, seen),
+    drained: names.has(DRAIN_FILE),
+    scheduleState,
+    report,
+  };
 }
 
 async function checkVersion(dir: string, fs: FsOps, names: Set<string>): Promise<void> {
@@ -727,6 +753,32 @@ async function readText(fs: FsOps, file: string): Promise<string> {
     return await fs.readFile(file);
   } catch (err) {
     throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
+  }
+}
+
+/**
+ * A damaged schedule state costs at most one missed-run decision per
+ * definition, so it is logged and replaced by an empty one, not fatal.
+ */
+function readScheduleState(dir: string, fs: FsOps, logger: Logger): Record<string, number> {
+  const file = path.join(dir, SCHEDULE_STATE_FILE);
+  const text = readTextNow(fs, file);
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      throw new Error("not an object");
+    const state: Record<string, number> = {};
+    for (const [name, time] of Object.entries(value)) {
+      if (typeof time !== "number" || !Number.isSafeInteger(time))
+        throw new Error(`"${name}" has no time`);
+      state[name] = time;
+    }
+    return state;
+  } catch (err) {
+    logger.warn(
+      `${file}: unusable (${describeError(err)}); missed runs are not caught up this time`,
+    );
+    return {};
   }
 }
 

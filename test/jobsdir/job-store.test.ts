@@ -508,3 +508,19 @@ t.test("a job file written by hand with the right content loads", async (t) => {
   store = await open(t, dir);
   t.equal(store.get(1)?.priority, 9);
 });
+
+t.test("schedule state survives a restart; a damaged one is logged and emptied", async (t) => {
+  const dir = tempDir(t);
+  let store = await JobStore.open({ dir });
+  t.same(store.scheduleState, {});
+  await store.saveScheduleState({ home: 1000, etc: 2000 });
+  await store.close();
+  store = await JobStore.open({ dir });
+  t.same(store.scheduleState, { home: 1000, etc: 2000 });
+  await store.close();
+  writeFileSync(path.join(dir, "schedule-state.json"), '{"home": "yesterday"}');
+  const log = new CollectingLogger();
+  store = await open(t, dir, { logger: log });
+  t.same(store.scheduleState, {});
+  t.match(log.messages("warn"), [/schedule-state\.json: unusable \("home" has no time\)/]);
+});
