@@ -1,5 +1,8 @@
-// The logging interface that library code depends on. Daemons pass a winston
-// logger (see their own modules); tests pass a collecting one.
+// The logging interface that library code depends on, and the winston
+// logger the daemons pass in. Tests pass a collecting one.
+
+import path from "node:path";
+import winston from "winston";
 
 export type LogMeta = Record<string, string | number | boolean | null | undefined>;
 
@@ -17,3 +20,48 @@ export const silentLogger: Logger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+export interface DaemonLogOptions {
+  /** The log file, e.g. /var/log/abs/master-daemon.log. */
+  file: string;
+  /** Also log to the console (foreground mode, -f). Default false. */
+  console?: boolean;
+  /** Log debug lines too (-d). Default false. */
+  debug?: boolean;
+}
+
+/**
+ * The daemons' logger: one line per event, `time level message key=value`,
+ * in the daemon's log file (and the console in the foreground). Lines about
+ * a job carry `job=ID`, lines about a slave `slave=NAME`.
+ */
+export function createDaemonLogger(opts: DaemonLogOptions): Logger & { close(): Promise<void> } {
+  const line = winston.format.printf((info) => {
+    const { level, message, timestamp, ...meta } = info;
+    const extra = Object.entries(meta)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(" ");
+    return `${String(timestamp)} ${level} ${String(message)}${extra === "" ? "" : ` ${extra}`}`;
+  });
+  const format = winston.format.combine(winston.format.timestamp(), line);
+  const transports: winston.transport[] = [
+    new winston.transports.File({ filename: path.resolve(opts.file), format }),
+  ];
+  if (opts.console === true) transports.push(new winston.transports.Console({ format }));
+  const logger = winston.createLogger({
+    level: opts.debug === true ? "debug" : "info",
+    transports,
+  });
+  return {
+    debug: (message, meta) => logger.debug(message, meta),
+    info: (message, meta) => logger.info(message, meta),
+    warn: (message, meta) => logger.warn(message, meta),
+    error: (message, meta) => logger.error(message, meta),
+    close: () =>
+      new Promise<void>((resolve) => {
+        logger.on("finish", () => resolve());
+        logger.end();
+      }),
+  };
+}
