@@ -1,0 +1,380 @@
+// The master's configuration: master.conf (its `[master]` section and any
+// job definitions) plus every jobs.d/*.conf (job definitions only), read in
+// three steps, all before any socket or file is opened (STYLE 6):
+//
+//   1. text → sections of located entries   (ini-tokenizer.ts)
+//   2. sections → checked values, or every issue found, each as
+//      `file:line: key "value": why`        (readSection, readJobDefinition)
+//   3. checked values → MasterConfig with every default filled in and every
+//      duration in milliseconds              (fillMasterDefaults, fillJobDefaults)
+//
+// Pure code: read-config-files.ts reads the files. Conflicting options are
+// refused, never quietly fixed; so is an option that would have no effect
+// (a keytab with auth = realm-key), since it shows a misunderstanding.
+//
+//   [master]
+//   realm = EXAMPLE.COM
+//   listen = 0.0.0.0:7370
+//   jobs_dir = /var/lib/abs/jobs
+//   auth = kerberos
+//   keytab = /etc/abs/abs.keytab
+//   service_principal = abs/backup.example.com
+
+import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
+import { type IniSection, tokenizeIni } from "./ini-tokenizer.js";
+import { closest, type ConfigIssue, type LoadResult, makeIssue } from "./issues.js";
+import { DEFAULT_PORT, type HostPort } from "./host-port.js";
+import {
+  JOB_KEYS,
+  type JobDefinition,
+  jobHeaderName,
+  readJobDefinition,
+} from "./job-definition.js";
+import { readSection } from "./section-reader.js";
+import {
+  absolutePath,
+  duration,
+  hostPort,
+  integer,
+  Invalid,
+  list,
+  name,
+  octalMode,
+  oneOf,
+  type Parser,
+  principal,
+  realm,
+  servicePrincipal,
+  timeZone,
+} from "./values.js";
+
+/** One config file as read: its name for messages, and its text. */
+export interface ConfigFile {
+  file: string;
+  text: string;
+}
+
+export interface MasterConfig {
+  /** master.conf as named by the reader (the first file), for messages and the summary. */
+  file: string;
+  /** `listen`: address and port for slaves (TLS). Port 0: any free port. Default 0.0.0.0:7370. */
+  listen: HostPort;
+  /** `jobs_dir`: absolute path of the jobs directory. Default /var/lib/abs/jobs. */
+  jobsDir: string;
+  /** `state_dir`: absolute path for the master's other state (pid file, slaves seen, TLS material). Default /var/lib/abs/master. */
+  stateDir: string;
+  /** `log_dir`: absolute path of master-daemon.log and the admin access log. Default /var/log/abs. */
+  logDir: string;
+  /** `admin_socket`: absolute path of the admin Unix socket. Default /run/abs/admin.sock. */
+  adminSocket: string;
+  /** `admin_socket_mode`: its file mode; world-writable modes are refused. Default 0o660. */
+  adminSocketMode: number;
+  /** `realm`: the realm the master serves (for Kerberos, the Kerberos realm). Required. */
+  realm: string;
+  /** `auth`: how slaves authenticate: realm-key or kerberos. Default "realm-key". */
+  auth: AuthMode;
+  /** `realm_key_file`: the realm key (`abs keygen`); realm-key only. Default /etc/abs/realm.key; null with kerberos. */
+  realmKeyFile: string | null;
+  /** `keytab`: the master's service keytab; required with kerberos, refused otherwise. */
+  keytab: string | null;
+  /** `service_principal`: `service/host[@REALM]`; required with kerberos, refused otherwise. */
+  servicePrincipal: string | null;
+  /** `allowed_principals`: slave principals allowed (kerberos only). Default empty: every principal of the realm. */
+  allowedPrincipals: string[];
+  /** `tls_cert`: PEM certificate for the slave link; both or neither with tls_key. Default null: the master makes a self-signed one in state_dir. */
+  tlsCert: string | null;
+  /** `tls_key`: PEM private key of tls_cert. Default null (see tlsCert). */
+  tlsKey: string | null;
+  /** `max_jobs`: limit on unarchived jobs in the jobs directory. Default 100,000. */
+  maxJobs: number;
+  /** `max_concurrent`: limit on jobs dispatched or running across all slaves. Default 100. */
+  maxConcurrent: number;
+  /** `default_slave_max_jobs`: per-slave limit on concurrent jobs (a slave may ask for fewer). Default 2. */
+  defaultSlaveMaxJobs: number;
+  /** `orphan_grace`: milliseconds an orphaned job waits for its slave before failing as lost. Default 600,000 (10m). */
+  orphanGraceMs: number;
+  /** `heartbeat_interval`: milliseconds between heartbeats on the slave link (at least 100). Default 10,000 (10s). */
+  heartbeatIntervalMs: number;
+  /** `handshake_timeout`: milliseconds a connection has to finish TLS and authentication (at least 100). Default 10,000 (10s). */
+  handshakeTimeoutMs: number;
+  /** `peers`: the other master hosts, for startup voting; port default 7370. Default empty. */
+  peers: HostPort[];
+  /** `timezone`: the zone job schedules are read in unless they name one. Default: the local zone given to the loader. */
+  timezone: string;
+  /** Every job definition, in file order then section order. */
+  jobs: JobDefinition[];
+}
+
+export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
+
+/** Refuses world-writable modes: on a Unix socket, write permission is the right to administer. */
+const socketMode: Parser<number> = (t) => {
+  const mode = octalMode(t);
+  if (mode instanceof Invalid) return mode;
+  if ((mode & 0o002) !== 0) {
+    return new Invalid(
+      "world-writable: anyone on this host could administer ABS; use 0660 or 0770",
+    );
+  }
+  return mode;
+};
+
+const MASTER_SCHEMA = {
+  listen: hostPort(DEFAULT_PORT, true),
+  jobs_dir: absolutePath,
+  state_dir: absolutePath,
+  log_dir: absolutePath,
+  admin_socket: absolutePath,
+  admin_socket_mode: socketMode,
+  realm,
+  auth: oneOf(AUTH_MODES),
+  realm_key_file: absolutePath,
+  keytab: absolutePath,
+  service_principal: servicePrincipal,
+  allowed_principals: list(principal),
+  tls_cert: absolutePath,
+  tls_key: absolutePath,
+  max_jobs: integer(1, 10_000_000),
+  max_concurrent: integer(1, 100_000),
+  default_slave_max_jobs: integer(1, 10_000),
+  orphan_grace: duration(0),
+  heartbeat_interval: duration(100),
+  handshake_timeout: duration(100),
+  peers: list(hostPort(DEFAULT_PORT)),
+  timezone: timeZone,
+};
+
+const MASTER_KEYS: readonly string[] = Object.keys(MASTER_SCHEMA);
+
+/** The master's local time zone, the default of `timezone`. */
+function localTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+export interface MasterLoadOptions {
+  /** The zone job schedules default to when master.conf names none. Default: this host's local zone. */
+  localTimeZone?: string;
+}
+
+/**
+ * Checks master.conf (the first file) and the jobs.d files (the others, in
+ * name order). Returns the config, or every issue found in every file.
+ */
+export function loadMasterConfig(
+  files: readonly ConfigFile[],
+  options: MasterLoadOptions = {},
+): LoadResult<MasterConfig> {
+  const issues: ConfigIssue[] = [];
+  const masterFile = files[0];
+  if (masterFile === undefined) {
+    return {
+      errors: [makeIssue("master.conf", 1, "file", "master.conf", "no config file was given")],
+    };
+  }
+
+  // Step 1: every file into sections; sort them into [master] and jobs.
+  let masterSection: IniSection | undefined;
+  const jobSections: { file: string; name: string; section: IniSection }[] = [];
+  const defined = new Map<string, { file: string; line: number }>();
+  files.forEach(({ file, text }, index) => {
+    const doc = tokenizeIni(file, text);
+    issues.push(...doc.issues);
+    doc.sections.forEach((section, i) => {
+      if (i === 0) {
+        for (const e of section.entries) {
+          const why = "outside any section; put it under [master] or [job NAME]";
+          issues.push(makeIssue(file, e.line, e.key, e.value, why));
+        }
+        return;
+      }
+      const where = (key: string, value: string, why: string): void => {
+        issues.push(makeIssue(file, section.line, key, value, why));
+      };
+      if (section.header === "master") {
+        if (index !== 0) {
+          where("section", "master", `belongs in ${masterFile.file}, not in a jobs.d file`);
+        } else if (masterSection !== undefined) {
+          where("section", "master", `already opened at line ${masterSection.line}`);
+        } else {
+          masterSection = section;
+        }
+        return;
+      }
+      const jobName = jobHeaderName(section.header);
+      if (jobName === undefined) {
+        const [word = "", ...rest] = section.header.split(/\s+/);
+        const guess = closest(word, ["master", "job"]);
+        const why =
+          guess === undefined
+            ? "unknown section; expected [master] or [job NAME]"
+            : `unknown section; did you mean [${[guess, ...rest].join(" ")}]?`;
+        where("section", section.header, why);
+        return;
+      }
+      if (jobName === "") {
+        where("section", section.header, "a job definition needs a name: [job NAME]");
+        return;
+      }
+      const checked = name(jobName);
+      if (checked instanceof Invalid) {
+        where("job", jobName, checked.why);
+        return;
+      }
+      const first = defined.get(jobName);
+      if (first !== undefined) {
+        where("job", jobName, `already defined at ${first.file}:${first.line}`);
+        return;
+      }
+      defined.set(jobName, { file, line: section.line });
+      jobSections.push({ file, name: jobName, section });
+    });
+  });
+
+  // Step 2: the [master] section, then each definition.
+  const m = checkMaster(masterFile.file, masterSection, issues);
+  const timezone = m?.timezone ?? options.localTimeZone ?? localTimeZone();
+  const jobs: JobDefinition[] = [];
+  for (const { file, name: jobName, section } of jobSections) {
+    const def = readJobDefinition(file, jobName, section, { timezone }, MASTER_KEYS, issues);
+    if (def !== undefined) jobs.push(def);
+  }
+  if (issues.length > 0 || m === undefined) return { errors: sortIssues(issues, files) };
+
+  // Step 3.
+  return { config: fillMasterDefaults(masterFile.file, m, timezone, jobs) };
+}
+
+/** Issues in file order, then line order (a stable sort keeps same-line issues as found). */
+function sortIssues(issues: ConfigIssue[], files: readonly ConfigFile[]): ConfigIssue[] {
+  const order = new Map(files.map((f, i) => [f.file, i]));
+  return issues.sort(
+    (a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line,
+  );
+}
+
+type MasterValues = ReturnType<typeof readSection<typeof MASTER_SCHEMA>>["values"];
+
+interface CheckedMaster {
+  values: MasterValues;
+  realm: string;
+  timezone: string | undefined;
+}
+
+function checkMaster(
+  file: string,
+  section: IniSection | undefined,
+  issues: ConfigIssue[],
+): CheckedMaster | undefined {
+  if (section === undefined) {
+    issues.push(
+      makeIssue(
+        file,
+        1,
+        "section",
+        "master",
+        "missing; master.conf needs a [master] section with at least realm",
+      ),
+    );
+    return undefined;
+  }
+  const before = issues.length;
+  const { values: v, written } = readSection(file, section, MASTER_SCHEMA, issues, {
+    elsewhere: { keys: JOB_KEYS, where: "a [job NAME] section" },
+  });
+  const at = (line: number, key: string, value: string, why: string): void => {
+    issues.push(makeIssue(file, line, key, value, why));
+  };
+  if (!written.has("realm")) at(section.line, "section", "master", 'missing required key "realm"');
+
+  // Authentication: the keys of the other mode are refused, those of this one required.
+  const auth = v.auth?.value ?? (written.has("auth") ? undefined : "realm-key");
+  const authShown = v.auth === undefined ? `${auth}, the default` : auth;
+  if (auth !== undefined) {
+    const otherMode = auth === "kerberos" ? "realm-key" : "kerberos";
+    const otherKeys =
+      auth === "kerberos"
+        ? ["realm_key_file"]
+        : ["keytab", "service_principal", "allowed_principals"];
+    for (const key of otherKeys) {
+      const e = written.get(key);
+      if (e !== undefined) {
+        at(e.line, key, e.value, `only used with auth = ${otherMode} (auth is ${authShown})`);
+      }
+    }
+    if (auth === "kerberos" && v.auth !== undefined) {
+      const missing = ["keytab", "service_principal"].filter((k) => !written.has(k));
+      if (missing.length > 0) at(v.auth.line, "auth", "kerberos", `needs ${missing.join(" and ")}`);
+    }
+  }
+  // Allowed principals must be in the realm: the acceptor refuses every other realm anyway.
+  const realmValue = v.realm?.value;
+  if (v.allowed_principals !== undefined && realmValue !== undefined) {
+    const a = v.allowed_principals;
+    const outside = a.value.find((p) => p.includes("@") && !p.endsWith(`@${realmValue}`));
+    if (outside !== undefined) {
+      at(a.line, "allowed_principals", a.text, `${outside} is not in the realm ${realmValue}`);
+    }
+  }
+  if (written.has("tls_cert") !== written.has("tls_key")) {
+    const [has, lacks] = written.has("tls_cert")
+      ? ["tls_cert", "tls_key"]
+      : ["tls_key", "tls_cert"];
+    const e = written.get(has);
+    if (e !== undefined) {
+      at(e.line, has, e.value, `needs ${lacks} too (or neither, for a self-signed certificate)`);
+    }
+  }
+  if (issues.length > before || realmValue === undefined) return undefined;
+  return { values: v, realm: realmValue, timezone: v.timezone?.value };
+}
+
+/** Step 3 for [master]: defaults and milliseconds. */
+function fillMasterDefaults(
+  file: string,
+  m: CheckedMaster,
+  timezone: string,
+  jobs: JobDefinition[],
+): MasterConfig {
+  const v = m.values;
+  const auth = v.auth?.value ?? "realm-key";
+  const kerberos = auth === "kerberos";
+  return {
+    file,
+    listen: v.listen?.value ?? { host: "0.0.0.0", port: DEFAULT_PORT },
+    jobsDir: v.jobs_dir?.value ?? "/var/lib/abs/jobs",
+    stateDir: v.state_dir?.value ?? "/var/lib/abs/master",
+    logDir: v.log_dir?.value ?? "/var/log/abs",
+    adminSocket: v.admin_socket?.value ?? "/run/abs/admin.sock",
+    adminSocketMode: v.admin_socket_mode?.value ?? 0o660,
+    realm: m.realm,
+    auth,
+    realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),
+    keytab: v.keytab?.value ?? null,
+    servicePrincipal: v.service_principal?.value ?? null,
+    allowedPrincipals: v.allowed_principals?.value ?? [],
+    tlsCert: v.tls_cert?.value ?? null,
+    tlsKey: v.tls_key?.value ?? null,
+    maxJobs: v.max_jobs?.value ?? 100_000,
+    maxConcurrent: v.max_concurrent?.value ?? 100,
+    defaultSlaveMaxJobs: v.default_slave_max_jobs?.value ?? 2,
+    orphanGraceMs: v.orphan_grace?.value ?? 600_000,
+    heartbeatIntervalMs: v.heartbeat_interval?.value ?? 10_000,
+    handshakeTimeoutMs: v.handshake_timeout?.value ?? 10_000,
+    peers: v.peers?.value ?? [],
+    timezone,
+    jobs,
+  };
+}
+
+/** One line for `abs-master -t`: "master.conf: OK; 2 job definitions: home (green-acres, 0 2 * * *, Europe/Paris), ..." */
+export function summarizeMasterConfig(config: MasterConfig): string {
+  const n = config.jobs.length;
+  if (n === 0) return `${config.file}: OK; no job definitions`;
+  const defs = config.jobs.map((j) => {
+    const parts = [j.slaves.join("+"), j.schedule === null ? "manual only" : j.schedule.expression];
+    if (j.schedule !== null) parts.push(j.timezone);
+    if (!j.enabled) parts.push("disabled");
+    return `${j.name} (${parts.join(", ")})`;
+  });
+  return `${config.file}: OK; ${n} job definition${n === 1 ? "" : "s"}: ${defs.join(", ")}`;
+}

@@ -1,0 +1,210 @@
+// The slave's configuration, slave.conf, in the three steps of master-config.ts.
+// Pure code: the caller reads the file and passes the host name.
+//
+// It accepts the ABS seed's line as written, and every setting in either form:
+//
+//   master: green-acres          # the seed's form; also green-acres:7370, [::1]:7370
+//   state_dir = /var/lib/abs/slave
+//   ; comments start with ; or #
+//
+// Keys go at the top of the file or under an optional `[slave]` header (for
+// those who like INI sections); no other section exists. The same key twice
+// is an error naming both lines, never "the last one wins".
+
+import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
+import { DEFAULT_PORT, type HostPort } from "./host-port.js";
+import { type IniEntry, type IniSection, tokenizeIni } from "./ini-tokenizer.js";
+import { closest, type ConfigIssue, type LoadResult, makeIssue } from "./issues.js";
+import { DEFAULT_REALM_KEY_FILE } from "./master-config.js";
+import { readSection } from "./section-reader.js";
+import {
+  absolutePath,
+  duration,
+  hostPort,
+  integer,
+  Invalid,
+  list,
+  name,
+  oneOf,
+  type Parser,
+  principal,
+  servicePrincipal,
+  sha256Fingerprint,
+} from "./values.js";
+
+export interface SlaveConfig {
+  /** slave.conf as named by the caller. */
+  file: string;
+  /** `master`: the master's host and port. Port default 7370. Required. */
+  master: HostPort;
+  /** `name`: the name the slave registers under. Default: the host name given to the loader. */
+  name: string;
+  /** `state_dir`: absolute path of running jobs and unacknowledged results. Default /var/lib/abs/slave. */
+  stateDir: string;
+  /** `log_dir`: absolute path of slave-daemon.log. Default /var/log/abs. */
+  logDir: string;
+  /** `auth`: realm-key or kerberos. Default "realm-key". */
+  auth: AuthMode;
+  /** `realm_key_file`: the realm key (realm-key only). Default /etc/abs/realm.key; null with kerberos. */
+  realmKeyFile: string | null;
+  /** `keytab`: the slave's host keytab (kerberos only). Default null; kerberos needs it or ccache. */
+  keytab: string | null;
+  /** `principal`: the slave principal, `name@REALM` (kerberos only). Default null: the keytab's first, or the cache's. */
+  principal: string | null;
+  /** `ccache`: a credential cache such as FILE:/var/lib/abs/krb5cc (kerberos only). Default null. */
+  ccache: string | null;
+  /** `master_principal`: the master's service principal (kerberos only). Default "abs/<master host>". */
+  masterPrincipal: string | null;
+  /** `master_fingerprint`: SHA-256 pin of the master's certificate, upper-case colon hex. Default null. */
+  masterFingerprint: string | null;
+  /** `master_ca`: PEM CA file to verify the master's certificate with. Default null. */
+  masterCa: string | null;
+  /** `max_jobs`: jobs this slave runs at once (1 to 10,000). Default 2. */
+  maxJobs: number;
+  /** `allowed_paths`: absolute paths jobs may read or write under (comma list). Default ["/"]: everywhere. */
+  allowedPaths: string[];
+  /** `heartbeat_interval`: milliseconds between heartbeats (at least 100). Default 10,000 (10s). */
+  heartbeatIntervalMs: number;
+}
+
+/** A credential cache name, `TYPE:residual` (FILE:, DIR:, KEYRING:, MEMORY:, ...) or an absolute path. */
+const ccacheName: Parser<string> = (t) =>
+  /^[A-Z]+:\S+$/.test(t) || /^\/\S*$/.test(t)
+    ? t
+    : new Invalid('expected a credential cache such as "FILE:/var/lib/abs/krb5cc"');
+
+const SLAVE_SCHEMA = {
+  master: hostPort(DEFAULT_PORT),
+  name,
+  state_dir: absolutePath,
+  log_dir: absolutePath,
+  auth: oneOf(AUTH_MODES),
+  realm_key_file: absolutePath,
+  keytab: absolutePath,
+  principal,
+  ccache: ccacheName,
+  master_principal: servicePrincipal,
+  master_fingerprint: sha256Fingerprint,
+  master_ca: absolutePath,
+  max_jobs: integer(1, 10_000),
+  allowed_paths: list(absolutePath),
+  heartbeat_interval: duration(100),
+};
+
+const KERBEROS_KEYS = ["keytab", "principal", "ccache", "master_principal"];
+
+export interface SlaveLoadOptions {
+  /** This host's name, the default of `name` (pure code cannot ask the system). */
+  hostName: string;
+}
+
+export function loadSlaveConfig(
+  file: string,
+  text: string,
+  options: SlaveLoadOptions,
+): LoadResult<SlaveConfig> {
+  // Step 1.
+  const doc = tokenizeIni(file, text, { colon: true });
+  const issues: ConfigIssue[] = [...doc.issues];
+  const merged: IniSection = { header: "", line: 1, entries: [] };
+  const seen = new Map<string, IniEntry>();
+  doc.sections.forEach((section, i) => {
+    if (i > 0 && section.header !== "slave") {
+      const guess = closest(section.header, ["slave"]);
+      const why = `unknown section; slave.conf has only [slave], or no section at all${guess === undefined ? "" : "; did you mean [slave]?"}`;
+      issues.push(makeIssue(file, section.line, "section", section.header, why));
+      return;
+    }
+    for (const e of section.entries) {
+      const first = seen.get(e.key);
+      if (first !== undefined) {
+        issues.push(makeIssue(file, e.line, e.key, e.value, `already set at line ${first.line}`));
+        continue;
+      }
+      seen.set(e.key, e);
+      merged.entries.push(e);
+    }
+  });
+
+  // Step 2.
+  const { values: v, written } = readSection(file, merged, SLAVE_SCHEMA, issues);
+  const at = (line: number, key: string, value: string, why: string): void => {
+    issues.push(makeIssue(file, line, key, value, why));
+  };
+  if (!written.has("master")) {
+    at(1, "file", file, 'missing required key "master" (e.g. "master: green-acres")');
+  }
+  let slaveName = v.name?.value;
+  if (!written.has("name")) {
+    const host = name(options.hostName);
+    if (host instanceof Invalid) {
+      at(
+        1,
+        "name",
+        options.hostName,
+        `the host name is not a usable slave name (${host.why}); set name`,
+      );
+    } else {
+      slaveName = host;
+    }
+  }
+  const auth = v.auth?.value ?? (written.has("auth") ? undefined : "realm-key");
+  const authShown = v.auth === undefined ? `${auth}, the default` : auth;
+  if (auth === "realm-key") {
+    for (const key of KERBEROS_KEYS) {
+      const e = written.get(key);
+      if (e !== undefined) {
+        at(e.line, key, e.value, `only used with auth = kerberos (auth is ${authShown})`);
+      }
+    }
+  }
+  if (auth === "kerberos" && v.auth !== undefined) {
+    const e = written.get("realm_key_file");
+    if (e !== undefined)
+      at(e.line, e.key, e.value, "only used with auth = realm-key (auth is kerberos)");
+    if (!written.has("keytab") && !written.has("ccache")) {
+      at(
+        v.auth.line,
+        "auth",
+        "kerberos",
+        "needs keytab or ccache (the slave's Kerberos credentials)",
+      );
+    }
+    if (!written.has("master_fingerprint") && !written.has("master_ca")) {
+      at(
+        v.auth.line,
+        "auth",
+        "kerberos",
+        "needs master_fingerprint or master_ca: Kerberos is not bound to the TLS session, " +
+          "so the slave must verify the master's certificate",
+      );
+    }
+  }
+  const master = v.master?.value;
+  if (issues.length > 0 || master === undefined || slaveName === undefined || auth === undefined) {
+    return { errors: issues.sort((a, b) => a.line - b.line) };
+  }
+
+  // Step 3.
+  const kerberos = auth === "kerberos";
+  return {
+    config: {
+      file,
+      master,
+      name: slaveName,
+      stateDir: v.state_dir?.value ?? "/var/lib/abs/slave",
+      logDir: v.log_dir?.value ?? "/var/log/abs",
+      auth,
+      realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),
+      keytab: v.keytab?.value ?? null,
+      principal: v.principal?.value ?? null,
+      ccache: v.ccache?.value ?? null,
+      masterPrincipal: kerberos ? (v.master_principal?.value ?? `abs/${master.host}`) : null,
+      masterFingerprint: v.master_fingerprint?.value ?? null,
+      masterCa: v.master_ca?.value ?? null,
+      maxJobs: v.max_jobs?.value ?? 2,
+      allowedPaths: v.allowed_paths?.value ?? ["/"],
+      heartbeatIntervalMs: v.heartbeat_interval?.value ?? 10_000,
+    },
+  };
+}

@@ -1,0 +1,286 @@
+import t from "tap";
+import { loadSlaveConfig, type SlaveConfig } from "../../src/config/slave-config.js";
+
+const PIN = Array.from({ length: 32 }, (_, i) => (i * 8).toString(16).padStart(2, "0")).join(":");
+
+function load(text: string, hostName = "client7") {
+  return loadSlaveConfig("slave.conf", text, { hostName });
+}
+
+function errorsOf(text: string, hostName?: string): string[] {
+  const r = load(text, hostName);
+  return "errors" in r ? r.errors.map((e) => e.message) : [];
+}
+
+function configOf(text: string): SlaveConfig {
+  const r = load(text);
+  if ("errors" in r) throw new Error(r.errors.map((e) => e.message).join("\n"));
+  return r.config;
+}
+
+t.test("the ABS seed's line, exactly as written, is a whole slave.conf", (t) => {
+  t.same(configOf("master: green-acres\n"), {
+    file: "slave.conf",
+    master: { host: "green-acres", port: 7370 },
+    name: "client7",
+    stateDir: "/var/lib/abs/slave",
+    logDir: "/var/log/abs",
+    auth: "realm-key",
+    realmKeyFile: "/etc/abs/realm.key",
+    keytab: null,
+    principal: null,
+    ccache: null,
+    masterPrincipal: null,
+    masterFingerprint: null,
+    masterCa: null,
+    maxJobs: 2,
+    allowedPaths: ["/"],
+    heartbeatIntervalMs: 10_000,
+  });
+  t.same(
+    configOf("master: green-acres").master,
+    { host: "green-acres", port: 7370 },
+    "no final newline",
+  );
+  t.end();
+});
+
+t.test("master as host:port and [IPv6]:port, in both forms", (t) => {
+  const cases: [string, { host: string; port: number }][] = [
+    ["master: green-acres:7400", { host: "green-acres", port: 7400 }],
+    ["master = green-acres.example.com:7400", { host: "green-acres.example.com", port: 7400 }],
+    ["master: 192.0.2.7", { host: "192.0.2.7", port: 7370 }],
+    ["master: [::1]:7371", { host: "::1", port: 7371 }],
+    ["master: [2001:db8::7]", { host: "2001:db8::7", port: 7370 }],
+    ["master:green-acres", { host: "green-acres", port: 7370 }],
+    ["  master   :   green-acres   # comment", { host: "green-acres", port: 7370 }],
+  ];
+  for (const [text, master] of cases) t.same(configOf(text).master, master, text);
+  t.end();
+});
+
+t.test("every setting in either form, with an optional [slave] header", (t) => {
+  const text = [
+    "# slave.conf",
+    "; written by hand",
+    "master: green-acres",
+    "[slave]",
+    "name = client7.example.com",
+    "state_dir: /srv/abs/state/",
+    "log_dir = /srv/abs/log",
+    "auth: kerberos",
+    "keytab = /etc/krb5.keytab",
+    "principal: host/client7.example.com@EXAMPLE.COM",
+    "ccache = FILE:/srv/abs/krb5cc",
+    "master_principal: abs/backup.example.com@EXAMPLE.COM",
+    `master_fingerprint = ${PIN}`,
+    "master_ca: /etc/abs/ca.pem",
+    "max_jobs = 4",
+    "allowed_paths: /home, /srv/restore",
+    "heartbeat_interval = 2s",
+  ].join("\r\n");
+  t.same(configOf(text), {
+    file: "slave.conf",
+    master: { host: "green-acres", port: 7370 },
+    name: "client7.example.com",
+    stateDir: "/srv/abs/state",
+    logDir: "/srv/abs/log",
+    auth: "kerberos",
+    realmKeyFile: null,
+    keytab: "/etc/krb5.keytab",
+    principal: "host/client7.example.com@EXAMPLE.COM",
+    ccache: "FILE:/srv/abs/krb5cc",
+    masterPrincipal: "abs/backup.example.com@EXAMPLE.COM",
+    masterFingerprint: PIN.toUpperCase(),
+    masterCa: "/etc/abs/ca.pem",
+    maxJobs: 4,
+    allowedPaths: ["/home", "/srv/restore"],
+    heartbeatIntervalMs: 2000,
+  });
+  t.equal(
+    configOf(
+      `master: m.example.com\nauth = kerberos\nccache = FILE:/x\nmaster_fingerprint = ${PIN}\n`,
+    ).masterPrincipal,
+    "abs/m.example.com",
+    "the master's principal defaults to abs/<master host>",
+  );
+  t.end();
+});
+
+// [what, text, messages]
+const MISTAKES: [string, string, string[]][] = [
+  [
+    "empty file",
+    "",
+    ['slave.conf:1: file "slave.conf": missing required key "master" (e.g. "master: green-acres")'],
+  ],
+  [
+    "only comments",
+    "# master: green-acres\n",
+    ['slave.conf:1: file "slave.conf": missing required key "master" (e.g. "master: green-acres")'],
+  ],
+  [
+    "a misspelt key",
+    "master: a\nmastr_ca: /ca.pem\n",
+    ['slave.conf:2: mastr_ca "/ca.pem": unknown key; did you mean "master_ca"?'],
+  ],
+  ["an unknown key", "master: a\nfoo = bar\n", ['slave.conf:2: foo "bar": unknown key']],
+  [
+    "a duplicate key",
+    "master: green-acres\nmaster: blue-meadows\n",
+    ['slave.conf:2: master "blue-meadows": already set at line 1'],
+  ],
+  [
+    "a duplicate across the top and [slave]",
+    "master: a\n[slave]\nmaster = b\n",
+    ['slave.conf:3: master "b": already set at line 1'],
+  ],
+  [
+    "an unknown section",
+    "master: a\n[slaves]\n",
+    [
+      'slave.conf:2: section "slaves": unknown section; slave.conf has only [slave], or no section at all; did you mean [slave]?',
+    ],
+  ],
+  [
+    "a line that is not a setting",
+    "master green-acres\n",
+    [
+      'slave.conf:1: line "master green-acres": expected "key: value" or "key = value", a [section] header or a comment',
+      'slave.conf:1: file "slave.conf": missing required key "master" (e.g. "master: green-acres")',
+    ],
+  ],
+  ["an empty master", "master:\n", ['slave.conf:1: master "": the host is empty']],
+  [
+    "a master port out of range",
+    "master: green-acres:0\n",
+    ['slave.conf:1: master "green-acres:0": port "0" is not a number from 1 to 65535'],
+  ],
+  [
+    "an IPv6 master without brackets",
+    "master: ::1\n",
+    ['slave.conf:1: master "::1": an IPv6 address needs brackets, e.g. [2001:db8::7]:7370'],
+  ],
+  [
+    "a bad name",
+    "master: a\nname: my laptop\n",
+    [
+      'slave.conf:2: name "my laptop": a name holds only letters a-z and A-Z, digits, "-", "_" and "."',
+    ],
+  ],
+  [
+    "a host name that is no slave name",
+    "master: a\n",
+    [
+      'slave.conf:1: name "höst": the host name is not a usable slave name (a name holds only letters a-z and A-Z, digits, "-", "_" and "."); set name',
+    ],
+  ],
+  [
+    "a bad auth",
+    "master: a\nauth: password\n",
+    ['slave.conf:2: auth "password": expected "realm-key" or "kerberos"'],
+  ],
+  [
+    "a short fingerprint",
+    "master: a\nmaster_fingerprint: AB:CD\n",
+    [
+      'slave.conf:2: master_fingerprint "AB:CD": expected a SHA-256 fingerprint, 32 hex bytes separated by ":" (AB:CD:...), got 2 parts',
+    ],
+  ],
+  [
+    "a fingerprint that is not hex",
+    `master: a\nmaster_fingerprint: ${PIN.replace(/^00/, "ZZ")}\n`,
+    [
+      `slave.conf:2: master_fingerprint ${JSON.stringify(PIN.replace(/^00/, "ZZ").slice(0, 60) + "...")}: expected a SHA-256 fingerprint, 32 hex bytes separated by ":" (AB:CD:...); each part is two hex digits`,
+    ],
+  ],
+  [
+    "a relative allowed path",
+    "master: a\nallowed_paths: /home, srv\n",
+    [
+      'slave.conf:2: allowed_paths "/home, srv": "srv": expected an absolute path (starting with /)',
+    ],
+  ],
+  [
+    "max_jobs zero",
+    "master: a\nmax_jobs: 0\n",
+    ['slave.conf:2: max_jobs "0": expected an integer from 1 to 10000'],
+  ],
+  [
+    "a bad heartbeat",
+    "master: a\nheartbeat_interval: 1.5s\n",
+    [
+      'slave.conf:2: heartbeat_interval "1.5s": expected a duration such as 90s, 15m, 2h, 1d or 1h30m',
+    ],
+  ],
+  [
+    "a bad ccache",
+    "master: a\nauth: kerberos\nccache: krb5cc\nmaster_ca: /ca\n",
+    [
+      'slave.conf:3: ccache "krb5cc": expected a credential cache such as "FILE:/var/lib/abs/krb5cc"',
+    ],
+  ],
+  [
+    "kerberos without keytab or ccache",
+    `master: a\nauth: kerberos\nmaster_fingerprint: ${PIN}\n`,
+    ['slave.conf:2: auth "kerberos": needs keytab or ccache (the slave\'s Kerberos credentials)'],
+  ],
+  [
+    "kerberos without a way to verify the master",
+    "master: a\nauth: kerberos\nkeytab: /etc/krb5.keytab\n",
+    [
+      'slave.conf:2: auth "kerberos": needs master_fingerprint or master_ca: Kerberos is not bound to the TLS session, so the slave must verify the master\'s certificate',
+    ],
+  ],
+  [
+    "Kerberos settings with realm-key",
+    "master: a\nkeytab: /etc/krb5.keytab\nprincipal: host/a@R\n",
+    [
+      'slave.conf:2: keytab "/etc/krb5.keytab": only used with auth = kerberos (auth is realm-key, the default)',
+      'slave.conf:3: principal "host/a@R": only used with auth = kerberos (auth is realm-key, the default)',
+    ],
+  ],
+  [
+    "a realm key with kerberos",
+    "master: a\nauth: kerberos\nkeytab: /k\nmaster_ca: /ca\nrealm_key_file: /etc/abs/realm.key\n",
+    [
+      'slave.conf:5: realm_key_file "/etc/abs/realm.key": only used with auth = realm-key (auth is kerberos)',
+    ],
+  ],
+  [
+    "a control character",
+    "master: green\u0007acres\n",
+    [
+      'slave.conf:1: line "master: green\\u0007acres": contains the control character U+0007; is this a text config file?',
+      'slave.conf:1: file "slave.conf": missing required key "master" (e.g. "master: green-acres")',
+    ],
+  ],
+];
+
+t.test("every kind of slave.conf mistake has its exact message", (t) => {
+  for (const [what, text, expected] of MISTAKES) {
+    t.same(
+      errorsOf(text, what === "a host name that is no slave name" ? "höst" : "client7"),
+      expected,
+      what,
+    );
+  }
+  t.end();
+});
+
+t.test("hostile slave.conf", (t) => {
+  t.same(configOf("\ufeffmaster: green-acres\r\n").master.host, "green-acres", "BOM and CRLF");
+  t.same(configOf("master: green-acres\rname: a\r").name, "a", "old Mac line ends");
+  const long = errorsOf(`master: ${"g".repeat(1024 * 1024)}\n`);
+  t.equal(long.length, 2);
+  t.match(long[0], /^slave\.conf:1: line "master: g{52}\.\.\.": longer than 65536 characters$/);
+  const bytes = Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 131) % 256));
+  const garbage = errorsOf(bytes.toString("utf8"));
+  t.ok(garbage.length > 0 && garbage.length <= 23, `${garbage.length} errors for binary garbage`);
+  const full = "master: green-acres\nmax_jobs = 3\n";
+  for (let n = 0; n <= full.length; n++) {
+    const r = load(full.slice(0, n));
+    if ("errors" in r) for (const e of r.errors) t.match(e.message, /^slave\.conf:\d+: /);
+  }
+  t.end();
+});
