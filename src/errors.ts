@@ -27,6 +27,8 @@ export type ErrorCode =
   | "KERBEROS_UNAVAILABLE"
   | "KDC_UNREACHABLE"
   | "TLS"
+  // The admin link: the master cannot be reached.
+  | "UNREACHABLE"
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
@@ -200,6 +202,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "KERBEROS_UNAVAILABLE",
   "KDC_UNREACHABLE",
   "TLS",
+  "UNREACHABLE",
   "CONFIG",
   "BAD_ARGUMENT",
   "INTERNAL",

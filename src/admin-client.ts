@@ -1,0 +1,88 @@
+// The client side of the admin socket, used by `abs`: one request, one reply.
+
+import net from "node:net";
+import { AbsError, errorFromWire } from "./errors.js";
+import type { JsonObject, JsonValue } from "./json-shape.js";
+import { ADMIN_PROTOCOL_VERSION, parseAdminReply } from "./protocol/admin-messages.js";
+import { FrameDecoder, encodeFrame } from "./protocol/frame.js";
+
+export interface AdminCallOptions {
+  /** Give up after this long, in ms. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * Calls `method` on the master listening on `socketPath`. Resolves with the
+ * result; rejects with the master's error turned back into an AbsError, or
+ * with an AbsError saying the master cannot be reached.
+ */
+export function adminCall(
+  socketPath: string,
+  method: string,
+  args: JsonObject,
+  opts: AdminCallOptions = {},
+): Promise<JsonValue> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const decoder = new FrameDecoder();
+    let settled = false;
+    const finish = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      outcome();
+    };
+    const timer = setTimeout(
+      () =>
+        finish(() =>
+          reject(
+            new AbsError(
+              "UNREACHABLE",
+              `no answer from the master on ${socketPath} within ${opts.timeoutMs ?? 30_000} ms`,
+            ),
+          ),
+        ),
+      opts.timeoutMs ?? 30_000,
+    );
+    socket.on("connect", () =>
+      socket.write(encodeFrame({ method, args, version: ADMIN_PROTOCOL_VERSION })),
+    );
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        const [frame] = decoder.push(chunk);
+        if (frame === undefined) return;
+        const reply = parseAdminReply(frame);
+        finish(() => (reply.success ? resolve(reply.result) : reject(errorFromWire(reply.error))));
+      } catch (err) {
+        // The decoder and the reply parser throw only AbsError.
+        finish(() => reject(err as AbsError));
+      }
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === "ENOENT" || err.code === "ECONNREFUSED"
+          ? "is abs-master running? (see master.conf admin_socket)"
+          : err.code === "EACCES"
+            ? "permission denied: the socket's mode decides who may administer"
+            : err.message;
+      finish(() =>
+        reject(
+          new AbsError("UNREACHABLE", `cannot reach the master on ${socketPath}: ${why}`, {
+            cause: err,
+          }),
+        ),
+      );
+    });
+    socket.on("close", () =>
+      finish(() =>
+        reject(
+          new AbsError(
+            "PROTOCOL",
+            `the master on ${socketPath} closed the connection without an answer`,
+          ),
+        ),
+      ),
+    );
+  });
+}
