@@ -55,8 +55,8 @@ export function adminCall(
         const reply = parseAdminReply(frame);
         finish(() => (reply.success ? resolve(reply.result) : reject(errorFromWire(reply.error))));
       } catch (err) {
-        // The decoder and the reply parser throw only AbsError.
-        finish(() => reject(err as AbsError));
+        const error = err instanceof Error ? err : new AbsError("PROTOCOL", String(err));
+        finish(() => reject(error));
       }
     });
     socket.on("error", (err: NodeJS.ErrnoException) => {
