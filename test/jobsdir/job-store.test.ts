@@ -524,3 +524,23 @@ t.test("schedule state survives a restart; a damaged one is logged and emptied",
   t.same(store.scheduleState, {});
   t.match(log.messages("warn"), [/schedule-state\.json: unusable \("home" has no time\)/]);
 });
+
+t.test(
+  "callers that submit again as soon as they are answered are never left waiting",
+  async (t) => {
+    // Regression: a change queued by a caller woken by the last group, after
+    // the flush loop had seen an empty queue, waited for some later change.
+    const store = await open(t, tempDir(t));
+    let done = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = 0; i < 40; i++) {
+        const job = await store.submit(SPEC);
+        await store.transition(job.id, { to: "dispatched", now: 1, message: "sent" });
+        done += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, lane));
+    t.equal(done, 320);
+    t.equal(store.size, 320);
+  },
+);
