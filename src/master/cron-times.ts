@@ -12,7 +12,8 @@
 // So a nightly 02:30 backup runs once every night, never zero or two times.
 //
 // Day of month and day of week combine as in Vixie cron: when both are
-// restricted (neither is `*`), a day matching either one fires.
+// restricted (neither is `*`), a day matching either one fires. (The config
+// refuses such expressions for now, since node-cron reads them with "and".)
 
 import { parse as parseCron } from "node-cron";
 import { BadArgumentError } from "../errors.js";
@@ -98,7 +99,9 @@ export class CronTimes {
 }
 
 function readFields(expression: string): Fields {
-  const parts = expression.trim().split(/\s+/);
+  const nickname = expression.trim().startsWith("@");
+  // A nickname (@daily, @weekly, ...) restricts at most one of the two day fields.
+  const parts = nickname ? ["0", "0", "*", "*", "*"] : expression.trim().split(/\s+/);
   if (parts.length !== 5 && parts.length !== 6) {
     throw new BadArgumentError(
       `cron expression "${expression}" has ${parts.length} fields; it needs 5 or 6`,

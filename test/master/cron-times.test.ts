@@ -94,6 +94,16 @@ t.test("last day of month and Feb 29", (t) => {
   t.end();
 });
 
+t.test("nicknames", (t) => {
+  t.same(iso(new CronTimes("@daily", "UTC").next(at("2026-01-01T12:00:00Z"))), [
+    "2026-01-02T00:00:00Z",
+  ]);
+  t.same(iso(new CronTimes("@weekly", "UTC").next(at("2026-01-01T12:00:00Z"))), [
+    "2026-01-04T00:00:00Z",
+  ]);
+  t.end();
+});
+
 t.test("bad expressions and zones are refused by name", (t) => {
   t.throws(() => new CronTimes("0 2 * *", "UTC"), {
     code: "BAD_ARGUMENT",
