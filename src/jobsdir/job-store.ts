@@ -25,6 +25,7 @@ import {
   QueueFullError,
   describeError,
 } from "../errors.js";
+import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
@@ -33,6 +34,12 @@ import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
 import { type Transition, transition } from "./job-state.js";
 import {
+  type ScheduleState,
+  type SlaveRecord,
+  parseScheduleState,
+  parseSlaveRegistry,
+} from "./state-files.js";
+import {
   ARCHIVE_DIR,
   DRAIN_FILE,
   JOBSDIR_VERSION,
@@ -40,6 +47,7 @@ import {
   QUARANTINE_DIR,
   SCHEDULE_STATE_FILE,
   SERIAL_FILE,
+  SLAVES_FILE,
   VERSION_FILE,
   archiveBucket,
   isTempName,
@@ -116,7 +124,8 @@ export class JobStore {
   /** The highest id a serial write has been started for. */
   private scheduledSerial: number;
   private isDrained: boolean;
-  private lastTriggers: Record<string, number>;
+  private lastTriggers: ScheduleState;
+  private slaveRecords: SlaveRecord[];
   private pendingSubmissions = 0;
   private pending: PendingWrite[] = [];
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
@@ -143,6 +152,7 @@ export class JobStore {
     this.scheduledSerial = loaded.lastId;
     this.isDrained = loaded.drained;
     this.lastTriggers = loaded.scheduleState;
+    this.slaveRecords = loaded.slaves;
     this.loadReport = loaded.report;
   }
 
@@ -373,6 +383,18 @@ export class JobStore {
     this.lastTriggers = { ...lastTriggers };
   }
 
+  /** The slaves that have registered, as last saved. */
+  get slaves(): readonly SlaveRecord[] {
+    return this.slaveRecords;
+  }
+
+  /** Saves the registry of slaves durably (replacing what was saved). */
+  async saveSlaves(slaves: readonly SlaveRecord[]): Promise<void> {
+    this.assertOpen();
+    await commitFile(this.fs, this.dir, SLAVES_FILE, JSON.stringify(slaves) + "\n");
+    this.slaveRecords = [...slaves];
+  }
+
   async setDrain(on: boolean): Promise<void> {
     this.assertOpen();
     if (on) {
@@ -576,7 +598,8 @@ interface Loaded {
   jobs: Map<number, Job>;
   lastId: number;
   drained: boolean;
-  scheduleState: Record<string, number>;
+  scheduleState: ScheduleState;
+  slaves: SlaveRecord[];
   report: LoadReport;
 }
 
@@ -665,12 +688,34 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
     );
   }
   if (changedDir) await fs.fsyncDir(dir);
-  const scheduleState = names.has(SCHEDULE_STATE_FILE) ? readScheduleState(dir, fs, logger) : {};
+  const scheduleState = names.has(SCHEDULE_STATE_FILE)
+    ? readStateFile(
+        dir,
+        fs,
+        logger,
+        SCHEDULE_STATE_FILE,
+        parseScheduleState,
+        {},
+        "missed runs are not caught up this time",
+      )
+    : {};
+  const slaves = names.has(SLAVES_FILE)
+    ? readStateFile(
+        dir,
+        fs,
+        logger,
+        SLAVES_FILE,
+        parseSlaveRegistry,
+        [],
+        "slaves are listed again as they reconnect",
+      )
+    : [];
   return {
     jobs,
     lastId: Math.max(serial, seen),
     drained: names.has(DRAIN_FILE),
     scheduleState,
+    slaves,
     report,
   };
 }
@@ -757,28 +802,27 @@ async function readText(fs: FsOps, file: string): Promise<string> {
 }
 
 /**
- * A damaged schedule state costs at most one missed-run decision per
- * definition, so it is logged and replaced by an empty one, not fatal.
+ * A damaged state file costs little (one missed-run decision per
+ * definition, or the list of slaves until they reconnect), so it is logged
+ * and replaced by an empty one rather than stopping the master.
  */
-function readScheduleState(dir: string, fs: FsOps, logger: Logger): Record<string, number> {
-  const file = path.join(dir, SCHEDULE_STATE_FILE);
+function readStateFile<T>(
+  dir: string,
+  fs: FsOps,
+  logger: Logger,
+  name: string,
+  parse: (text: string) => T,
+  empty: T,
+  consequence: string,
+): T {
+  const file = path.join(dir, name);
   const text = readTextNow(fs, file);
   try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== "object" || value === null || Array.isArray(value))
-      throw new Error("not an object");
-    const state: Record<string, number> = {};
-    for (const [name, time] of Object.entries(value)) {
-      if (typeof time !== "number" || !Number.isSafeInteger(time))
-        throw new Error(`"${name}" has no time`);
-      state[name] = time;
-    }
-    return state;
+    return parse(text);
   } catch (err) {
-    logger.warn(
-      `${file}: unusable (${describeError(err)}); missed runs are not caught up this time`,
-    );
-    return {};
+    const why = err instanceof ShapeError ? `${err.field}: ${err.why}` : describeError(err);
+    logger.warn(`${file}: unusable (${why}); ${consequence}`);
+    return empty;
   }
 }
 

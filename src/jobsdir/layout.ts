@@ -9,6 +9,7 @@
 //   archive/<id/10000>/job-<id>.json   finished jobs moved out of the way
 //   quarantine/             files that could not be used, moved aside at load
 //   schedule-state.json     last trigger per job definition (the master's)
+//   slaves.json             the slaves that have registered
 //   .tmp-*                  a write in progress; removed at load
 
 import path from "node:path";
@@ -23,6 +24,7 @@ export const DRAIN_FILE = "drain";
 export const ARCHIVE_DIR = "archive";
 export const QUARANTINE_DIR = "quarantine";
 export const SCHEDULE_STATE_FILE = "schedule-state.json";
+export const SLAVES_FILE = "slaves.json";
 export const TEMP_PREFIX = ".tmp-";
 
 /** Jobs per archive subdirectory, as in Ganeti's job queue. */
@@ -35,6 +37,7 @@ export const KNOWN_FILES: ReadonlySet<string> = new Set([
   LOCK_FILE,
   DRAIN_FILE,
   SCHEDULE_STATE_FILE,
+  SLAVES_FILE,
 ]);
 
 export function jobFileName(id: number): string {

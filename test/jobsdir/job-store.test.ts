@@ -522,7 +522,9 @@ t.test("schedule state survives a restart; a damaged one is logged and emptied",
   const log = new CollectingLogger();
   store = await open(t, dir, { logger: log });
   t.same(store.scheduleState, {});
-  t.match(log.messages("warn"), [/schedule-state\.json: unusable \("home" has no time\)/]);
+  t.match(log.messages("warn"), [
+    /schedule-state\.json: unusable \(home: expected a time in ms since the epoch\); missed runs are not caught up this time/,
+  ]);
 });
 
 t.test(
@@ -542,5 +544,34 @@ t.test(
     await Promise.all(Array.from({ length: 8 }, lane));
     t.equal(done, 320);
     t.equal(store.size, 320);
+  },
+);
+
+t.test(
+  "the registry of slaves survives a restart; a damaged one is logged and emptied",
+  async (t) => {
+    const dir = tempDir(t);
+    const record = {
+      name: "green-acres",
+      identity: "realm-key:green-acres",
+      address: "127.0.0.1",
+      lastSeen: 5,
+      maxJobs: 2,
+    };
+    let store = await JobStore.open({ dir });
+    t.same(store.slaves, []);
+    await store.saveSlaves([record]);
+    await store.close();
+    store = await JobStore.open({ dir });
+    t.same(store.slaves, [record]);
+    await store.close();
+    writeFileSync(path.join(dir, "slaves.json"), '[{"name": "x"}]');
+    const log = new CollectingLogger();
+    store = await open(t, dir, { logger: log });
+    t.same(store.slaves, []);
+    t.match(log.messages("warn"), [
+      /slaves\.json: unusable \(slaves\[0\]\.identity: expected a string, got nothing\)/,
+    ]);
+    t.same(store.loadReport.quarantined, [], "a known file is not quarantined");
   },
 );
