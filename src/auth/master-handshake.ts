@@ -1,0 +1,314 @@
+// The master's side of authenticating one slave connection, as a state
+// machine over a port (handshake.ts). The link server feeds it every
+// message until auth-ok, and calls timeout() or peerClosed() when those
+// happen; it never touches a socket.
+//
+// States, and how each is entered:
+//   awaiting-hello     on construction: nothing received yet.
+//   awaiting-response  realm key: hello accepted, auth-challenge{Nm} sent.
+//   awaiting-token     Kerberos: hello accepted; the slave's first GSSAPI token is due.
+//   accepting          Kerberos: the token arrived; the acceptor is checking it
+//                      (asynchronous: keytab read, GSSAPI). The slave must wait
+//                      for the reply, so any message now is out of order.
+//   authenticated      auth-ok sent (after auth-proof, or the reply token).
+//   failed             any failure; the error message (if any) was sent and
+//                      the port told to close. Terminal, like authenticated.
+//
+// Anything not expected in the current state fails the handshake: a second
+// hello, a replayed auth-response, an auth-token in realm-key mode, a
+// register before auth-ok, an error from the slave.
+
+import { randomBytes } from "node:crypto";
+import { AbsError, AuthError, ProtocolError } from "../errors.js";
+import type {
+  AuthMode,
+  MasterToSlaveMessage,
+  SlaveLinkMessage,
+} from "../protocol/slave-messages.js";
+import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
+import type { KerberosAcceptor } from "./kerberos.js";
+import { asAbsError, assertNever, type HandshakeFailure, type HandshakePort } from "./handshake.js";
+import {
+  MASTER_LABEL,
+  NONCE_BYTES,
+  SLAVE_LABEL,
+  macMatches,
+  realmKeyMac,
+  type RealmKey,
+} from "./realm-key.js";
+
+export type MasterHandshakeState =
+  | "awaiting-hello"
+  | "awaiting-response"
+  | "awaiting-token"
+  | "accepting"
+  | "authenticated"
+  | "failed";
+
+export interface MasterHandshakeOptions {
+  /** The master's name, sent in auth-ok (its host name). */
+  masterName: string;
+  /** The slave's address, `host:port`, for messages. */
+  peer: string;
+  /** The realm key, when the master accepts realm-key slaves. */
+  realmKey?: RealmKey;
+  /**
+   * Makes the Kerberos acceptor of this connection, when the master accepts
+   * Kerberos slaves (link-server.ts passes createKerberosAcceptor).
+   */
+  kerberosAcceptor?: () => Promise<KerberosAcceptor>;
+  /**
+   * TLS exported keying material of this connection (realm-key.ts EKM_LABEL,
+   * 32 bytes). Required for realm-key mode.
+   */
+  binding: Buffer;
+}
+
+/** What each state waits for, for messages. */
+const WAITING_FOR: Record<MasterHandshakeState, string> = {
+  "awaiting-hello": "hello",
+  "awaiting-response": "auth-response",
+  "awaiting-token": "auth-token",
+  accepting: "the master to check the slave's Kerberos token",
+  authenticated: "nothing (authentication was complete)",
+  failed: "nothing (authentication had failed)",
+};
+
+export class MasterHandshake {
+  state: MasterHandshakeState = "awaiting-hello";
+  private name: string | undefined;
+  private mode: AuthMode | undefined;
+  private principal: string | undefined;
+  private masterNonce: Buffer | undefined;
+
+  constructor(
+    private readonly opts: MasterHandshakeOptions,
+    private readonly port: HandshakePort<MasterToSlaveMessage>,
+  ) {
+    if (opts.realmKey === undefined && opts.kerberosAcceptor === undefined) {
+      throw new AbsError("INTERNAL", "a master handshake needs a realm key or a Kerberos acceptor");
+    }
+  }
+
+  /** Who the slave claims (or, once known, is) for log lines: principal, hello name or "(none)". */
+  get claimedIdentity(): string {
+    return this.principal ?? this.name ?? "(none)";
+  }
+
+  /** The state's expectation, for messages (e.g. "auth-response"). */
+  get waitingFor(): string {
+    return WAITING_FOR[this.state];
+  }
+
+  /**
+   * Takes one message from the slave. Resolves when the message has been
+   * dealt with (for a Kerberos token, after the acceptor's step); never
+   * rejects: failures go to the port.
+   */
+  async feed(message: SlaveLinkMessage): Promise<void> {
+    try {
+      await this.handle(message);
+    } catch (err) {
+      this.fail(asAbsError(err), "peer");
+    }
+  }
+
+  /** The handshake ran out of time; `ms` is the limit, for the message. */
+  timeout(ms: number): void {
+    if (this.finished()) return;
+    this.fail(
+      new AuthError(
+        "AUTH_TIMEOUT",
+        `authentication did not complete within ${ms} ms (the master was waiting for ${this.waitingFor})`,
+      ),
+      "peer",
+    );
+  }
+
+  /** The slave closed the connection (or it broke) before authentication completed. */
+  peerClosed(): void {
+    if (this.finished()) return;
+    this.fail(
+      new AuthError(
+        "AUTH_FAILED",
+        `the slave closed the connection before authentication completed (the master was waiting for ${this.waitingFor})`,
+      ),
+      "peer",
+    );
+  }
+
+  /** A frame that could not be decoded or validated arrived. */
+  protocolError(error: AbsError): void {
+    if (this.finished()) return;
+    this.fail(error, "peer");
+  }
+
+  private finished(): boolean {
+    return this.state === "authenticated" || this.state === "failed";
+  }
+
+  private async handle(message: SlaveLinkMessage): Promise<void> {
+    if (message.type === "error") {
+      if (this.finished()) return;
+      // The slave gave up (its keytab is missing, the master's proof was wrong...).
+      this.fail(
+        new AuthError("AUTH_FAILED", `the slave gave up: ${message.message} (${message.code})`),
+        "peer",
+        false,
+      );
+      return;
+    }
+    switch (this.state) {
+      case "awaiting-hello":
+        if (message.type !== "hello") throw this.outOfOrder(message);
+        this.hello(message.name, message.mode, message.version);
+        return;
+      case "awaiting-response":
+        if (message.type !== "auth-response") throw this.outOfOrder(message);
+        this.response(message.nonce, message.mac);
+        return;
+      case "awaiting-token":
+        if (message.type !== "auth-token") throw this.outOfOrder(message);
+        await this.token(message.token);
+        return;
+      case "accepting":
+      case "authenticated":
+        throw this.outOfOrder(message);
+      case "failed":
+        return;
+      default:
+        return assertNever(this.state);
+    }
+  }
+
+  private outOfOrder(message: SlaveLinkMessage): AuthError {
+    const when =
+      this.state === "authenticated"
+        ? "after authentication had completed"
+        : `while the master was waiting for ${this.waitingFor}`;
+    return new AuthError(
+      "AUTH_FAILED",
+      `unexpected ${message.type} message ${when}: messages out of order or replayed`,
+    );
+  }
+
+  private hello(name: string, mode: AuthMode, version: number): void {
+    this.name = name;
+    this.mode = mode;
+    if (version !== SLAVE_PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        `slave protocol version ${version} is not spoken by this master (it speaks ${SLAVE_PROTOCOL_VERSION}); run the same ABS release on master and slaves`,
+      );
+    }
+    switch (mode) {
+      case "realm-key": {
+        if (this.opts.realmKey === undefined) {
+          throw new AuthError(
+            "AUTH_FAILED",
+            "this master does not accept realm-key authentication (it is configured for kerberos)",
+          );
+        }
+        this.masterNonce = randomBytes(NONCE_BYTES);
+        this.state = "awaiting-response";
+        this.port.send({ type: "auth-challenge", nonce: this.masterNonce.toString("base64") });
+        return;
+      }
+      case "kerberos":
+        if (this.opts.kerberosAcceptor === undefined) {
+          throw new AuthError(
+            "AUTH_FAILED",
+            "this master does not accept Kerberos authentication (it is configured for realm-key)",
+          );
+        }
+        this.state = "awaiting-token";
+        return;
+      default:
+        return assertNever(mode);
+    }
+  }
+
+  private response(nonceText: string, macText: string): void {
+    const key = this.opts.realmKey;
+    const masterNonce = this.masterNonce;
+    const name = this.name;
+    if (key === undefined || masterNonce === undefined || name === undefined) {
+      throw new AbsError("INTERNAL", "realm-key response without a challenge");
+    }
+    const slaveNonce = Buffer.from(nonceText, "base64");
+    if (slaveNonce.length !== NONCE_BYTES) {
+      throw new ProtocolError(
+        `auth-response.nonce: expected ${NONCE_BYTES} bytes, got ${slaveNonce.length}`,
+        { field: "auth-response.nonce" },
+      );
+    }
+    if (slaveNonce.equals(masterNonce)) {
+      throw new AuthError(
+        "AUTH_FAILED",
+        "the slave returned the master's own nonce (a reflection)",
+      );
+    }
+    const input = { masterNonce, slaveNonce, name, ekm: this.opts.binding };
+    const expected = realmKeyMac(key, SLAVE_LABEL, input);
+    if (!macMatches(expected, Buffer.from(macText, "base64"))) {
+      throw new AuthError(
+        "AUTH_FAILED",
+        `wrong realm key: the MAC of slave "${name}" does not verify (the slave holds another realm key than the master, or a relay sits between them)`,
+      );
+    }
+    const proof = realmKeyMac(key, MASTER_LABEL, input);
+    this.succeed(name, () => this.port.send({ type: "auth-proof", mac: proof.toString("base64") }));
+  }
+
+  private async token(tokenText: string): Promise<void> {
+    const create = this.opts.kerberosAcceptor;
+    if (create === undefined) throw new AbsError("INTERNAL", "Kerberos token without an acceptor");
+    this.state = "accepting";
+    let acceptor: KerberosAcceptor;
+    try {
+      acceptor = await create();
+    } catch (err) {
+      // The master's own keytab or setup is at fault, not the slave.
+      this.fail(asAbsError(err), "local");
+      return;
+    }
+    if (this.finished()) return; // timed out or closed meanwhile
+    const step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    if (this.finished()) return;
+    if (!step.done || step.principal === undefined || step.tokenOut === null) {
+      throw new AuthError(
+        "AUTH_FAILED",
+        "the Kerberos exchange did not complete in one token (the krb5 mechanism needs one)",
+      );
+    }
+    this.principal = step.principal;
+    const reply = step.tokenOut.toString("base64");
+    this.succeed(step.principal, () => this.port.send({ type: "auth-token", token: reply }));
+  }
+
+  private succeed(identity: string, sendProof: () => void): void {
+    const name = this.name as string;
+    const mode = this.mode as AuthMode;
+    this.state = "authenticated";
+    sendProof();
+    this.port.send({ type: "auth-ok", master: this.opts.masterName, identity });
+    this.port.authenticated({ mode, name, identity, master: this.opts.masterName });
+  }
+
+  /**
+   * Ends the handshake: tells the slave why (unless it told us), then the
+   * port. A local failure's details stay in the master's log: the slave
+   * learns only that the master could not authenticate it.
+   */
+  private fail(error: AbsError, blame: HandshakeFailure["blame"], tellPeer = true): void {
+    if (this.finished()) return;
+    this.state = "failed";
+    if (tellPeer) {
+      const message =
+        blame === "local"
+          ? "the master cannot authenticate slaves now (see the master's log)"
+          : error.message;
+      this.port.send({ type: "error", code: error.code, message });
+    }
+    this.port.close({ error, blame });
+  }
+}

@@ -1,0 +1,663 @@
+// The slave link over real TLS sockets on 127.0.0.1 (port 0, temp dirs), in
+// realm-key mode: success both ways, wrong keys, a relay, replayed and
+// out-of-order messages, stalling peers, rate limiting, bad frames, and
+// the slave's certificate checks (pin, CA). Kerberos over the link is in
+// link-kerberos.test.ts.
+
+import { randomBytes } from "node:crypto";
+import tls from "node:tls";
+import t from "tap";
+import type { MasterSideConnection, SlaveSideConnection } from "../../src/auth/link-connection.js";
+import { connectToMaster, type ConnectOptions } from "../../src/auth/link-client.js";
+import { MASTER_LABEL, SLAVE_LABEL, realmKeyMac } from "../../src/auth/realm-key.js";
+import { loadOrCreateMasterTls } from "../../src/auth/tls.js";
+import { AbsError } from "../../src/errors.js";
+import {
+  RawClient,
+  nextEvent,
+  rejection,
+  startMaster,
+  startRelay,
+  within,
+  type TestMaster,
+} from "../fixtures/link-harness.js";
+import { tempDir } from "../helpers/tmp.js";
+import { generate } from "selfsigned";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+
+function slaveOptions(master: TestMaster, overrides: Partial<ConnectOptions> = {}): ConnectOptions {
+  return {
+    host: "127.0.0.1",
+    port: master.port,
+    name: "slave1",
+    auth: { mode: "realm-key", key: master.key },
+    tls: { pin: master.tls.fingerprint },
+    ...overrides,
+  };
+}
+
+/** Connects a slave and waits for both ends: the slave's connection and the master's. */
+async function connectBoth(
+  master: TestMaster,
+  overrides: Partial<ConnectOptions> = {},
+): Promise<{ slave: SlaveSideConnection; onMaster: MasterSideConnection }> {
+  const options = slaveOptions(master, overrides);
+  // Several slaves may connect at once: wait for this one's connection.
+  const accepted = within(
+    new Promise<MasterSideConnection>((resolve) => {
+      const listener = (conn: MasterSideConnection): void => {
+        if (conn.name !== options.name) return;
+        master.server.off("connection", listener);
+        resolve(conn);
+      };
+      master.server.on("connection", listener);
+    }),
+    `the master's connection of ${options.name}`,
+  );
+  const slave = await within(connectToMaster(options), "connectToMaster");
+  return { slave, onMaster: await accepted };
+}
+
+/** The single warn/error line the master logged about a refusal. */
+function refusalLines(master: TestMaster): string[] {
+  return master.logger.messages().filter((m) => m.startsWith("slave link: refused"));
+}
+
+/** A heartbeat each way over an authenticated pair: proof the connection still works. */
+async function roundTrip(
+  slave: SlaveSideConnection,
+  onMaster: MasterSideConnection,
+): Promise<void> {
+  const atMaster = new Promise((resolve) => onMaster.onMessage(resolve));
+  slave.send({ type: "heartbeat", time: 1 });
+  await within(atMaster, "the slave's heartbeat at the master");
+  const atSlave = new Promise((resolve) => slave.onMessage(resolve));
+  onMaster.send({ type: "heartbeat", time: 2 });
+  await within(atSlave, "the master's heartbeat at the slave");
+}
+
+/** Runs the realm-key exchange by hand on a raw client up to the master's auth-ok. */
+async function rawAuthenticate(client: RawClient, master: TestMaster, name = "raw"): Promise<void> {
+  client.send({ type: "hello", version: 1, name, mode: "realm-key" });
+  const challenge = await client.next("auth-challenge");
+  const masterNonce = Buffer.from(challenge.nonce as string, "base64");
+  const slaveNonce = randomBytes(32);
+  const input = { masterNonce, slaveNonce, name, ekm: client.ekm };
+  client.send({
+    type: "auth-response",
+    nonce: slaveNonce.toString("base64"),
+    mac: realmKeyMac(master.key, SLAVE_LABEL, input).toString("base64"),
+  });
+  const proof = await client.next("auth-proof");
+  t.equal(proof.mac, realmKeyMac(master.key, MASTER_LABEL, input).toString("base64"));
+  t.match(await client.next("auth-ok"), { type: "auth-ok", identity: name });
+}
+
+t.test("realm key: slave and master authenticate each other", async (t) => {
+  const master = await startMaster(t);
+  const { slave, onMaster } = await connectBoth(master);
+  t.same(
+    { mode: slave.mode, name: slave.name, identity: slave.identity, master: slave.master },
+    { mode: "realm-key", name: "slave1", identity: "slave1", master: "master.test" },
+  );
+  t.same(
+    { mode: onMaster.mode, name: onMaster.name, identity: onMaster.identity },
+    { mode: "realm-key", name: "slave1", identity: "slave1" },
+  );
+  t.match(onMaster.peer, /^127\.0\.0\.1:\d+$/);
+  t.equal(slave.peer, `127.0.0.1:${master.port}`);
+  await roundTrip(slave, onMaster);
+  t.match(master.logger.messages("info"), [
+    /^slave link: slave1 authenticated from 127\.0\.0\.1:\d+ \(realm-key, name slave1\)$/,
+  ]);
+
+  const closedAtMaster = new Promise<AbsError | null>((resolve) => onMaster.onClose(resolve));
+  slave.close();
+  t.equal(await within(closedAtMaster, "the close at the master"), null, "an orderly close");
+  t.equal(slave.send({ type: "heartbeat", time: 3 }), false, "send after close is dropped");
+});
+
+t.test("realm key from a key file", async (t) => {
+  const master = await startMaster(t);
+  const dir = tempDir(t);
+  const keyFile = path.join(dir, "realm.key");
+  await writeFile(keyFile, `abs-realm-key 1 ${master.key.bytes.toString("base64")}\n`, {
+    mode: 0o600,
+  });
+  const { slave } = await connectBoth(master, { auth: { mode: "realm-key", keyFile } });
+  t.equal(slave.identity, "slave1");
+  slave.close();
+
+  await writeFile(path.join(dir, "open.key"), "x", { mode: 0o644 });
+  const err = await rejection(
+    connectToMaster(
+      slaveOptions(master, { auth: { mode: "realm-key", keyFile: path.join(dir, "open.key") } }),
+    ),
+  );
+  t.equal(err.code, "CONFIG");
+  t.match(err.message, /chmod 600 .*open\.key/);
+});
+
+t.test("wrong realm key: both sides get clear errors, the master one log line", async (t) => {
+  const master = await startMaster(t);
+  const refused = nextEvent<{ identity: string }>(master.server, "refused");
+  const err = await rejection(
+    connectToMaster(
+      slaveOptions(master, { name: "intruder", auth: { mode: "realm-key", key: randomBytes(32) } }),
+    ),
+  );
+  t.equal(err.code, "AUTH_FAILED");
+  t.match(
+    err.message,
+    /^master refused authentication: wrong realm key: the MAC of slave "intruder" does not verify/,
+  );
+  t.equal((await refused).identity, "intruder");
+  const lines = refusalLines(master);
+  t.equal(lines.length, 1, "one line");
+  t.match(
+    lines[0],
+    /^slave link: refused 127\.0\.0\.1:\d+ \(identity intruder\): wrong realm key: the MAC of slave "intruder" does not verify/,
+  );
+  t.match(master.logger.lines.find((l) => l.message === lines[0])?.meta, {
+    slave: "intruder",
+    code: "AUTH_FAILED",
+  });
+});
+
+t.test("a master with the wrong key fails to prove it to the slave", async (t) => {
+  // The master's MAC check comes first, so to reach the slave's check the
+  // master must accept the slave: a fake master that skips its check and
+  // answers with a proof made with another key.
+  const dir = tempDir(t);
+  const material = await loadOrCreateMasterTls({ stateDir: dir, hostName: "127.0.0.1" });
+  const slaveKey = randomBytes(32);
+  const fakeKey = { bytes: randomBytes(32), source: "fake" };
+  const gotError = new Promise<Record<string, unknown>>((resolveError) => {
+    const server = tls.createServer({ cert: material.cert, key: material.key }, (socket) => {
+      const ekm = socket.exportKeyingMaterial(32, "EXPORTER-abs-realm-key-v1", Buffer.alloc(0));
+      const masterNonce = randomBytes(32);
+      const decoder = new (class {
+        buf = "";
+      })();
+      socket.on("data", (chunk: Buffer) => {
+        decoder.buf += chunk.toString();
+        const frames = decoder.buf.split("\u0003");
+        decoder.buf = frames.pop() ?? "";
+        for (const text of frames) {
+          const message = JSON.parse(text) as Record<string, string>;
+          if (message.type === "hello") {
+            socket.write(
+              `${JSON.stringify({ type: "auth-challenge", nonce: masterNonce.toString("base64") })}\u0003`,
+            );
+          } else if (message.type === "auth-response") {
+            const input = {
+              masterNonce,
+              slaveNonce: Buffer.from(message.nonce, "base64"),
+              name: "slave1",
+              ekm,
+            };
+            const mac = realmKeyMac(fakeKey, MASTER_LABEL, input).toString("base64");
+            socket.write(`${JSON.stringify({ type: "auth-proof", mac })}\u0003`);
+            socket.write(
+              `${JSON.stringify({ type: "auth-ok", master: "fake", identity: "slave1" })}\u0003`,
+            );
+          } else if (message.type === "error") {
+            resolveError(message);
+          }
+        }
+      });
+    });
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      void rejection(
+        connectToMaster({
+          host: "127.0.0.1",
+          port,
+          name: "slave1",
+          auth: { mode: "realm-key", key: slaveKey },
+          tls: { pin: material.fingerprint },
+        }),
+      ).then((err) => {
+        t.equal(err.code, "AUTH_FAILED");
+        t.match(err.message, /^master failed to prove the realm key: possible relay or wrong key/);
+      });
+    });
+  });
+  const told = await within(gotError, "the slave's error message to the fake master");
+  t.match(told, {
+    type: "error",
+    code: "AUTH_FAILED",
+    message: /master failed to prove the realm key/,
+  });
+});
+
+t.test(
+  "a relay that terminates TLS on both sides cannot complete realm-key authentication",
+  async (t) => {
+    const master = await startMaster(t);
+    const relay = await startRelay(t, master.port);
+    // Without a pin (allowed in realm-key mode) the slave talks to the relay;
+    // the channel binding is what stops it.
+    const err = await rejection(
+      connectToMaster({
+        host: "127.0.0.1",
+        port: relay.port,
+        name: "slave1",
+        auth: { mode: "realm-key", key: master.key },
+      }),
+    );
+    t.equal(err.code, "AUTH_FAILED");
+    t.match(
+      err.message,
+      /^master refused authentication: wrong realm key: the MAC of slave "slave1" does not verify .*relay/,
+    );
+    t.match(refusalLines(master), [
+      /refused 127\.0\.0\.1:\d+ \(identity slave1\): wrong realm key/,
+    ]);
+
+    // With the pin, the slave refuses the relay's certificate before anything is sent.
+    const pinned = await rejection(
+      connectToMaster({
+        host: "127.0.0.1",
+        port: relay.port,
+        name: "slave1",
+        auth: { mode: "realm-key", key: master.key },
+        tls: { pin: master.tls.fingerprint },
+      }),
+    );
+    t.equal(pinned.code, "TLS");
+    t.equal(
+      pinned.message,
+      `the TLS certificate of 127.0.0.1:${relay.port} has fingerprint ${relay.fingerprint}, not the pinned master fingerprint ${master.tls.fingerprint}: another host (or a relay) answered, or the master's certificate changed (check with \`abs fingerprint\` on the master)`,
+    );
+  },
+);
+
+t.test("the slave checks the master's certificate against a CA file", async (t) => {
+  const dir = tempDir(t);
+  const day = 24 * 60 * 60 * 1000;
+  const ca = await generate([{ name: "commonName", value: "ABS test CA" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    notBeforeDate: new Date(Date.now() - day),
+    notAfterDate: new Date(Date.now() + 30 * day),
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
+    ],
+  });
+  const leaf = await generate([{ name: "commonName", value: "localhost" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    notBeforeDate: new Date(Date.now() - day),
+    notAfterDate: new Date(Date.now() + 30 * day),
+    ca: { key: ca.private, cert: ca.cert },
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, critical: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 7, ip: "127.0.0.1" },
+        ],
+      },
+    ],
+  });
+  const caFile = path.join(dir, "ca.pem");
+  await writeFile(caFile, ca.cert);
+  const master = await startMaster(t, { tls: { cert: leaf.cert, key: leaf.private } });
+
+  for (const host of ["localhost", "127.0.0.1"]) {
+    const { slave } = await connectBoth(master, { host, tls: { ca: caFile } });
+    t.equal(slave.identity, "slave1", `verified through the CA as ${host}`);
+    slave.close();
+  }
+
+  // Another CA: the chain does not verify.
+  const otherCaFile = path.join(dir, "other-ca.pem");
+  const other = await loadOrCreateMasterTls({ stateDir: path.join(dir, "other"), hostName: "x" });
+  await writeFile(otherCaFile, other.cert);
+  const err = await rejection(connectToMaster(slaveOptions(master, { tls: { ca: otherCaFile } })));
+  t.equal(err.code, "TLS");
+  t.match(
+    err.message,
+    /^TLS connection to the master at 127\.0\.0\.1:\d+ failed: .*\(CA file .*other-ca\.pem\)$/,
+  );
+});
+
+t.test("replayed and out-of-order messages fail the handshake", async (t) => {
+  const master = await startMaster(t);
+
+  t.test("an auth-response replayed on a new connection", async (t) => {
+    const first = await RawClient.connect(master.port);
+    first.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    const challenge = await first.next("auth-challenge");
+    const slaveNonce = randomBytes(32);
+    const response = {
+      type: "auth-response",
+      nonce: slaveNonce.toString("base64"),
+      mac: realmKeyMac(master.key, SLAVE_LABEL, {
+        masterNonce: Buffer.from(challenge.nonce as string, "base64"),
+        slaveNonce,
+        name: "raw",
+        ekm: first.ekm,
+      }).toString("base64"),
+    };
+    first.send(response);
+    t.match(await first.next(), { type: "auth-proof" });
+    first.destroy();
+
+    const second = await RawClient.connect(master.port);
+    second.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    await second.next("auth-challenge");
+    second.send(response);
+    t.match(await second.next(), {
+      type: "error",
+      code: "AUTH_FAILED",
+      message: /wrong realm key/,
+    });
+    await second.waitClosed();
+  });
+
+  const cases: Array<[string, (c: RawClient) => void | Promise<void>, RegExp]> = [
+    [
+      "a register before authentication",
+      (c) => c.send({ type: "register", name: "raw", maxJobs: 1, running: [], results: [] }),
+      /^unexpected register message while the master was waiting for hello: messages out of order or replayed$/,
+    ],
+    [
+      "a heartbeat after hello",
+      async (c) => {
+        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        await c.next("auth-challenge");
+        c.send({ type: "heartbeat", time: 1 });
+      },
+      /^unexpected heartbeat message while the master was waiting for auth-response/,
+    ],
+    [
+      "a second hello",
+      async (c) => {
+        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        await c.next("auth-challenge");
+        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+      },
+      /^unexpected hello message while the master was waiting for auth-response/,
+    ],
+    [
+      "an auth-token in realm-key mode",
+      async (c) => {
+        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        await c.next("auth-challenge");
+        c.send({ type: "auth-token", token: "AAAA" });
+      },
+      /^unexpected auth-token message while the master was waiting for auth-response/,
+    ],
+    [
+      "a Kerberos hello to a realm-key master",
+      (c) => c.send({ type: "hello", version: 1, name: "raw", mode: "kerberos" }),
+      /^this master does not accept Kerberos authentication/,
+    ],
+    [
+      "another protocol version",
+      (c) => c.send({ type: "hello", version: 2, name: "raw", mode: "realm-key" }),
+      /^slave protocol version 2 is not spoken by this master \(it speaks 1\)/,
+    ],
+    [
+      "a message of the wrong shape",
+      (c) => c.send({ type: "hello", version: 1, name: 7, mode: "realm-key" }),
+      /^hello\.name: expected a string, got 7$/,
+    ],
+    [
+      "a nonce of the wrong size",
+      async (c) => {
+        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        await c.next("auth-challenge");
+        c.send({ type: "auth-response", nonce: "AAAA", mac: "AAAA" });
+      },
+      /^auth-response\.nonce: expected 32 bytes, got 3$/,
+    ],
+  ];
+  for (const [name, act, reason] of cases) {
+    t.test(name, async (t) => {
+      const before = refusalLines(master).length;
+      const client = await RawClient.connect(master.port);
+      await act(client);
+      const error = await client.next("the master's error");
+      t.match(error, { type: "error", message: reason });
+      await client.waitClosed();
+      const lines = refusalLines(master).slice(before);
+      t.equal(lines.length, 1, "one log line");
+      t.match(lines[0], /^slave link: refused 127\.0\.0\.1:\d+ \(identity (raw|\(none\))\): /);
+    });
+  }
+
+  t.test("a replayed auth-response after authentication", async (t) => {
+    const client = await RawClient.connect(master.port);
+    const accepted = nextEvent<MasterSideConnection>(master.server, "connection");
+    await rawAuthenticate(client, master);
+    const conn = await accepted;
+    const closed = new Promise<AbsError | null>((resolve) => conn.onClose(resolve));
+    client.send({ type: "auth-response", nonce: randomBytes(32).toString("base64"), mac: "AAAA" });
+    t.match(await client.next(), {
+      type: "error",
+      code: "PROTOCOL",
+      message:
+        "unexpected auth-response message after authentication had completed: messages out of order or replayed",
+    });
+    await client.waitClosed();
+    t.match(await within(closed, "onClose"), { code: "PROTOCOL" });
+  });
+
+  t.test("a message only a master sends, after authentication", async (t) => {
+    const client = await RawClient.connect(master.port);
+    const accepted = nextEvent<MasterSideConnection>(master.server, "connection");
+    await rawAuthenticate(client, master);
+    await accepted;
+    client.send({ type: "ack", jobId: 1, attempt: 1 });
+    t.match(await client.next(), {
+      type: "error",
+      code: "PROTOCOL",
+      message: "a slave never sends a ack message",
+    });
+    await client.waitClosed();
+  });
+
+  t.test("an error message from the slave ends its handshake", async (t) => {
+    const client = await RawClient.connect(master.port);
+    const refused = nextEvent<{ error: AbsError }>(master.server, "refused");
+    client.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    await client.next("auth-challenge");
+    client.send({ type: "error", code: "AUTH_FAILED", message: "giving up" });
+    t.match((await refused).error.message, "the slave gave up: giving up (AUTH_FAILED)");
+    await client.waitClosed();
+  });
+});
+
+t.test("handshake timeout", (t) => {
+  t.test("the master closes a slave that stalls mid-handshake", async (t) => {
+    const master = await startMaster(t, { handshakeTimeoutMs: 300 });
+    const client = await RawClient.connect(master.port);
+    client.send({ type: "hello", version: 1, name: "staller", mode: "realm-key" });
+    await client.next("auth-challenge");
+    t.match(await client.next("the timeout"), {
+      type: "error",
+      code: "AUTH_TIMEOUT",
+      message:
+        "authentication did not complete within 300 ms (the master was waiting for auth-response)",
+    });
+    await client.waitClosed();
+    t.match(refusalLines(master), [
+      /^slave link: refused 127\.0\.0\.1:\d+ \(identity staller\): authentication did not complete within 300 ms/,
+    ]);
+  });
+
+  t.test("a slave gives up on a master that never answers", async (t) => {
+    const dir = tempDir(t);
+    const material = await loadOrCreateMasterTls({ stateDir: dir, hostName: "127.0.0.1" });
+    const sockets = new Set<tls.TLSSocket>();
+    const server = tls.createServer({ cert: material.cert, key: material.key }, (s) => {
+      sockets.add(s);
+      s.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const err = await rejection(
+      connectToMaster({
+        host: "127.0.0.1",
+        port: (server.address() as { port: number }).port,
+        name: "slave1",
+        auth: { mode: "realm-key", key: randomBytes(32) },
+        handshakeTimeoutMs: 300,
+      }),
+    );
+    t.equal(err.code, "AUTH_TIMEOUT");
+    t.match(
+      err.message,
+      /did not complete within 300 ms \(the slave was waiting for auth-challenge\)/,
+    );
+  });
+  t.end();
+});
+
+t.test("rate limiting of failed attempts per address", async (t) => {
+  const master = await startMaster(t, {
+    rateLimit: { maxFailures: 3, windowMs: 60_000, cooldownMs: 60_000 },
+  });
+  const badKey = { mode: "realm-key" as const, key: randomBytes(32) };
+  // An authenticated connection from the address that will be blocked.
+  const early = await connectBoth(master, { localAddress: "127.0.0.2", name: "early" });
+
+  for (let i = 0; i < 3; i++) {
+    const err = await rejection(
+      connectToMaster(
+        slaveOptions(master, { localAddress: "127.0.0.2", name: "bad", auth: badKey }),
+      ),
+    );
+    t.equal(err.code, "AUTH_FAILED", `failure ${i + 1}`);
+  }
+  t.match(
+    master.logger.messages("warn").at(-1),
+    /^slave link: 127\.0\.0\.2 failed to authenticate 3 times/,
+  );
+
+  // Now even the right key is refused from that address, at once.
+  const refused = await rejection(
+    connectToMaster(slaveOptions(master, { localAddress: "127.0.0.2", name: "good-but-blocked" })),
+  );
+  t.equal(refused.code, "AUTH_RATE_LIMITED");
+  t.match(
+    refused.message,
+    /^master refused authentication: too many failed authentication attempts from 127\.0\.0\.2; new connections are refused for \d+ more seconds$/,
+  );
+
+  // Another address is not disturbed, nor is the connection already open.
+  const other = await connectBoth(master, { localAddress: "127.0.0.1", name: "other" });
+  t.equal(other.slave.identity, "other");
+  await roundTrip(early.slave, early.onMaster);
+  await roundTrip(other.slave, other.onMaster);
+  t.equal(master.server.openConnections, 2);
+});
+
+t.test("a good slave authenticates while a bad one keeps failing", async (t) => {
+  const master = await startMaster(t, {
+    rateLimit: { maxFailures: 5, windowMs: 60_000, cooldownMs: 60_000 },
+  });
+  const bad = (async () => {
+    const codes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const err = await rejection(
+        connectToMaster(
+          slaveOptions(master, {
+            localAddress: "127.0.0.2",
+            name: "bad",
+            auth: { mode: "realm-key", key: randomBytes(32) },
+          }),
+        ),
+      );
+      codes.push(err.code);
+    }
+    return codes;
+  })();
+  const good = Promise.all(
+    [1, 2, 3, 4].map((i) => connectBoth(master, { name: `good${i}`, localAddress: "127.0.0.1" })),
+  );
+  const [codes, pairs] = await Promise.all([bad, good]);
+  t.same(codes, [
+    ...Array<string>(5).fill("AUTH_FAILED"),
+    ...Array<string>(3).fill("AUTH_RATE_LIMITED"),
+  ]);
+  for (const { slave, onMaster } of pairs) await roundTrip(slave, onMaster);
+});
+
+t.test("bad frames close that connection only", async (t) => {
+  const master = await startMaster(t, { maxFrameBytes: 1024 });
+  const { slave, onMaster } = await connectBoth(master);
+
+  t.test("garbage bytes before authentication", async (t) => {
+    const client = await RawClient.connect(master.port);
+    client.write(Buffer.concat([randomBytes(64).map((b) => (b === 3 ? 4 : b)), Buffer.from([3])]));
+    t.match(await client.next(), { type: "error", code: "PROTOCOL" });
+    await client.waitClosed();
+  });
+
+  t.test("an oversize frame before authentication", async (t) => {
+    const client = await RawClient.connect(master.port);
+    client.write(Buffer.alloc(2048, 0x20));
+    t.match(await client.next(), {
+      type: "error",
+      code: "FRAME_TOO_LARGE",
+      message: "frame exceeds the limit of 1024 bytes",
+    });
+    await client.waitClosed();
+    t.match(
+      refusalLines(master).at(-1),
+      /\(identity \(none\)\): frame exceeds the limit of 1024 bytes$/,
+    );
+  });
+
+  t.test("garbage after authentication", async (t) => {
+    const client = await RawClient.connect(master.port);
+    const accepted = nextEvent<MasterSideConnection>(master.server, "connection");
+    await rawAuthenticate(client, master);
+    const conn = await accepted;
+    const closed = new Promise<AbsError | null>((resolve) => conn.onClose(resolve));
+    client.write("{not json\u0003");
+    t.match(await client.next(), {
+      type: "error",
+      code: "PROTOCOL",
+      message: /^frame is not valid JSON/,
+    });
+    await client.waitClosed();
+    t.match(await within(closed, "onClose"), { code: "PROTOCOL" });
+    t.match(
+      master.logger.messages("warn").at(-1),
+      /^slave link: closed the connection of raw from 127\.0\.0\.1:\d+: frame is not valid JSON/,
+    );
+  });
+
+  t.test("the other connection is undisturbed", async (t) => {
+    await roundTrip(slave, onMaster);
+    t.equal(slave.state, "open");
+  });
+});
+
+t.test("close() stops listening and ends connections", async (t) => {
+  const master = await startMaster(t);
+  const { slave } = await connectBoth(master);
+  const closed = new Promise<AbsError | null>((resolve) => slave.onClose(resolve));
+  const pending = await RawClient.connect(master.port);
+  await master.server.close();
+  t.equal(master.server.state, "closed");
+  t.equal(await within(closed, "the slave's close"), null);
+  await pending.waitClosed();
+  const err = await rejection(connectToMaster(slaveOptions(master)));
+  t.equal(err.code, "UNREACHABLE");
+  t.match(err.message, /^cannot connect to the master at 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+});
