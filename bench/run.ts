@@ -1,10 +1,12 @@
 // npm run bench -- NAME [NAME...]: runs benchmark scenarios, each printing
 // JSON lines. With no name, lists them.
 
+import { runAuthBench } from "./auth.js";
 import { runJobsDirBench } from "./jobsdir.js";
 
 const SCENARIOS: Record<string, () => Promise<void>> = {
   jobsdir: runJobsDirBench,
+  auth: runAuthBench,
 };
 
 async function main(): Promise<void> {

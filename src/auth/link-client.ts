@@ -178,6 +178,8 @@ function dial(
       ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
       ...slaveConnectOptions(policy, opts.host),
     });
+    // Small messages back to back: no waiting for delayed ACKs (link-server.ts).
+    socket.setNoDelay(true);
     const fail = (error: AbsError): void => {
       clearTimeout(timer);
       socket.destroy();

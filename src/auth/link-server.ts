@@ -117,6 +117,10 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
       key: opts.tls.key,
       minVersion: TLS_MIN_VERSION,
       handshakeTimeout: this.timeoutMs,
+      // The link sends small messages back to back (auth-proof then auth-ok,
+      // a result then the next progress): with Nagle's algorithm each could
+      // wait for the peer's delayed ACK, some 40 ms per round trip.
+      noDelay: true,
     });
     this.server.on("connection", (socket: net.Socket) => {
       const peer = formatPeer(socket.remoteAddress, socket.remotePort);
