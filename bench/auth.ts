@@ -20,24 +20,12 @@ import { generateRealmKey, loadRealmKey } from "../src/auth/realm-key.js";
 import { loadOrCreateMasterTls } from "../src/auth/tls.js";
 import { silentLogger } from "../src/log.js";
 import { kerberosTestsBlocked, startKdc } from "../test/helpers/kdc.js";
-import { report, round } from "./report.js";
+import { inFlight, report, round } from "./report.js";
 
 const IN_FLIGHT = 16;
 const REALM_KEY_HANDSHAKES = 2000;
 const KERBEROS_HANDSHAKES = 600;
 const IDLE_CONNECTIONS = Number(process.env.ABS_BENCH_CONNECTIONS ?? 10_000);
-
-async function inFlight(
-  count: number,
-  width: number,
-  task: (i: number) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: width }, lane));
-}
 
 /** Runs the clients child and returns what it printed. */
 function runClients(

@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import type { Job, NewJob } from "../src/jobsdir/job.js";
 import { serializeJob } from "../src/jobsdir/job-file.js";
 import { JobStore } from "../src/jobsdir/job-store.js";
-import { median, report, round } from "./report.js";
+import { inFlight, median, report, round } from "./report.js";
 
 const LOAD_JOBS = Number(process.env.ABS_BENCH_JOBS ?? 100_000);
 const LOAD_ROUNDS = 3;
@@ -161,18 +161,6 @@ async function bareWrite(dir: string, name: string, data: string): Promise<void>
   const d = await fsp.open(dir, "r");
   await d.sync();
   await d.close();
-}
-
-async function inFlight(
-  count: number,
-  width: number,
-  task: (i: number) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: width }, lane));
 }
 
 async function benchSubmit(root: string): Promise<void> {
