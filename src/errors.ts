@@ -32,6 +32,14 @@ export type ErrorCode =
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
+  // Backup methods on the slave.
+  | "PATH_NOT_ALLOWED"
+  | "SOURCE_MISSING"
+  | "BACKUP_IO"
+  | "ARCHIVE_INVALID"
+  | "UNSAFE_ENTRY"
+  | "COMMAND_FAILED"
+  | "CANCELED"
   // Anything else: a bug, reported with its cause.
   | "INTERNAL";
 
@@ -205,6 +213,13 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "UNREACHABLE",
   "CONFIG",
   "BAD_ARGUMENT",
+  "PATH_NOT_ALLOWED",
+  "SOURCE_MISSING",
+  "BACKUP_IO",
+  "ARCHIVE_INVALID",
+  "UNSAFE_ENTRY",
+  "COMMAND_FAILED",
+  "CANCELED",
   "INTERNAL",
 ]);
 

@@ -1,0 +1,199 @@
+// Names of the files a tar backup leaves in its destination, and how the
+// previous backup and a restore chain are found from them.
+//
+//   <definition>-<UTC stamp>-<level>.tar[.gz]                the archive
+//   <definition>-<UTC stamp>-<level>.tar[.gz].manifest.json  its manifest
+//   .<final name>.partial                                    while being written
+//
+// The stamp is `YYYYMMDDTHHMMSSmmmZ` (UTC, milliseconds), so names sort in
+// time order and two backups in the same second do not collide. The previous
+// backup of a definition is the manifest with the latest `createdAt` among
+// the names of that definition; a chain is followed through each manifest's
+// `previous` link back to a full, all in the same directory.
+
+import { readdir, readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { AbsError } from "../../errors.js";
+import { type Manifest, parseManifest } from "../manifest.js";
+
+export const MANIFEST_SUFFIX = ".manifest.json";
+export const PARTIAL_SUFFIX = ".partial";
+
+const NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
+const STAMP = "\\d{8}T\\d{9}Z";
+
+export function checkDefinitionName(name: string | undefined): string {
+  if (name === undefined || !NAME_RE.test(name) || name.startsWith(".")) {
+    throw new AbsError(
+      "BAD_ARGUMENT",
+      `tar: the job definition name ${JSON.stringify(name ?? null)} cannot name an archive (letters, digits, - _ . expected)`,
+    );
+  }
+  return name;
+}
+
+export function utcStamp(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2): string => String(n).padStart(w, "0");
+  return (
+    `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T` +
+    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${p(d.getUTCMilliseconds(), 3)}Z`
+  );
+}
+
+export function archiveName(
+  definition: string,
+  createdAt: number,
+  level: "full" | "incremental",
+  gzip: boolean,
+): string {
+  return `${definition}-${utcStamp(createdAt)}-${level}.tar${gzip ? ".gz" : ""}`;
+}
+
+export function manifestNameOf(archive: string): string {
+  return archive + MANIFEST_SUFFIX;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function manifestRe(definition: string | null): RegExp {
+  const name = definition === null ? "[A-Za-z0-9_.-]+" : escapeRe(definition);
+  return new RegExp(`^${name}-${STAMP}-(?:full|incremental)\\.tar(?:\\.gz)?\\.manifest\\.json$`);
+}
+
+/** Leftover partial files of earlier runs of `definition` (a crash leaves only these). */
+export function isPartialOf(file: string, definition: string): boolean {
+  return new RegExp(
+    `^\\.${escapeRe(definition)}-${STAMP}-(?:full|incremental)\\.tar(?:\\.gz)?(?:\\.manifest\\.json)?\\.partial$`,
+  ).test(file);
+}
+
+export async function readManifestFile(file: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new AbsError(
+      "ARCHIVE_INVALID",
+      `${file}: cannot read the manifest: ${(err as Error).message}`,
+      {
+        cause: err,
+        context: { file },
+      },
+    );
+  }
+  return parseManifest(text, file);
+}
+
+/**
+ * The newest manifest in `dir` (of `definition`, or of any definition when
+ * null), or null when there is none.
+ */
+export async function newestManifest(
+  dir: string,
+  definition: string | null,
+): Promise<{ file: string; manifest: Manifest } | null> {
+  const re = manifestRe(definition);
+  const names = (await readdir(dir)).filter((n) => re.test(n)).sort();
+  let best: { file: string; manifest: Manifest } | null = null;
+  for (const n of names) {
+    const file = path.join(dir, n);
+    const manifest = await readManifestFile(file);
+    if (best === null || manifest.createdAt >= best.manifest.createdAt) best = { file, manifest };
+  }
+  return best;
+}
+
+/**
+ * Resolves a restore or verify `source`: an archive, its manifest, or a
+ * directory (its newest backup). Returns the manifest's path.
+ */
+export async function resolveManifestPath(
+  source: string,
+  role: string,
+): Promise<{ file: string; fromDirectory: boolean }> {
+  let st;
+  try {
+    st = await stat(source);
+  } catch (err) {
+    throw new AbsError("SOURCE_MISSING", `${role} "${source}" does not exist`, {
+      cause: err,
+      context: { file: source, field: role },
+    });
+  }
+  if (st.isDirectory()) {
+    const newest = await newestManifest(source, null);
+    if (newest === null) {
+      throw new AbsError(
+        "SOURCE_MISSING",
+        `${role} "${source}" holds no backup (no *${MANIFEST_SUFFIX})`,
+        {
+          context: { file: source, field: role },
+        },
+      );
+    }
+    return { file: newest.file, fromDirectory: true };
+  }
+  const file = source.endsWith(MANIFEST_SUFFIX) ? source : manifestNameOf(source);
+  return { file, fromDirectory: false };
+}
+
+export interface ChainLink {
+  manifestFile: string;
+  archiveFile: string;
+  manifest: Manifest;
+}
+
+/** One backup: its manifest, checked to name the archive beside it. */
+export async function loadLink(manifestFile: string): Promise<ChainLink> {
+  const manifest = await readManifestFile(manifestFile);
+  const archiveFile = path.join(path.dirname(manifestFile), manifest.archive);
+  if (
+    path.basename(manifest.archive) !== manifest.archive ||
+    manifestNameOf(archiveFile) !== manifestFile
+  ) {
+    throw new AbsError(
+      "ARCHIVE_INVALID",
+      `${manifestFile}: names archive "${manifest.archive}", expected "${path.basename(manifestFile).slice(0, -MANIFEST_SUFFIX.length)}"`,
+      { context: { file: manifestFile } },
+    );
+  }
+  return { manifestFile, archiveFile, manifest };
+}
+
+/** The chain ending at `manifestFile`, full first, through the `previous` links. */
+export async function loadChain(manifestFile: string): Promise<ChainLink[]> {
+  const dir = path.dirname(manifestFile);
+  const chain: ChainLink[] = [];
+  const seen = new Set<string>();
+  let file: string | null = manifestFile;
+  while (file !== null) {
+    if (seen.has(file)) {
+      throw new AbsError(
+        "ARCHIVE_INVALID",
+        `${manifestFile}: the chain of previous backups loops at ${file}`,
+        {
+          context: { file },
+        },
+      );
+    }
+    seen.add(file);
+    const link = await loadLink(file);
+    const { manifest } = link;
+    chain.unshift(link);
+    if (manifest.level === "full") return chain;
+    if (manifest.previous === null || path.basename(manifest.previous) !== manifest.previous) {
+      throw new AbsError(
+        "ARCHIVE_INVALID",
+        `${file}: an incremental without a valid previous manifest`,
+        {
+          context: { file },
+        },
+      );
+    }
+    file = path.join(dir, manifest.previous);
+  }
+  return chain;
+}

@@ -1,0 +1,26 @@
+// How the archiver reads file contents. Synchronous calls on purpose: for
+// the many small files of a typical tree, a thread-pool round trip per
+// open/fstat/read/close costs ~20x the syscalls themselves (10,000 files of
+// 4 KiB: ~3 s asynchronous, ~0.2 s synchronous). Each call blocks the event
+// loop for at most one chunk (1 MiB), and the archiver yields between files.
+// Tests inject a counting wrapper to prove an unchanged file is never re-read.
+
+import { type Stats, closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+/** An open file, read by position. */
+export interface ReadableFile {
+  stat(): Stats;
+  read(buffer: Buffer, offset: number, length: number, position: number): number;
+  close(): void;
+}
+
+export type FileOpener = (path: string) => ReadableFile;
+
+export const openForReading: FileOpener = (p) => {
+  const fd = openSync(p, "r");
+  return {
+    stat: () => fstatSync(fd),
+    read: (buffer, offset, length, position) => readSync(fd, buffer, offset, length, position),
+    close: () => closeSync(fd),
+  };
+};

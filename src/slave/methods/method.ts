@@ -1,0 +1,95 @@
+// The job-runner interface of the backup methods: what the slave passes in
+// (cancel signal, progress sink, allowed paths, clock) and what a method
+// returns (one line for people, a JSON object for the master). A method
+// either returns a result or throws an AbsError; it never exits the process.
+
+import type { JsonObject } from "../../json-shape.js";
+import { AbsError } from "../../errors.js";
+import type { MethodName } from "../../config/job-definition.js";
+import type { FileOpener } from "./file-reader.js";
+
+/** Progress of a running method, as streamed to the master. */
+export interface Progress {
+  /** Entries (tar, restore, verify) or output lines (command) handled so far. */
+  files: number;
+  /** Bytes of file content handled so far. */
+  bytes: number;
+  /** The path being handled now ("" when none). */
+  path: string;
+}
+
+export interface MethodContext {
+  /** Aborted on cancel or when the job's max run time passes: the method stops promptly. */
+  signal: AbortSignal;
+  /** Receives progress at most every `PROGRESS_INTERVAL_MS` (250 ms) and once at the end. */
+  onProgress(p: Progress): void;
+  /**
+   * Absolute paths the method may read or write under: every source,
+   * destination and target must be one of them or inside one.
+   */
+  allowedPaths: readonly string[];
+  /** Milliseconds since the epoch; the backup's timestamp and the progress rate come from it. */
+  now(): number;
+  /**
+   * The job definition's name (`[job NAME]`). `tar` names its archives after
+   * it and finds the previous backup of the same definition by it. Required by `tar`.
+   */
+  definition?: string;
+  /** `command`'s working directory when `command.cwd` is not set. Default: the process's cwd. */
+  workDir?: string;
+  /** Milliseconds between SIGTERM and SIGKILL when a command is stopped. Default 5,000. */
+  killGraceMs?: number;
+  /** How file contents are opened for reading (tests count reads through it). Default: fs.promises.open. */
+  openFile?: FileOpener;
+}
+
+export interface MethodResult {
+  /** One line for people: what was done. */
+  message: string;
+  /** Details for the master: archive and manifest names, counts, exit status... */
+  data: JsonObject;
+}
+
+/** Throws CANCELED when the job's signal is aborted; called between steps. */
+export function throwIfCanceled(signal: AbortSignal, what: string): void {
+  if (signal.aborted) throw canceledError(signal, what);
+}
+
+export function canceledError(signal: AbortSignal, what: string): AbsError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error && reason.name !== "AbortError" ? `: ${reason.message}` : "";
+  return new AbsError("CANCELED", `${what} canceled${why}`, { cause: reason });
+}
+
+/** Runs the method named by a dispatch with its parameters (as `methodParams` sends them). */
+export async function runMethod(
+  method: MethodName,
+  params: JsonObject,
+  ctx: MethodContext,
+): Promise<MethodResult> {
+  // Imported lazily so a slave running only commands never loads node-tar.
+  switch (method) {
+    case "tar": {
+      const m = await import("./tar-backup.js");
+      return m.tarBackup(m.readTarParams(params), ctx);
+    }
+    case "restore": {
+      const m = await import("./restore.js");
+      return m.restore(m.readRestoreParams(params), ctx);
+    }
+    case "verify": {
+      const m = await import("./verify.js");
+      return m.verify(m.readVerifyParams(params), ctx);
+    }
+    case "command": {
+      const m = await import("./command.js");
+      return m.runCommand(m.readCommandParams(params), ctx);
+    }
+    default:
+      return assertNever(method);
+  }
+}
+
+function assertNever(x: never): never {
+  throw new AbsError("BAD_ARGUMENT", `unknown method "${String(x)}"`);
+}
