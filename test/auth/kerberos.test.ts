@@ -2,7 +2,7 @@
 // GSSAPI failures, a missing `kerberos` package, and every refusal that
 // happens before GSSAPI is called (keytab checks, realm check). These run on
 // any machine; test/auth/kerberos-kdc.test.ts runs a real MIT KDC.
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import t, { type Test } from "tap";
 import {
@@ -15,6 +15,8 @@ import {
   realmOf,
 } from "../../src/auth/kerberos.js";
 import { AbsError } from "../../src/errors.js";
+import { callAsNobody, runningAsRoot } from "../helpers/as-nobody.js";
+import { tempDir } from "../helpers/tmp.js";
 
 // --- building keytab bytes (MIT format 0x0502) by hand ---
 
@@ -260,20 +262,30 @@ t.test("refusals before GSSAPI is called", async (t) => {
     }
   });
 
-  t.test(
-    "an unreadable keytab",
-    { skip: process.getuid?.() === 0 && "root reads any file" },
-    async (t) => {
-      const locked = path.join(dir, "locked.keytab");
-      await writeFile(locked, keytab(entry("slave1@MAIN.TEST", 2)), { mode: 0o000 });
+  t.test("an unreadable keytab", async (t) => {
+    const own = tempDir(t);
+    const locked = path.join(own, "locked.keytab");
+    await writeFile(locked, keytab(entry("slave1@MAIN.TEST", 2)), { mode: 0o000 });
+    const expected = /locked\.keytab is not readable by this process \(uid \d+\)/;
+    if (runningAsRoot()) {
+      // Root reads any file: try it as nobody.
+      await chmod(own, 0o755);
+      const outcome = callAsNobody(
+        new URL("../../src/auth/kerberos.js", import.meta.url),
+        "createKerberosInitiator",
+        [{ servicePrincipal: service, keytab: locked }],
+      );
+      t.match(outcome, /^AUTH_FAILED /);
+      t.match(outcome, expected);
+    } else {
       await rejectsWith(
         t,
         createKerberosInitiator({ servicePrincipal: service, keytab: locked }),
         "AUTH_FAILED",
-        /locked\.keytab is not readable by this process \(uid \d+\)/,
+        expected,
       );
-    },
-  );
+    }
+  });
 
   t.test("a principal the keytab does not hold", async (t) => {
     await rejectsWith(

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import t from "tap";
+import { callAsNobody, runningAsRoot } from "../helpers/as-nobody.js";
 import {
   MASTER_LABEL,
   SLAVE_LABEL,
@@ -133,16 +134,24 @@ t.test("loadRealmKey refusals", async (t) => {
   t.equal(parseRealmKey(good.trimEnd(), "x").bytes.length, 32, "the final newline is optional");
 });
 
-t.test(
-  "an unreadable key file",
-  { skip: process.getuid?.() === 0 && "root reads any file" },
-  async (t) => {
-    const file = path.join(tempDir(t), "locked.key");
-    await writeFile(file, formatRealmKey(randomBytes(32)), { mode: 0o000 });
+t.test("an unreadable key file", async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, "locked.key");
+  await writeFile(file, formatRealmKey(randomBytes(32)), { mode: 0o000 });
+  if (runningAsRoot()) {
+    // Root reads any file: try it as nobody.
+    await chmod(dir, 0o755);
+    const outcome = callAsNobody(
+      new URL("../../src/auth/realm-key.js", import.meta.url),
+      "loadRealmKey",
+      [file],
+    );
+    t.match(outcome, /is not readable by this process/);
+  } else {
     const err = await refusal(loadRealmKey(file));
     t.match(err.message, /is not readable by this process/);
-  },
-);
+  }
+});
 
 t.test("the MACs: labels, fields and lengths all count", (t) => {
   const key = realmKeyFromBytes(randomBytes(32));
