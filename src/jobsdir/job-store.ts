@@ -574,8 +574,8 @@ export class JobStore {
         this.knownBuckets.add(bucket);
       }
       await this.fs.rename(from, to);
-      // The new name first: after a crash the job is then in the archive, in
-      // the jobs directory, or (briefly) both, and never in neither.
+      // rename(2) is atomic, so after a crash the job is in one place or the
+      // other, never lost; the two fsyncs make the move itself durable.
       await this.fs.fsyncDir(bucketDir);
       await this.fs.fsyncDir(this.dir);
     } catch (err) {
