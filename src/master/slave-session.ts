@@ -1,0 +1,245 @@
+// The master's side of one authenticated slave connection, after the
+// handshake: registration, reattaching jobs the slave still runs, and the
+// reports of running jobs (started, progress, result, reject).
+//
+// Exactly once: a result is written to the job file before the master sends
+// `ack`, and a result the store already holds is acknowledged again without a
+// second change. The slave keeps a result until it sees the ack, and repeats
+// it in its next `register` (after a disconnect, a slave restart or a master
+// move), so every result reaches the jobs directory once and only once.
+//
+// A slave speaks only for its own jobs: a report about a job of another
+// slave is logged and acknowledged (so the slave stops repeating it) but
+// changes nothing.
+//
+// States: `awaiting-register` from the handshake until the slave's register
+// is handled, then `registered`, and `closed` once the connection is gone.
+
+import { AbsError, ProtocolError, describeError } from "../errors.js";
+import { isFinished, type Job } from "../jobsdir/job.js";
+import { recordProgress } from "../jobsdir/job-state.js";
+import type { JobStore } from "../jobsdir/job-store.js";
+import type { Logger } from "../log.js";
+import type {
+  JobResultReport,
+  MasterToSlaveMessage,
+  RegisterMessage,
+  RunningJobReport,
+  SlaveToMasterMessage,
+} from "../protocol/slave-messages.js";
+
+/** What the session needs of its connection. */
+export interface SessionPort {
+  send(message: MasterToSlaveMessage): boolean;
+  close(error?: AbsError): void;
+}
+
+export interface SlaveSessionOptions {
+  /** The slave's name (hello); every job it reports must be one of its own. */
+  name: string;
+  /** The master's name, sent in `registered`. */
+  master: string;
+  heartbeatMs: number;
+  store: JobStore;
+  port: SessionPort;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export type SlaveSessionState = "awaiting-register" | "registered" | "closed";
+
+export class SlaveSession {
+  state: SlaveSessionState = "awaiting-register";
+  /** Jobs the slave said it runs at once (from register). */
+  maxJobs = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: SlaveSessionOptions) {
+    this.now = opts.clock ?? Date.now;
+  }
+
+  /**
+   * Handles one message; resolves when it is dealt with (durably, for
+   * anything that changes a job). Never rejects: a protocol error closes the
+   * connection, a store error is logged and the report is not acknowledged,
+   * so the slave repeats it later.
+   */
+  async handle(message: SlaveToMasterMessage): Promise<void> {
+    try {
+      await this.dispatch(message);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.opts.logger.warn(`slave ${this.opts.name}: ${err.message}`, { slave: this.opts.name });
+        this.close(err);
+      } else {
+        this.opts.logger.error(`slave ${this.opts.name}: ${describeError(err)}`, {
+          slave: this.opts.name,
+        });
+      }
+    }
+  }
+
+  close(error?: AbsError): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.opts.port.close(error);
+  }
+
+  private async dispatch(message: SlaveToMasterMessage): Promise<void> {
+    if (this.state === "closed") return;
+    if (
+      this.state === "awaiting-register" &&
+      message.type !== "register" &&
+      message.type !== "heartbeat"
+    ) {
+      throw new ProtocolError(`${message.type} before register`);
+    }
+    switch (message.type) {
+      case "register":
+        return this.register(message);
+      case "heartbeat":
+        return;
+      case "started":
+        return this.onJob(message.jobId, message.attempt, "started", async (job) => {
+          if (job.state !== "dispatched") return;
+          await this.opts.store.transition(job.id, {
+            to: "running",
+            now: this.now(),
+            message: `started on ${this.opts.name}`,
+          });
+        });
+      case "progress":
+        return this.onJob(message.jobId, message.attempt, "progress", async (job) => {
+          if (job.state !== "running" && job.state !== "canceling") return;
+          const progress = { files: message.files, bytes: message.bytes, path: message.path };
+          await this.opts.store.update(job.id, (j) => recordProgress(j, progress));
+        });
+      case "result":
+        return this.result(message);
+      case "reject":
+        return this.onJob(message.jobId, message.attempt, "reject", async (job) => {
+          if (isFinished(job.state)) return;
+          await this.opts.store.transition(job.id, {
+            to: "failed",
+            now: this.now(),
+            message: `refused by ${this.opts.name}: ${message.reason}`,
+            result: { message: `refused by the slave: ${message.reason}`, data: {} },
+          });
+        });
+      default:
+        // hello, auth-response, auth-token: the link closes on these after
+        // authentication, so they never reach a session.
+        throw new ProtocolError(`unexpected ${message.type} after authentication`);
+    }
+  }
+
+  private async register(message: RegisterMessage): Promise<void> {
+    if (this.state !== "awaiting-register") throw new ProtocolError("a second register");
+    if (message.name !== this.opts.name) {
+      throw new ProtocolError(
+        `register names slave "${message.name}", but hello said "${this.opts.name}"`,
+      );
+    }
+    this.maxJobs = message.maxJobs;
+    // Results first: a job finished while the master was away is then not
+    // reattached as running.
+    for (const report of message.results) await this.result(report);
+    for (const report of message.running) await this.reattach(report);
+    this.state = "registered";
+    this.opts.port.send({
+      type: "registered",
+      master: this.opts.master,
+      heartbeatMs: this.opts.heartbeatMs,
+    });
+    this.opts.logger.info(
+      `slave ${this.opts.name} registered: ${message.running.length} running, ${message.results.length} results`,
+      {
+        slave: this.opts.name,
+      },
+    );
+  }
+
+  private async reattach(report: RunningJobReport): Promise<void> {
+    const job = this.opts.store.get(report.jobId);
+    if (
+      job === undefined ||
+      job.slave !== this.opts.name ||
+      job.attempt !== report.attempt ||
+      isFinished(job.state)
+    ) {
+      // Nothing here waits for this attempt: stop it on the slave.
+      this.opts.logger.warn(
+        `slave ${this.opts.name} runs job ${report.jobId} attempt ${report.attempt}, which this master does not expect; canceling it`,
+        { slave: this.opts.name, job: report.jobId },
+      );
+      this.opts.port.send({ type: "cancel", jobId: report.jobId, attempt: report.attempt });
+      return;
+    }
+    if (job.state === "canceling") {
+      // The cancel may have been lost with the old connection: ask again.
+      this.opts.port.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
+      return;
+    }
+    if (job.state === "orphaned" || job.state === "dispatched") {
+      const to =
+        report.state === "canceling"
+          ? "canceling"
+          : report.state === "running"
+            ? "running"
+            : "dispatched";
+      if (to !== job.state) {
+        await this.opts.store.transition(job.id, {
+          to,
+          now: this.now(),
+          message: `reattached: ${this.opts.name} reports it ${report.state}`,
+        });
+      }
+    }
+  }
+
+  private async result(report: JobResultReport): Promise<void> {
+    await this.onJob(report.jobId, report.attempt, "result", async (job) => {
+      if (isFinished(job.state)) return; // Already stored: acknowledge again, change nothing.
+      await this.opts.store.transition(job.id, {
+        to: report.outcome,
+        now: this.now(),
+        message: `${report.outcome} on ${this.opts.name}: ${report.message}`,
+        result: { message: report.message, data: report.data },
+      });
+    });
+    this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
+  }
+
+  /** Runs `apply` for a job of this slave and this attempt; logs and skips anything else. */
+  private async onJob(
+    jobId: number,
+    attempt: number,
+    what: string,
+    apply: (job: Job) => Promise<void>,
+  ): Promise<void> {
+    const job = this.opts.store.get(jobId);
+    const meta = { slave: this.opts.name, job: jobId };
+    if (job === undefined) {
+      this.opts.logger.warn(
+        `slave ${this.opts.name}: ${what} for job ${jobId}, which is not in the jobs directory`,
+        meta,
+      );
+      return;
+    }
+    if (job.slave !== this.opts.name) {
+      this.opts.logger.warn(
+        `slave ${this.opts.name}: ${what} for job ${jobId}, which belongs to slave ${job.slave}; ignored`,
+        meta,
+      );
+      return;
+    }
+    if (job.attempt !== attempt) {
+      this.opts.logger.warn(
+        `slave ${this.opts.name}: ${what} for job ${jobId} attempt ${attempt}, but the job is at attempt ${job.attempt}; ignored`,
+        meta,
+      );
+      return;
+    }
+    await apply(job);
+  }
+}

@@ -1,0 +1,214 @@
+import t, { type Test } from "tap";
+import { isFinished } from "../../src/jobsdir/job.js";
+import { JobStore } from "../../src/jobsdir/job-store.js";
+import type { AbsError } from "../../src/errors.js";
+import { SlaveSession } from "../../src/master/slave-session.js";
+import type { MasterToSlaveMessage } from "../../src/protocol/slave-messages.js";
+import { CollectingLogger } from "../helpers/log.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const SPEC = { definition: "home", slave: "green-acres", method: "tar", params: {}, priority: 0 };
+
+async function setup(t: Test) {
+  const store = await JobStore.open({ dir: tempDir(t) });
+  t.teardown(() => store.close());
+  const sent: MasterToSlaveMessage[] = [];
+  const closed: (AbsError | undefined)[] = [];
+  const log = new CollectingLogger();
+  const session = new SlaveSession({
+    name: "green-acres",
+    master: "master.test",
+    heartbeatMs: 10_000,
+    store,
+    logger: log,
+    port: {
+      send: (m) => {
+        // The ack of one of its own jobs must follow the durable write.
+        const job = m.type === "ack" ? store.get(m.jobId) : undefined;
+        if (job?.slave === "green-acres")
+          t.ok(isFinished(job.state), `job ${job.id} is stored before its ack`);
+        sent.push(m);
+        return true;
+      },
+      close: (e) => void closed.push(e),
+    },
+  });
+  return { store, sent, closed, log, session };
+}
+
+async function running(store: JobStore, slave = "green-acres"): Promise<number> {
+  const job = await store.submit({ ...SPEC, slave });
+  await store.transition(job.id, { to: "dispatched", now: 1, message: "sent" });
+  await store.transition(job.id, { to: "running", now: 2, message: "started" });
+  return job.id;
+}
+
+const result = (jobId: number, outcome: "succeeded" | "failed" = "succeeded") => ({
+  jobId,
+  attempt: 1,
+  outcome,
+  message: "12 files",
+  data: { files: 12 },
+});
+
+t.test(
+  "a result is stored once, then acknowledged; a repeat is acknowledged again and changes nothing",
+  async (t) => {
+    const { store, sent, session } = await setup(t);
+    const id = await running(store);
+    await session.handle({
+      type: "register",
+      name: "green-acres",
+      maxJobs: 2,
+      running: [],
+      results: [],
+    });
+    t.same(sent, [{ type: "registered", master: "master.test", heartbeatMs: 10_000 }]);
+    await session.handle({ type: "result", ...result(id) });
+    const stored = store.get(id);
+    t.equal(stored?.state, "succeeded");
+    t.same(stored?.result, { message: "12 files", data: { files: 12 } });
+    await session.handle({ type: "result", ...result(id) });
+    t.equal(store.get(id)?.serial, stored?.serial, "the repeat changed nothing");
+    t.same(
+      sent.filter((m) => m.type === "ack"),
+      [
+        { type: "ack", jobId: id, attempt: 1 },
+        { type: "ack", jobId: id, attempt: 1 },
+      ],
+    );
+  },
+);
+
+t.test("register after a master restart: results land, running jobs are reattached", async (t) => {
+  const { store, sent, session, log } = await setup(t);
+  const finished = await running(store);
+  const stillRunning = await running(store);
+  for (const id of [finished, stillRunning])
+    await store.transition(id, { to: "orphaned", now: 3, message: "master restarted" });
+  await session.handle({
+    type: "register",
+    name: "green-acres",
+    maxJobs: 2,
+    running: [{ jobId: stillRunning, attempt: 1, state: "running", progress: null }],
+    results: [result(finished)],
+  });
+  t.equal(store.get(finished)?.state, "succeeded");
+  t.equal(store.get(stillRunning)?.state, "running");
+  t.match(
+    store.get(stillRunning)?.log.at(-1)?.message,
+    /^reattached: green-acres reports it running$/,
+  );
+  t.same(
+    sent.map((m) => m.type),
+    ["ack", "registered"],
+  );
+  t.equal(session.state, "registered");
+  t.match(log.messages("info"), [/slave green-acres registered: 1 running, 1 results/]);
+});
+
+t.test("a job the master does not expect is canceled on the slave", async (t) => {
+  const { sent, session } = await setup(t);
+  await session.handle({
+    type: "register",
+    name: "green-acres",
+    maxJobs: 2,
+    running: [{ jobId: 77, attempt: 1, state: "running", progress: null }],
+    results: [],
+  });
+  t.same(sent[0], { type: "cancel", jobId: 77, attempt: 1 });
+});
+
+t.test(
+  "reports about other slaves' jobs, unknown jobs or old attempts change nothing",
+  async (t) => {
+    const { store, sent, session, log } = await setup(t);
+    const theirs = await running(store, "other-host");
+    await session.handle({
+      type: "register",
+      name: "green-acres",
+      maxJobs: 2,
+      running: [],
+      results: [],
+    });
+    await session.handle({ type: "result", ...result(theirs) });
+    await session.handle({ type: "result", ...result(999) });
+    await session.handle({
+      type: "progress",
+      jobId: theirs,
+      attempt: 1,
+      files: 1,
+      bytes: 1,
+      path: null,
+    });
+    t.equal(store.get(theirs)?.state, "running");
+    t.equal(
+      sent.filter((m) => m.type === "ack").length,
+      2,
+      "acknowledged so the slave stops repeating them",
+    );
+    t.match(log.messages("warn"), [
+      /result for job \d+, which belongs to slave other-host; ignored/,
+      /result for job 999, which is not in the jobs directory/,
+      /progress for job \d+, which belongs to slave other-host; ignored/,
+    ]);
+  },
+);
+
+t.test("started, progress and reject move the job", async (t) => {
+  const { store, session } = await setup(t);
+  await session.handle({
+    type: "register",
+    name: "green-acres",
+    maxJobs: 2,
+    running: [],
+    results: [],
+  });
+  const a = await store.submit(SPEC);
+  await store.transition(a.id, { to: "dispatched", now: 1, message: "sent" });
+  await session.handle({ type: "started", jobId: a.id, attempt: 1 });
+  t.equal(store.get(a.id)?.state, "running");
+  await session.handle({
+    type: "progress",
+    jobId: a.id,
+    attempt: 1,
+    files: 3,
+    bytes: 300,
+    path: "/home/x",
+  });
+  t.same(store.get(a.id)?.progress, { files: 3, bytes: 300, path: "/home/x" });
+  const b = await store.submit(SPEC);
+  await store.transition(b.id, { to: "dispatched", now: 1, message: "sent" });
+  await session.handle({
+    type: "reject",
+    jobId: b.id,
+    attempt: 1,
+    reason: "/etc is outside the allowed paths",
+  });
+  t.equal(store.get(b.id)?.state, "failed");
+  t.equal(
+    store.get(b.id)?.result?.message,
+    "refused by the slave: /etc is outside the allowed paths",
+  );
+});
+
+t.test("protocol errors close the session", async (t) => {
+  const cases: [string, Parameters<SlaveSession["handle"]>[0], string][] = [
+    [
+      "a report before register",
+      { type: "started", jobId: 1, attempt: 1 },
+      "started before register",
+    ],
+    [
+      "a register under another name",
+      { type: "register", name: "impostor", maxJobs: 1, running: [], results: [] },
+      'register names slave "impostor", but hello said "green-acres"',
+    ],
+  ];
+  for (const [name, message, why] of cases) {
+    const { session, closed } = await setup(t);
+    await session.handle(message);
+    t.equal(session.state, "closed", name);
+    t.match(closed[0], { code: "PROTOCOL", message: why }, name);
+  }
+});
