@@ -233,6 +233,15 @@ export function errorFromWire(wire: WireError): AbsError {
   return new AbsError(code, wire.message, { context: wire.context ?? {} });
 }
 
+/**
+ * The default branch of an exhaustive switch over a union (a job's states, a
+ * handshake's states): the compiler proves it unreachable; at run time it is
+ * a bug in ABS.
+ */
+export function assertNever(value: never): never {
+  throw new AbsError("INTERNAL", `unexpected value ${JSON.stringify(value)}`);
+}
+
 /** The message of anything thrown, for log lines. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -82,7 +82,3 @@ export function asAbsError(err: unknown): AbsError {
     cause: err,
   });
 }
-
-export function assertNever(value: never): never {
-  throw new AbsError("INTERNAL", `unexpected state ${String(value)}`);
-}

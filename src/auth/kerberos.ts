@@ -27,7 +27,14 @@
 import { constants as fsConstants } from "node:fs";
 import { access, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { AbsError, AuthError, ConfigError, describeError, type ErrorContext } from "../errors.js";
+import {
+  AbsError,
+  AuthError,
+  ConfigError,
+  assertNever,
+  describeError,
+  type ErrorContext,
+} from "../errors.js";
 
 // ---------------------------------------------------------------------------
 // Loading the `kerberos` package
@@ -763,8 +770,4 @@ export async function createKerberosAcceptor(
 /** A caller drove a state machine wrongly: a bug in ABS, not an operator's problem. */
 function usage(message: string): AbsError {
   return new AbsError("INTERNAL", `Kerberos: ${message}`);
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected state ${String(value)}`);
 }

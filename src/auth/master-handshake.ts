@@ -19,7 +19,7 @@
 // register before auth-ok, an error from the slave.
 
 import { randomBytes } from "node:crypto";
-import { AbsError, AuthError, ProtocolError } from "../errors.js";
+import { AbsError, AuthError, ProtocolError, assertNever } from "../errors.js";
 import type {
   AuthMode,
   MasterToSlaveMessage,
@@ -27,7 +27,7 @@ import type {
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
 import type { KerberosAcceptor } from "./kerberos.js";
-import { asAbsError, assertNever, type HandshakeFailure, type HandshakePort } from "./handshake.js";
+import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
   MASTER_LABEL,
   NONCE_BYTES,

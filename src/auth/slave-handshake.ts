@@ -21,12 +21,11 @@
 //                       us) and the port told to close. Terminal.
 
 import { randomBytes } from "node:crypto";
-import { AbsError, AuthError, ProtocolError } from "../errors.js";
+import { AbsError, AuthError, ProtocolError, assertNever } from "../errors.js";
 import type { SlaveLinkMessage, SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
 import {
   asAbsError,
-  assertNever,
   refusalFromMaster,
   type HandshakeFailure,
   type HandshakePort,

@@ -12,7 +12,7 @@
 //   dispatched, running, orphaned ──► queued     (a retry: attempt + 1)
 //   queued ──► canceled | failed                 (canceled before dispatch, start deadline)
 
-import { IllegalTransitionError } from "../errors.js";
+import { IllegalTransitionError, assertNever } from "../errors.js";
 import {
   type Job,
   type JobLogEntry,
@@ -21,10 +21,6 @@ import {
   type JobState,
   type LogLevel,
 } from "./job.js";
-
-export function assertNever(value: never): never {
-  throw new Error(`unexpected value ${JSON.stringify(value)}`);
-}
 
 /** The states a job in `from` may move to. */
 export function allowedTargets(from: JobState): readonly JobState[] {

@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { refusal } from "../helpers/refusal.js";
 import t from "tap";
 import {
   createKerberosAcceptor,
@@ -119,17 +120,6 @@ async function exchangeWithChild(
   }
 }
 
-/** The error an operation rejected with, for assertions on its code and message. */
-async function rejection(promise: Promise<unknown>): Promise<AbsError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof AbsError) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
-
 const options = await kerberosTestOptions(t);
 
 t.test("Kerberos against real MIT KDCs", options, async (t) => {
@@ -194,7 +184,7 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
     const reply = await (await acceptor()).step(request.tokenOut!);
     const forged = Buffer.from(reply.tokenOut!);
     forged[forged.length - 4] ^= 0x01;
-    const err = await rejection(initiator.step(forged));
+    const err = await refusal(initiator.step(forged));
     t.equal(err.code, "AUTH_FAILED");
     t.match(
       err.message,
@@ -204,7 +194,7 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
     // A genuine reply, but to another exchange, proves nothing either.
     const other = await createKerberosInitiator({ servicePrincipal: SERVICE, keytab: slave1 });
     await other.step(null);
-    const replayed = await rejection(other.step(reply.tokenOut));
+    const replayed = await refusal(other.step(reply.tokenOut));
     t.equal(replayed.code, "AUTH_FAILED");
     t.match(replayed.message, /mutual authentication failed/);
   });
@@ -213,7 +203,7 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
     const initiator = await createKerberosInitiator({ servicePrincipal: SERVICE, keytab: slave1 });
     const request = await initiator.step(null);
     await (await acceptor()).step(request.tokenOut!);
-    const err = await rejection((await acceptor()).step(request.tokenOut!));
+    const err = await refusal((await acceptor()).step(request.tokenOut!));
     t.equal(err.code, "AUTH_FAILED");
     t.match(
       err.message,
@@ -308,7 +298,7 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
   });
 
   t.test("a second slave identity in one process is refused", async (t) => {
-    const err = await rejection(
+    const err = await refusal(
       createKerberosInitiator({ servicePrincipal: SERVICE, keytab: slave2 }),
     );
     t.equal(err.code, "CONFIG");

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { refusal } from "../helpers/refusal.js";
 import t from "tap";
 import { callAsNobody, runningAsRoot } from "../helpers/as-nobody.js";
 import {
@@ -16,18 +17,7 @@ import {
   realmKeyFromBytes,
   realmKeyMac,
 } from "../../src/auth/realm-key.js";
-import { AbsError } from "../../src/errors.js";
 import { tempDir } from "../helpers/tmp.js";
-
-async function refusal(promise: Promise<unknown>): Promise<AbsError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof AbsError) return err;
-    throw err;
-  }
-  throw new Error("expected a refusal");
-}
 
 t.test("generateRealmKey writes 32 random bytes, mode 0600, and never overwrites", async (t) => {
   const dir = tempDir(t);

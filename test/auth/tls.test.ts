@@ -7,6 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { refusal } from "../helpers/refusal.js";
 import t from "tap";
 import {
   GENERATED_CERT_FILE,
@@ -17,20 +18,9 @@ import {
   loadOrCreateMasterTls,
   readCertificateFingerprint,
 } from "../../src/auth/tls.js";
-import { AbsError } from "../../src/errors.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const execFileP = promisify(execFile);
-
-async function refusal(promise: Promise<unknown>): Promise<AbsError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof AbsError) return err;
-    throw err;
-  }
-  throw new Error("expected a refusal");
-}
 
 async function openssl(): Promise<boolean> {
   try {
