@@ -20,7 +20,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Job, NewJob } from "../src/jobsdir/job.js";
+import { type Job, type NewJob, NO_POLICY } from "../src/jobsdir/job.js";
 import { serializeJob } from "../src/jobsdir/job-file.js";
 import { JobStore } from "../src/jobsdir/job-store.js";
 import { inFlight, median, report, round } from "./report.js";
@@ -48,13 +48,19 @@ export function sampleJob(id: number): Job {
     state: "succeeded",
     priority: id % 3,
     attempt: 1,
-    timestamps: { received: t0, dispatched: t0 + 10, started: t0 + 50, ended: t0 + 30_000 },
+    timestamps: {
+      received: t0,
+      dispatched: t0 + 10,
+      started: t0 + 50,
+      ended: t0 + 30_000,
+      notBefore: null,
+    },
     progress: { files: 1234, bytes: 56_789_012, path: null },
     result: {
       message: "1234 files, 54.2 MiB",
       data: { archive: `/backup/home-${id}.tar.gz`, files: 1234, bytes: 56_789_012 },
     },
-    waitReason: null,
+    policy: NO_POLICY,
     log: [
       {
         serial: 1,

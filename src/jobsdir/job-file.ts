@@ -19,7 +19,7 @@ const JOB_KEYS = [
   "timestamps",
   "progress",
   "result",
-  "waitReason",
+  "policy",
   "log",
   "serial",
 ] as const;
@@ -69,7 +69,7 @@ export function parseJobFile(text: string, file: string, expectedId: number): Jo
 function readJob(f: Fields): Job {
   f.onlyKeys(JOB_KEYS);
   const t = f.object("timestamps");
-  t.onlyKeys(["received", "dispatched", "started", "ended"]);
+  t.onlyKeys(["received", "dispatched", "started", "ended", "notBefore"]);
   f.int("id", { min: 1 });
   f.string("definition", { nonEmpty: true });
   f.string("slave", { nonEmpty: true });
@@ -82,9 +82,10 @@ function readJob(f: Fields): Job {
   t.nullableInt("dispatched", { min: 0 });
   t.nullableInt("started", { min: 0 });
   t.nullableInt("ended", { min: 0 });
+  t.nullableInt("notBefore", { min: 0 });
   checkProgress(f.nullableObject("progress"));
   checkResult(f.nullableObject("result"));
-  if (f.raw.waitReason !== null) f.string("waitReason");
+  checkPolicy(f.object("policy"));
   f.objects("log", checkLogEntry);
   f.int("serial", { min: 0 });
   return f.raw as unknown as Job;
@@ -103,6 +104,15 @@ function checkResult(f: Fields | null): void {
   f.onlyKeys(["message", "data"]);
   f.string("message");
   f.jsonObject("data");
+}
+
+function checkPolicy(f: Fields): void {
+  f.onlyKeys(["maxRunTimeMs", "startBy", "retries", "retryBackoffMs", "retryBackoffMaxMs"]);
+  f.nullableInt("maxRunTimeMs", { min: 0 });
+  f.nullableInt("startBy", { min: 0 });
+  f.int("retries", { min: 0 });
+  f.int("retryBackoffMs", { min: 0 });
+  f.int("retryBackoffMaxMs", { min: 0 });
 }
 
 function checkLogEntry(f: Fields): void {

@@ -53,6 +53,8 @@ export interface Transition {
   level?: LogLevel;
   /** For a finished state: the outcome. Required for succeeded, failed and canceled. */
   result?: JobResult;
+  /** For a retry (to queued): not dispatched before this time. Default: at once. */
+  notBefore?: number;
 }
 
 /** Returns the job in its new state, with its serial bumped and a log entry appended. */
@@ -67,7 +69,7 @@ export function transition(job: Job, change: Transition): Job {
   let attempt = job.attempt;
   let progress: JobProgress | null = job.progress;
   let result: JobResult | null = job.result;
-  let waitReason: string | null = null;
+  timestamps.notBefore = null;
 
   switch (to) {
     case "queued":
@@ -75,8 +77,8 @@ export function transition(job: Job, change: Transition): Job {
       attempt += 1;
       timestamps.dispatched = null;
       timestamps.started = null;
+      timestamps.notBefore = change.notBefore ?? null;
       progress = null;
-      waitReason = job.waitReason;
       break;
     case "dispatched":
       timestamps.dispatched = now;
@@ -110,7 +112,6 @@ export function transition(job: Job, change: Transition): Job {
     timestamps,
     progress,
     result,
-    waitReason,
     log: appendEntry(job.log, now, change.level ?? levelFor(to), change.message),
     serial: job.serial + 1,
   };
@@ -124,17 +125,6 @@ export function recordProgress(job: Job, progress: JobProgress): Job {
     });
   }
   return { ...job, progress, serial: job.serial + 1 };
-}
-
-/** Records why a queued job waits; no change (same serial) when the reason is the same. */
-export function recordWaitReason(job: Job, reason: string | null): Job {
-  if (job.state !== "queued") {
-    throw new IllegalTransitionError(`job ${job.id}: wait reason set while ${job.state}`, {
-      jobId: job.id,
-    });
-  }
-  if (job.waitReason === reason) return job;
-  return { ...job, waitReason: reason, serial: job.serial + 1 };
 }
 
 /** Appends a log line without changing the state (e.g. an imported report, a warning). */

@@ -29,7 +29,7 @@ import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
-import { isFinished, type Job, type NewJob } from "./job.js";
+import { isFinished, type Job, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
 import { type Transition, transition } from "./job-state.js";
@@ -308,16 +308,16 @@ export class JobStore {
       state: "queued",
       priority: spec.priority,
       attempt: 1,
-      timestamps: { received: now, dispatched: null, started: null, ended: null },
+      timestamps: { received: now, dispatched: null, started: null, ended: null, notBefore: null },
       progress: null,
       result: null,
-      waitReason: null,
+      policy: spec.policy ?? NO_POLICY,
       log: [
         {
           serial: 1,
           time: now,
           level: "info",
-          message: `received: ${spec.definition} on ${spec.slave}`,
+          message: spec.message ?? `received: ${spec.definition} on ${spec.slave}`,
         },
       ],
       serial: 1,

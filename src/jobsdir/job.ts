@@ -52,7 +52,34 @@ export interface JobTimestamps {
   started: number | null;
   /** When it finished (succeeded, failed or canceled). */
   ended: number | null;
+  /** A retry waits for its backoff: not dispatched before this time; null otherwise. */
+  notBefore: number | null;
 }
+
+/**
+ * The limits a job runs under, copied from its definition when the job is
+ * made: a later change of the definition does not change a run under way.
+ */
+export interface JobPolicy {
+  /** Milliseconds a run may take before the master cancels it; null for no limit. */
+  maxRunTimeMs: number | null;
+  /** The job fails ("start deadline passed") if not started by this time; null for no deadline. */
+  startBy: number | null;
+  /** Further attempts after a failed one. */
+  retries: number;
+  /** Milliseconds before the first retry; each next one waits twice as long, up to retryBackoffMaxMs. */
+  retryBackoffMs: number;
+  retryBackoffMaxMs: number;
+}
+
+/** No limits, no retries: what an ad-hoc job runs under unless told otherwise. */
+export const NO_POLICY: JobPolicy = {
+  maxRunTimeMs: null,
+  startBy: null,
+  retries: 0,
+  retryBackoffMs: 0,
+  retryBackoffMaxMs: 0,
+};
 
 /** What a running job reported last. */
 export interface JobProgress {
@@ -97,8 +124,7 @@ export interface Job {
   timestamps: JobTimestamps;
   progress: JobProgress | null;
   result: JobResult | null;
-  /** Why a queued job is not dispatched yet, for `abs show jobs`; null otherwise. */
-  waitReason: string | null;
+  policy: JobPolicy;
   log: JobLogEntry[];
   /** Increases by one on every change of the record; what wait-for-change compares. */
   serial: number;
@@ -111,4 +137,8 @@ export interface NewJob {
   method: string;
   params: JsonObject;
   priority: number;
+  /** Default NO_POLICY. */
+  policy?: JobPolicy;
+  /** The first log line. Default "received: DEFINITION on SLAVE". */
+  message?: string;
 }

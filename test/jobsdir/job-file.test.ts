@@ -12,10 +12,16 @@ const JOB: Job = {
   state: "succeeded",
   priority: 5,
   attempt: 2,
-  timestamps: { received: 1000, dispatched: 1100, started: 1200, ended: 1300 },
+  timestamps: { received: 1000, dispatched: 1100, started: 1200, ended: 1300, notBefore: null },
   progress: { files: 3, bytes: 4096, path: null },
   result: { message: "3 files", data: { archive: "home-1.tar" } },
-  waitReason: null,
+  policy: {
+    maxRunTimeMs: 7_200_000,
+    startBy: 4000,
+    retries: 2,
+    retryBackoffMs: 60_000,
+    retryBackoffMaxMs: 3_600_000,
+  },
   log: [
     { serial: 1, time: 1000, level: "info", message: "received" },
     { serial: 2, time: 1300, level: "info", message: "succeeded" },

@@ -1,32 +1,16 @@
 import t from "tap";
 import { IllegalTransitionError } from "../../src/errors.js";
+import { sampleJob } from "../helpers/job.js";
 import { JOB_STATES, type Job, type JobState, isFinished } from "../../src/jobsdir/job.js";
 import {
   allowedTargets,
   recordLog,
   recordProgress,
-  recordWaitReason,
   transition,
 } from "../../src/jobsdir/job-state.js";
 
 function job(state: JobState, extra: Partial<Job> = {}): Job {
-  return {
-    id: 7,
-    definition: "home",
-    slave: "green-acres",
-    method: "tar",
-    params: {},
-    state,
-    priority: 0,
-    attempt: 1,
-    timestamps: { received: 1000, dispatched: null, started: null, ended: null },
-    progress: null,
-    result: null,
-    waitReason: null,
-    log: [{ serial: 1, time: 1000, level: "info", message: "received" }],
-    serial: 1,
-    ...extra,
-  };
+  return sampleJob({ state, ...extra });
 }
 
 const RESULT = { message: "done", data: {} };
@@ -103,12 +87,20 @@ t.test("timestamps follow the life of a job", (t) => {
 
 t.test("a retry is a new attempt from scratch", (t) => {
   let j = job("running", {
-    timestamps: { received: 1, dispatched: 2, started: 3, ended: null },
+    timestamps: { received: 1, dispatched: 2, started: 3, ended: null, notBefore: null },
     progress: { files: 3, bytes: 10, path: "/x" },
   });
-  j = transition(j, { to: "queued", now: 9, message: "retry 2 of 3 in 60s" });
+  j = transition(j, { to: "queued", now: 9, message: "retry 2 of 3 in 60s", notBefore: 60_009 });
   t.equal(j.attempt, 2);
-  t.same(j.timestamps, { received: 1, dispatched: null, started: null, ended: null });
+  t.same(j.timestamps, {
+    received: 1,
+    dispatched: null,
+    started: null,
+    ended: null,
+    notBefore: 60_009,
+  });
+  j = transition(j, { to: "dispatched", now: 60_010, message: "dispatched" });
+  t.equal(j.timestamps.notBefore, null, "the backoff is over once dispatched");
   t.equal(j.progress, null);
   t.end();
 });
@@ -123,7 +115,7 @@ t.test("finishing needs a result", (t) => {
   t.end();
 });
 
-t.test("progress, wait reasons and log lines", (t) => {
+t.test("progress and log lines", (t) => {
   const running = job("running");
   const p = recordProgress(running, { files: 1, bytes: 2, path: "/a" });
   t.equal(p.serial, 2);
@@ -132,16 +124,6 @@ t.test("progress, wait reasons and log lines", (t) => {
     code: "ILLEGAL_TRANSITION",
     message: "job 7: progress reported while queued",
   });
-
-  const q = job("queued");
-  const w = recordWaitReason(q, "waiting for slave green-acres to connect");
-  t.equal(w.serial, 2);
-  t.equal(
-    recordWaitReason(w, "waiting for slave green-acres to connect"),
-    w,
-    "same reason: no change",
-  );
-  t.throws(() => recordWaitReason(running, "x"), IllegalTransitionError);
 
   const l = recordLog(job("succeeded"), 5, "warning", "imported from the disaster log");
   t.equal(l.log[1].serial, 2);

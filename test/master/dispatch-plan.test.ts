@@ -1,24 +1,10 @@
 import t from "tap";
 import type { Job } from "../../src/jobsdir/job.js";
+import { sampleJob } from "../helpers/job.js";
 import { type SlaveLoad, planDispatch } from "../../src/master/dispatch-plan.js";
 
 function job(id: number, slave: string, priority = 0): Job {
-  return {
-    id,
-    definition: `d${id}`,
-    slave,
-    method: "tar",
-    params: {},
-    state: "queued",
-    priority,
-    attempt: 1,
-    timestamps: { received: id, dispatched: null, started: null, ended: null },
-    progress: null,
-    result: null,
-    waitReason: null,
-    log: [],
-    serial: 1,
-  };
+  return sampleJob({ id, definition: `d${id}`, slave, priority, log: [] });
 }
 
 function slaves(...loads: SlaveLoad[]): Map<string, SlaveLoad> {
