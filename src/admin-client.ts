@@ -12,6 +12,13 @@ export interface AdminCallOptions {
 }
 
 /**
+ * Largest reply accepted, in bytes. Replies come from the master, which the
+ * socket's mode already trusts, and `abs show jobs --all --json` over
+ * 100,000 jobs is some 40 MB; the limit only stops a runaway.
+ */
+export const MAX_REPLY_BYTES = 1024 * 1024 * 1024;
+
+/**
  * Calls `method` on the master listening on `socketPath`. Resolves with the
  * result; rejects with the master's error turned back into an AbsError, or
  * with an AbsError saying the master cannot be reached.
@@ -24,7 +31,7 @@ export function adminCall(
 ): Promise<JsonValue> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder({ maxFrameBytes: MAX_REPLY_BYTES });
     let settled = false;
     const finish = (outcome: () => void): void => {
       if (settled) return;

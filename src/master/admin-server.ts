@@ -23,6 +23,7 @@ import {
   type AdminReply,
   parseAdminRequest,
 } from "../protocol/admin-messages.js";
+import { MAX_REPLY_BYTES } from "../admin-client.js";
 import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
 
 /** Handles one admin method; throws an AbsError (or ShapeError for bad args) to refuse. */
@@ -121,8 +122,15 @@ export class AdminServer {
     } else {
       reply = await this.call(request.method, request.args);
     }
+    let bytes: Buffer;
+    try {
+      bytes = encodeFrame(reply, MAX_REPLY_BYTES);
+    } catch (err) {
+      reply = failure(err instanceof AbsError ? err : new AbsError("INTERNAL", describeError(err)));
+      bytes = encodeFrame(reply);
+    }
     this.access(request.method, reply.success ? "ok" : reply.error.code, elapsed());
-    if (!socket.destroyed) socket.write(encodeFrame(reply));
+    if (!socket.destroyed) socket.write(bytes);
   }
 
   private async call(method: string, args: JsonObject): Promise<AdminReply> {
