@@ -9,6 +9,7 @@ export type ErrorCode =
   // Jobs directory and job life.
   | "ILLEGAL_TRANSITION"
   | "JOB_NOT_FOUND"
+  | "DEFINITION_NOT_FOUND"
   | "JOB_NOT_FINISHED"
   | "QUEUE_FULL"
   | "DRAINED"

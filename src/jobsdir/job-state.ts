@@ -55,6 +55,11 @@ export interface Transition {
   result?: JobResult;
   /** For a retry (to queued): not dispatched before this time. Default: at once. */
   notBefore?: number;
+  /**
+   * To queued without a new attempt: a dispatch that never reached the slave
+   * (its registration does not list the job, and it never started). Default false.
+   */
+  sameAttempt?: boolean;
 }
 
 /** Returns the job in its new state, with its serial bumped and a log entry appended. */
@@ -74,7 +79,7 @@ export function transition(job: Job, change: Transition): Job {
   switch (to) {
     case "queued":
       // A retry: a new attempt starts from scratch.
-      attempt += 1;
+      if (change.sameAttempt !== true) attempt += 1;
       timestamps.dispatched = null;
       timestamps.started = null;
       timestamps.notBefore = change.notBefore ?? null;

@@ -63,3 +63,43 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
   }
   return plan;
 }
+
+/** What waitReason needs to know beyond the job itself. */
+export interface WaitContext {
+  now: number;
+  slave: SlaveLoad | undefined;
+  globalMax: number;
+  globalActive: number;
+  /** When an orphaned job's grace period ends. */
+  orphanedUntil: number | undefined;
+}
+
+/**
+ * Why a queued or orphaned job is not running, in words for `abs show jobs`;
+ * null for jobs in other states. Computed when asked, never stored: the
+ * reasons change with every dispatch and would churn the job files.
+ */
+export function waitReason(job: Job, ctx: WaitContext): string | null {
+  if (job.state === "orphaned") {
+    const until = ctx.orphanedUntil === undefined ? "" : ` until ${iso(ctx.orphanedUntil)}`;
+    return `waiting${until} for slave ${job.slave} to report it`;
+  }
+  if (job.state !== "queued") return null;
+  const { notBefore } = job.timestamps;
+  if (notBefore !== null && notBefore > ctx.now) {
+    return `retry backoff: attempt ${job.attempt} not before ${iso(notBefore)}`;
+  }
+  const slave = ctx.slave;
+  if (slave === undefined || !slave.connected) return `waiting for slave ${job.slave} to connect`;
+  if (slave.active >= slave.maxJobs) {
+    return `slave ${slave.name} at its limit ${slave.active}/${slave.maxJobs}`;
+  }
+  if (ctx.globalActive >= ctx.globalMax) {
+    return `master at its limit of ${ctx.globalMax} running jobs`;
+  }
+  return "about to be dispatched";
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -12,14 +12,24 @@
 // slave is logged and acknowledged (so the slave stops repeating it) but
 // changes nothing.
 //
+// Registration is authoritative: a job the master has on this slave
+// (dispatched, running, orphaned, canceling) that the slave neither runs
+// nor has a result for is not there. One that never started is queued
+// again as the same attempt (the dispatch was lost in transit); one that
+// had started is lost, and its retry policy decides.
+//
+// Messages are handled one at a time, in order: a `started` is stored before
+// the `result` that follows it.
+//
 // States: `awaiting-register` from the handshake until the slave's register
 // is handled, then `registered`, and `closed` once the connection is gone.
 
 import { AbsError, ProtocolError, describeError } from "../errors.js";
 import { isFinished, type Job } from "../jobsdir/job.js";
-import { recordProgress } from "../jobsdir/job-state.js";
+import { recordProgress, type Transition } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
+import { afterFailure } from "./job-policy.js";
 import type {
   JobResultReport,
   MasterToSlaveMessage,
@@ -44,6 +54,8 @@ export interface SlaveSessionOptions {
   port: SessionPort;
   logger: Logger;
   clock?: () => number;
+  /** Called once the slave is registered (its jobs reconciled, `registered` sent). */
+  onRegistered?: (session: SlaveSession) => void;
 }
 
 export type SlaveSessionState = "awaiting-register" | "registered" | "closed";
@@ -52,19 +64,39 @@ export class SlaveSession {
   state: SlaveSessionState = "awaiting-register";
   /** Jobs the slave said it runs at once (from register). */
   maxJobs = 0;
+  /** When the last message came (ms since the epoch): heartbeats keep it fresh. */
+  lastHeard: number;
   private readonly now: () => number;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: SlaveSessionOptions) {
     this.now = opts.clock ?? Date.now;
+    this.lastHeard = this.now();
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** Sends a message to the slave; false when the connection is gone. */
+  send(message: MasterToSlaveMessage): boolean {
+    if (this.state === "closed") return false;
+    return this.opts.port.send(message);
   }
 
   /**
-   * Handles one message; resolves when it is dealt with (durably, for
-   * anything that changes a job). Never rejects: a protocol error closes the
-   * connection, a store error is logged and the report is not acknowledged,
-   * so the slave repeats it later.
+   * Handles one message after those before it; resolves when it is dealt
+   * with (durably, for anything that changes a job). Never rejects: a
+   * protocol error closes the connection, a store error is logged and the
+   * report is not acknowledged, so the slave repeats it later.
    */
-  async handle(message: SlaveToMasterMessage): Promise<void> {
+  handle(message: SlaveToMasterMessage): Promise<void> {
+    this.lastHeard = this.now();
+    this.queue = this.queue.then(() => this.handleNow(message));
+    return this.queue;
+  }
+
+  private async handleNow(message: SlaveToMasterMessage): Promise<void> {
     try {
       await this.dispatch(message);
     } catch (err) {
@@ -145,6 +177,9 @@ export class SlaveSession {
     // reattached as running.
     for (const report of message.results) await this.result(report);
     for (const report of message.running) await this.reattach(report);
+    await this.reconcile(message);
+    // The connection may have closed while the reports were written.
+    if ((this.state as SlaveSessionState) === "closed") return;
     this.state = "registered";
     this.opts.port.send({
       type: "registered",
@@ -157,6 +192,40 @@ export class SlaveSession {
         slave: this.opts.name,
       },
     );
+    this.opts.onRegistered?.(this);
+  }
+
+  /** Jobs the master has on this slave that the slave does not report (see the header). */
+  private async reconcile(message: RegisterMessage): Promise<void> {
+    const reported = new Set<number>();
+    for (const r of message.running) reported.add(r.jobId);
+    for (const r of message.results) reported.add(r.jobId);
+    const missing = this.opts.store.query({
+      slave: this.opts.name,
+      states: ["dispatched", "running", "orphaned", "canceling"],
+    });
+    for (const job of missing) {
+      if (reported.has(job.id)) continue;
+      const now = this.now();
+      const name = this.opts.name;
+      let change: Transition;
+      if (job.state === "canceling") {
+        const message = `canceled: ${name} no longer runs it`;
+        change = { to: "canceled", now, message, result: { message, data: {} } };
+      } else if (job.timestamps.started === null) {
+        change = {
+          to: "queued",
+          now,
+          sameAttempt: true,
+          message: `${name} never received it; queued again`,
+        };
+      } else {
+        const why = `lost: ${name} no longer runs it`;
+        change = afterFailure(job, now, why, { message: why, data: {} });
+      }
+      this.opts.logger.warn(`job ${job.id}: ${change.message}`, { slave: name, job: job.id });
+      await this.opts.store.transition(job.id, change);
+    }
   }
 
   private async reattach(report: RunningJobReport): Promise<void> {
@@ -200,12 +269,18 @@ export class SlaveSession {
   private async result(report: JobResultReport): Promise<void> {
     await this.onJob(report.jobId, report.attempt, "result", async (job) => {
       if (isFinished(job.state)) return; // Already stored: acknowledge again, change nothing.
-      await this.opts.store.transition(job.id, {
-        to: report.outcome,
-        now: this.now(),
-        message: `${report.outcome} on ${this.opts.name}: ${report.message}`,
-        result: { message: report.message, data: report.data },
-      });
+      const now = this.now();
+      const result = { message: report.message, data: report.data };
+      const change: Transition =
+        report.outcome === "failed" && job.state !== "canceling"
+          ? afterFailure(job, now, `failed on ${this.opts.name}: ${report.message}`, result)
+          : {
+              to: report.outcome,
+              now,
+              message: `${report.outcome} on ${this.opts.name}: ${report.message}`,
+              result,
+            };
+      await this.opts.store.transition(job.id, change);
     });
     this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
   }

@@ -1,0 +1,207 @@
+// The admin methods of the real master (src/protocol/admin-api.ts has the
+// contract): each checks its arguments, asks the master's parts, and
+// answers plain JSON.
+
+import { AbsError, BadArgumentError, JobNotFoundError } from "../errors.js";
+import { isFinished, type Job } from "../jobsdir/job.js";
+import type { JobQuery } from "../jobsdir/job-query.js";
+import type { JsonObject, JsonValue } from "../json-shape.js";
+import {
+  type AdminMethodName,
+  type JobDetail,
+  type JobView,
+  type ScheduleView,
+  type SlaveView,
+  type StatusResult,
+  parseArchiveArgs,
+  parseAutoarchiveArgs,
+  parseDrainArgs,
+  parseIdArgs,
+  parseNoArgs,
+  parseRunArgs,
+  parseShowJobsArgs,
+  parseShowScheduleArgs,
+  parseWatchArgs,
+} from "../protocol/admin-api.js";
+import type { AdminMethod } from "./admin-server.js";
+import type { Master } from "./master.js";
+
+/** Without --all, `show jobs` lists finished jobs that ended this recently. */
+export const RECENT_MS = 24 * 3600 * 1000;
+
+// The results are typed views; the admin server sends them as JSON.
+type Handler = (args: JsonObject) => unknown;
+
+export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
+  const view = (job: Job): JobView => jobView(job, master.dispatcher.waitReasonOf(job));
+  const handlers: Record<AdminMethodName, Handler> = {
+    status: (args): StatusResult => {
+      parseNoArgs(args);
+      const c = master.currentConfig;
+      return {
+        master: master.hostName,
+        realm: c.realm,
+        mode: "real",
+        pid: process.pid,
+        startedAt: master.startedAt,
+        listen: `${c.listen.host}:${master.linkPort}`,
+        jobsDir: master.store.directory,
+        jobs: master.store.size,
+        drained: master.store.drained,
+        slavesConnected: master.dispatcher.connectedSlaves.size,
+      };
+    },
+
+    "show-jobs": (args) => {
+      const a = parseShowJobsArgs(args);
+      const q: JobQuery = {
+        states: a.states ?? undefined,
+        slave: a.slave ?? undefined,
+        definition: a.definition ?? undefined,
+      };
+      let jobs = master.store.query(q);
+      if (!a.all) {
+        const since = master.clock.now() - RECENT_MS;
+        jobs = jobs.filter((j) => !isFinished(j.state) || (j.timestamps.ended ?? 0) >= since);
+      }
+      if (a.limit !== null && jobs.length > a.limit) jobs = jobs.slice(jobs.length - a.limit);
+      return { jobs: jobs.map(view) };
+    },
+
+    "show-job": async (args) => {
+      const { id } = parseIdArgs(args);
+      return { job: await detail(master, id) };
+    },
+
+    "show-slaves": (args) => {
+      parseNoArgs(args);
+      const slaves: SlaveView[] = master.registry.all().map((r) => {
+        const session = master.dispatcher.session(r.name);
+        return {
+          name: r.name,
+          identity: r.identity,
+          address: r.address,
+          connected: session !== undefined,
+          registeredAt: r.lastSeen,
+          lastSeen: session === undefined ? r.lastSeen : session.lastHeard,
+          maxJobs: session === undefined ? r.maxJobs : master.dispatcher.maxJobsOf(session),
+          active: master.dispatcher.activeOn(r.name),
+        };
+      });
+      return { slaves };
+    },
+
+    "show-schedule": (args) => {
+      const { days } = parseShowScheduleArgs(args);
+      const until = master.clock.now() + days * 24 * 3600 * 1000;
+      const next = new Map(master.scheduler.upcoming(until, 1000).map((u) => [u.name, u.times]));
+      const last = master.scheduler.lastTriggers;
+      const definitions: ScheduleView[] = master.currentConfig.jobs.map((d) => ({
+        definition: d.name,
+        slaves: d.slaves,
+        schedule: d.schedule?.expression ?? null,
+        timezone: d.timezone,
+        enabled: d.enabled,
+        lastTrigger: last[d.name] ?? null,
+        next: next.get(d.name) ?? [],
+      }));
+      return { definitions };
+    },
+
+    run: async (args) => {
+      const a = parseRunArgs(args);
+      const def = master.definition(a.definition);
+      if (def === undefined) {
+        const known = master.currentConfig.jobs.map((d) => d.name).join(", ") || "none";
+        throw new AbsError(
+          "DEFINITION_NOT_FOUND",
+          `no job definition "${a.definition}" (defined: ${known})`,
+        );
+      }
+      const jobs = await master.runNow(def, a.slave === null ? def.slaves : [a.slave]);
+      return { jobs: jobs.map((j) => j.id) };
+    },
+
+    cancel: async (args) => {
+      const { id } = parseIdArgs(args);
+      const job = master.store.get(id);
+      if (job === undefined) throw new JobNotFoundError(id);
+      if (isFinished(job.state)) {
+        throw new AbsError("ILLEGAL_TRANSITION", `job ${id} is already ${job.state}`, {
+          context: { jobId: id },
+        });
+      }
+      const changed = await master.dispatcher.cancel(job, "canceled by an administrator");
+      return { job: view(changed) };
+    },
+
+    watch: async (args) => {
+      const a = parseWatchArgs(args);
+      const changed = await master.store.waitForChange(a.id, a.serial, a.timeoutMs);
+      return { changed: changed !== "nochange", job: await detail(master, a.id) };
+    },
+
+    archive: async (args) => {
+      const { ids } = parseArchiveArgs(args);
+      return { archived: await master.store.archive(ids) };
+    },
+
+    autoarchive: async (args) => {
+      const { ageMs } = parseAutoarchiveArgs(args);
+      return master.store.autoarchive(ageMs);
+    },
+
+    drain: async (args) => {
+      const { on } = parseDrainArgs(args);
+      await master.store.setDrain(on);
+      return { drained: master.store.drained };
+    },
+
+    reload: async (args) => {
+      parseNoArgs(args);
+      return { summary: await master.reload() };
+    },
+  };
+  return new Map(
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      async (args: JsonObject) => (await handler(args)) as JsonValue,
+    ]),
+  );
+}
+
+export function jobView(job: Job, waitReason: string | null): JobView {
+  const t = job.timestamps;
+  return {
+    id: job.id,
+    definition: job.definition,
+    slave: job.slave,
+    method: job.method,
+    state: job.state,
+    priority: job.priority,
+    attempt: job.attempt,
+    received: t.received,
+    dispatched: t.dispatched,
+    started: t.started,
+    ended: t.ended,
+    notBefore: t.notBefore,
+    progress: job.progress,
+    result: job.result?.message ?? null,
+    waitReason,
+    serial: job.serial,
+  };
+}
+
+async function detail(master: Master, id: number): Promise<JobDetail> {
+  if (!Number.isSafeInteger(id) || id < 1) throw new BadArgumentError(`bad job id ${id}`, "id");
+  const live = master.store.get(id);
+  const job = live ?? (await master.store.readArchived(id));
+  return {
+    ...jobView(job, live === undefined ? null : master.dispatcher.waitReasonOf(job)),
+    params: job.params,
+    resultData: job.result?.data ?? null,
+    policy: job.policy,
+    log: job.log,
+    archived: live === undefined,
+  };
+}

@@ -1,0 +1,88 @@
+// What a job's policy decides: the limits a new run gets from its
+// definition, whether a failed attempt is retried (and when), and the next
+// moment the master must look at a job again. Pure: times are inputs.
+
+import type { JobDefinition } from "../config/job-definition.js";
+import { formatDuration } from "../config/duration.js";
+import type { Job, JobPolicy, JobResult } from "../jobsdir/job.js";
+import type { Transition } from "../jobsdir/job-state.js";
+
+/** The policy of a run of `def` triggered (or submitted by hand) at `at`. */
+export function policyFor(def: JobDefinition, at: number): JobPolicy {
+  return {
+    maxRunTimeMs: def.maxRunTimeMs,
+    startBy: def.startDeadlineMs === null ? null : at + def.startDeadlineMs,
+    retries: def.retries,
+    retryBackoffMs: def.retryBackoffMs,
+    retryBackoffMaxMs: def.retryBackoffMaxMs,
+  };
+}
+
+/** The wait before retry number `retry` (1 for the first): doubling, capped. */
+export function retryBackoff(policy: JobPolicy, retry: number): number {
+  const doubled = policy.retryBackoffMs * 2 ** Math.min(retry - 1, 40);
+  return Math.min(doubled, Math.max(policy.retryBackoffMaxMs, policy.retryBackoffMs));
+}
+
+/**
+ * A failed attempt: queued again after its backoff while retries are left,
+ * else failed for good with `result`. `why` says what failed, for the log.
+ */
+export function afterFailure(job: Job, now: number, why: string, result: JobResult): Transition {
+  const retry = job.attempt; // attempt 1 failed: this is retry 1
+  if (retry <= job.policy.retries) {
+    const wait = retryBackoff(job.policy, retry);
+    return {
+      to: "queued",
+      now,
+      level: "warning",
+      notBefore: now + wait,
+      message: `attempt ${job.attempt} failed: ${why}; retry ${retry} of ${job.policy.retries} in ${formatDuration(wait)}`,
+    };
+  }
+  const tries = job.attempt === 1 ? "" : ` (attempt ${job.attempt}, no retries left)`;
+  return { to: "failed", now, message: `${why}${tries}`, result };
+}
+
+export type DeadlineKind = "start-deadline" | "retry" | "max-run-time" | "orphan-grace";
+
+export interface Deadline {
+  at: number;
+  kind: DeadlineKind;
+}
+
+/**
+ * The next time the master must act on `job` by itself, or null.
+ * `orphanedUntil` is when an orphaned job's grace ends (the dispatcher
+ * keeps it: the grace counts from when the master noticed, not from a
+ * time in the file).
+ */
+export function nextDeadline(job: Job, orphanedUntil: number | undefined): Deadline | null {
+  switch (job.state) {
+    case "queued": {
+      const { startBy } = job.policy;
+      const { notBefore } = job.timestamps;
+      // A retry waiting past the start deadline would only fail then: the
+      // earlier of the two comes first.
+      if (notBefore !== null && (startBy === null || notBefore < startBy)) {
+        return { at: notBefore, kind: "retry" };
+      }
+      return startBy === null ? null : { at: startBy, kind: "start-deadline" };
+    }
+    case "dispatched":
+    case "running": {
+      const { maxRunTimeMs } = job.policy;
+      const since = job.timestamps.started ?? job.timestamps.dispatched;
+      return maxRunTimeMs === null || since === null
+        ? null
+        : { at: since + maxRunTimeMs, kind: "max-run-time" };
+    }
+    case "orphaned":
+      return orphanedUntil === undefined ? null : { at: orphanedUntil, kind: "orphan-grace" };
+    case "canceling":
+    case "succeeded":
+    case "failed":
+    case "canceled":
+      return null;
+  }
+}

@@ -1,0 +1,382 @@
+// The master daemon's parts, put together: the jobs directory (JobStore),
+// the slave link (LinkServer, sessions, dispatcher), the schedule, and the
+// admin socket. bin/abs-master.ts parses the command line and signals; this
+// file owns the order of starting, reloading and stopping.
+//
+// Startup order, so that nothing acts before what it needs is there:
+//   1. the jobs directory: its lock (one master per directory), then every job
+//   2. TLS material and the authentication secrets (realm key or keytab)
+//   3. the dispatcher: jobs that were in flight become orphaned
+//   4. the slave link listens (slaves start to register and reattach)
+//   5. the schedule: missed runs are decided once, then timers are armed
+//   6. the admin socket: `abs` answers from here on
+//
+// Stopping (SIGTERM) closes the admin socket and the slave link and waits
+// for the writes under way; jobs running on slaves keep running, and come
+// back orphaned at the next start until their slaves report them.
+//
+// States: `running` after start() resolves, `stopping` during stop(),
+// `stopped` after.
+
+import os from "node:os";
+import { LinkServer } from "../auth/link-server.js";
+import { loadRealmKey } from "../auth/realm-key.js";
+import { loadOrCreateMasterTls } from "../auth/tls.js";
+import { type Clock, systemClock } from "../clock.js";
+import { formatHostPort } from "../config/host-port.js";
+import { configErrorFromIssues } from "../config/issues.js";
+import { methodParams, type JobDefinition } from "../config/job-definition.js";
+import {
+  loadMasterConfig,
+  type MasterConfig,
+  summarizeMasterConfig,
+} from "../config/master-config.js";
+import { readMasterConfigFiles } from "../config/read-config-files.js";
+import { AbsError, describeError } from "../errors.js";
+import { isFinished, type Job } from "../jobsdir/job.js";
+import { JobStore } from "../jobsdir/job-store.js";
+import type { Logger } from "../log.js";
+import { AdminServer } from "./admin-server.js";
+import { adminMethods } from "./admin-methods.js";
+import { Dispatcher, type DispatchLimits } from "./dispatcher.js";
+import { policyFor } from "./job-policy.js";
+import { type FireReason, type ScheduledDefinition, Scheduler } from "./scheduler.js";
+import { SlaveLinks } from "./slave-links.js";
+import { SlaveRegistry } from "./slave-registry.js";
+
+export interface MasterOptions {
+  /** master.conf; jobs.d/ next to it. Re-read on reload. */
+  configPath: string;
+  /** The config as checked at startup (abs-master reads it before daemonizing). */
+  config: MasterConfig;
+  logger: Logger;
+  /** One line per admin request. Default: `logger`. */
+  accessLog?: Logger;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** The name slaves are told (auth-ok, registered) and the generated certificate's. Default: os.hostname(). */
+  hostName?: string;
+  /** The zone schedules default to (tests). Default: this host's. */
+  localTimeZone?: string;
+}
+
+export type MasterState = "running" | "stopping" | "stopped";
+
+/** Settings a reload cannot change while the master runs (sockets, files, identity). */
+const RESTART_ONLY: readonly (keyof MasterConfig)[] = [
+  "listen",
+  "jobsDir",
+  "stateDir",
+  "logDir",
+  "adminSocket",
+  "realm",
+  "auth",
+  "realmKeyFile",
+  "keytab",
+  "servicePrincipal",
+  "allowedPrincipals",
+  "tlsCert",
+  "tlsKey",
+  "handshakeTimeoutMs",
+  "peers",
+];
+
+export class Master {
+  state: MasterState = "running";
+  readonly startedAt: number;
+  private config: MasterConfig;
+
+  private constructor(
+    private readonly opts: MasterOptions,
+    readonly store: JobStore,
+    readonly dispatcher: Dispatcher,
+    readonly registry: SlaveRegistry,
+    private readonly link: LinkServer,
+    private readonly links: SlaveLinks,
+    readonly scheduler: Scheduler,
+    private admin: AdminServer | null,
+    readonly clock: Clock,
+  ) {
+    this.config = opts.config;
+    this.startedAt = clock.now();
+  }
+
+  static async start(opts: MasterOptions): Promise<Master> {
+    const { config, logger } = opts;
+    const clock = opts.clock ?? systemClock;
+    const hostName = opts.hostName ?? os.hostname();
+
+    // 1. The jobs directory.
+    const store = await JobStore.open({
+      dir: config.jobsDir,
+      maxJobs: config.maxJobs,
+      logger,
+      clock: () => clock.now(),
+    });
+    const cleanups: (() => Promise<void>)[] = [() => store.close()];
+    try {
+      logger.info(`jobs directory ${config.jobsDir}: ${store.size} jobs`);
+
+      // 2. Secrets.
+      const tls = await loadOrCreateMasterTls({
+        certFile: config.tlsCert,
+        keyFile: config.tlsKey,
+        stateDir: config.stateDir,
+        hostName,
+      });
+      if (tls.created) logger.info(`generated a TLS certificate in ${tls.certFile}`);
+      logger.info(`TLS certificate ${tls.certFile}, SHA-256 fingerprint ${tls.fingerprint}`);
+      const realmKey =
+        config.realmKeyFile === null ? undefined : await loadRealmKey(config.realmKeyFile);
+      const kerberos =
+        config.auth === "kerberos" && config.keytab !== null && config.servicePrincipal !== null
+          ? {
+              keytab: config.keytab,
+              realm: config.realm,
+              servicePrincipal: config.servicePrincipal,
+              allowedPrincipals: config.allowedPrincipals,
+            }
+          : undefined;
+
+      // 3. The dispatcher.
+      const dispatcher = new Dispatcher({ store, clock, logger, limits: limitsOf(config) });
+      cleanups.push(() => Promise.resolve(dispatcher.stop()));
+      await dispatcher.start();
+
+      // 4. The slave link.
+      const link = await LinkServer.listen({
+        host: config.listen.host,
+        port: config.listen.port,
+        tls,
+        masterName: hostName,
+        realmKey,
+        kerberos,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        logger,
+      });
+      cleanups.push(() => link.close());
+      logger.info(
+        `slave link listening on ${formatHostPort({ ...config.listen, port: link.port })}`,
+      );
+      const registry = new SlaveRegistry(store, logger);
+      const links = new SlaveLinks({
+        server: link,
+        store,
+        dispatcher,
+        registry,
+        logger,
+        clock,
+        masterName: hostName,
+        heartbeatMs: config.heartbeatIntervalMs,
+      });
+      cleanups.push(() => Promise.resolve(links.stop()));
+
+      // 5. The schedule (the master exists from here: the scheduler fires into it).
+      const ref: { master?: Master } = {};
+      const scheduler = new Scheduler(
+        {
+          clock,
+          logger,
+          fire: (name, at, reason) => {
+            if (ref.master === undefined) throw new AbsError("INTERNAL", "fired before startup");
+            return ref.master.fire(name, at, reason);
+          },
+          saveTriggers: (t) => store.saveScheduleState(t),
+        },
+        store.scheduleState,
+      );
+      const master = new Master(
+        opts,
+        store,
+        dispatcher,
+        registry,
+        link,
+        links,
+        scheduler,
+        null,
+        clock,
+      );
+      ref.master = master;
+      cleanups.push(() => Promise.resolve(scheduler.stop()));
+      await scheduler.apply(scheduledDefinitions(config));
+
+      // 6. The admin socket.
+      master.admin = await AdminServer.listen({
+        path: config.adminSocket,
+        mode: config.adminSocketMode,
+        methods: adminMethods(master),
+        logger,
+        accessLog: opts.accessLog,
+      });
+      logger.info(`admin socket ${config.adminSocket}; ready`);
+      return master;
+    } catch (err) {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get currentConfig(): MasterConfig {
+    return this.config;
+  }
+
+  /** The port slaves connect to (the chosen one when the config says port 0). */
+  get linkPort(): number {
+    return this.link.port;
+  }
+
+  get hostName(): string {
+    return this.opts.hostName ?? os.hostname();
+  }
+
+  /**
+   * Re-reads master.conf and jobs.d. A bad config changes nothing and throws
+   * ConfigError listing every issue; a good one applies at once: job
+   * definitions, schedules and limits. Settings that need a restart are
+   * named in the summary and the log.
+   */
+  async reload(): Promise<string> {
+    const files = await readMasterConfigFiles(this.opts.configPath);
+    const loaded = loadMasterConfig(files, { localTimeZone: this.opts.localTimeZone });
+    if ("errors" in loaded) {
+      const error = configErrorFromIssues(loaded.errors);
+      this.opts.logger.error(`reload refused; keeping the running config:\n${error.message}`);
+      throw error;
+    }
+    const next = loaded.config;
+    const needRestart = RESTART_ONLY.filter(
+      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    );
+    // Restart-only settings keep their running values, so what the master
+    // reports stays true until the restart.
+    const applied: MasterConfig = { ...next };
+    for (const k of needRestart) Object.assign(applied, { [k]: this.config[k] });
+    this.config = applied;
+    this.store.setMaxJobs(applied.maxJobs);
+    this.dispatcher.setLimits(limitsOf(applied));
+    this.links.setHeartbeat(applied.heartbeatIntervalMs);
+    await this.scheduler.apply(scheduledDefinitions(applied));
+    let summary = summarizeMasterConfig(next);
+    if (needRestart.length > 0) {
+      summary += `; needs a restart to change: ${needRestart.join(", ")}`;
+      this.opts.logger.warn(
+        `reload: ${needRestart.join(", ")} changed; they apply at the next restart`,
+      );
+    }
+    this.opts.logger.info(`reloaded: ${summary}`);
+    return summary;
+  }
+
+  definition(name: string): JobDefinition | undefined {
+    return this.config.jobs.find((d) => d.name === name);
+  }
+
+  /** The scheduler's fire: a run of `name` due at `at`, one job per slave. */
+  private async fire(name: string, at: number, reason: FireReason): Promise<void> {
+    const def = this.definition(name);
+    if (def === undefined || !def.enabled) return;
+    const why =
+      reason === "missed-run"
+        ? `missed while the master was down (run due ${new Date(at).toISOString()})`
+        : `scheduled for ${new Date(at).toISOString()}`;
+    for (const slave of def.slaves) await this.startRun(def, slave, at, why);
+  }
+
+  /** `abs run`: a run of `def` now, on its slaves or on `slave`. */
+  async runNow(def: JobDefinition, slaves: readonly string[]): Promise<Job[]> {
+    const now = this.clock.now();
+    const jobs: Job[] = [];
+    for (const slave of slaves) {
+      const job = await this.startRun(def, slave, now, "run by an administrator (abs run)", true);
+      if (job !== null) jobs.push(job);
+    }
+    return jobs;
+  }
+
+  /**
+   * Submits one run of `def` on `slave`, after its overlap policy: allow
+   * starts it beside a run still going, forbid skips it, replace cancels the
+   * old one first. A run asked for by hand is not skipped by forbid.
+   */
+  private async startRun(
+    def: JobDefinition,
+    slave: string,
+    at: number,
+    why: string,
+    byHand = false,
+  ): Promise<Job | null> {
+    const previous = this.store
+      .query({ definition: def.name, slave })
+      .filter((j) => !isFinished(j.state));
+    if (previous.length > 0 && def.overlap === "forbid" && !byHand) {
+      const ids = previous.map((j) => j.id).join(", ");
+      this.opts.logger.warn(
+        `${def.name} on ${slave}: run ${why} skipped: job ${ids} still unfinished (overlap = forbid)`,
+        { definition: def.name, slave },
+      );
+      return null;
+    }
+    if (def.overlap === "replace") {
+      for (const old of previous) {
+        await this.dispatcher
+          .cancel(old, `replaced by a new run (overlap = replace)`)
+          .catch((err: unknown) =>
+            this.opts.logger.error(`job ${old.id}: cannot cancel: ${describeError(err)}`, {
+              job: old.id,
+            }),
+          );
+      }
+    }
+    const { method, params } = methodParams(def.method);
+    const job = await this.store.submit({
+      definition: def.name,
+      slave,
+      method,
+      params,
+      priority: def.priority,
+      policy: policyFor(def, at),
+      message: `received: ${def.name} on ${slave}, ${why}`,
+    });
+    this.opts.logger.info(`job ${job.id}: ${def.name} on ${slave} queued, ${why}`, {
+      job: job.id,
+      slave,
+    });
+    return job;
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== "running") return;
+    this.state = "stopping";
+    this.scheduler.stop();
+    await this.admin?.close();
+    this.links.stop();
+    await this.link.close();
+    this.dispatcher.stop();
+    await this.registry.flush();
+    await this.store.close();
+    this.state = "stopped";
+    this.opts.logger.info("stopped; jobs running on slaves keep running");
+  }
+}
+
+function limitsOf(config: MasterConfig): DispatchLimits {
+  return {
+    maxConcurrent: config.maxConcurrent,
+    defaultSlaveMaxJobs: config.defaultSlaveMaxJobs,
+    orphanGraceMs: config.orphanGraceMs,
+  };
+}
+
+function scheduledDefinitions(config: MasterConfig): ScheduledDefinition[] {
+  const out: ScheduledDefinition[] = [];
+  for (const def of config.jobs) {
+    if (def.schedule === null || !def.enabled) continue;
+    out.push({
+      name: def.name,
+      expression: def.schedule.expression,
+      timezone: def.timezone,
+      missedRun: def.missedRun,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,130 @@
+// The master's slave connections: each authenticated connection from the
+// LinkServer gets a SlaveSession; registered sessions go to the dispatcher;
+// closed ones are reported to it (their jobs are orphaned). Heartbeats run
+// both ways: the master sends one every heartbeat interval, and closes a
+// connection it has heard nothing on for three intervals (a slave whose
+// host died without closing its TCP connection).
+
+import type { LinkServer } from "../auth/link-server.js";
+import type { MasterSideConnection } from "../auth/link-connection.js";
+import { principalMayUseName } from "../auth/slave-identity.js";
+import type { Clock, Timer } from "../clock.js";
+import { AuthError, ProtocolError } from "../errors.js";
+import type { JobStore } from "../jobsdir/job-store.js";
+import type { Logger } from "../log.js";
+import type { Dispatcher } from "./dispatcher.js";
+import type { SlaveRegistry } from "./slave-registry.js";
+import { SlaveSession } from "./slave-session.js";
+
+/** A slave silent for this many heartbeat intervals is disconnected. */
+const MISSED_HEARTBEATS = 3;
+
+export interface SlaveLinksOptions {
+  server: LinkServer;
+  store: JobStore;
+  dispatcher: Dispatcher;
+  registry: SlaveRegistry;
+  logger: Logger;
+  clock: Clock;
+  masterName: string;
+  heartbeatMs: number;
+}
+
+export class SlaveLinks {
+  private readonly sessions = new Set<SlaveSession>();
+  private readonly peers = new WeakMap<SlaveSession, MasterSideConnection>();
+  private heartbeatMs: number;
+  private timer: Timer | null = null;
+  private stopped = false;
+
+  constructor(private readonly opts: SlaveLinksOptions) {
+    this.heartbeatMs = opts.heartbeatMs;
+    opts.server.on("connection", (conn) => this.accept(conn));
+    this.armHeartbeat();
+  }
+
+  setHeartbeat(ms: number): void {
+    this.heartbeatMs = ms;
+    this.armHeartbeat();
+  }
+
+  /** Stops heartbeats and closes every session (the LinkServer closes the sockets). */
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    for (const s of this.sessions) s.close();
+  }
+
+  private accept(conn: MasterSideConnection): void {
+    const { logger, clock } = this.opts;
+    if (conn.mode === "kerberos") {
+      const why = principalMayUseName(conn.identity, conn.name);
+      if (why !== null) {
+        logger.warn(`slave link: ${conn.peer} refused: ${why}`, { slave: conn.name });
+        conn.close(new AuthError("AUTH_FAILED", why));
+        return;
+      }
+    }
+    let registered = false;
+    const session = new SlaveSession({
+      name: conn.name,
+      master: this.opts.masterName,
+      heartbeatMs: this.heartbeatMs,
+      store: this.opts.store,
+      port: conn,
+      logger,
+      clock: () => clock.now(),
+      onRegistered: (s) => {
+        registered = true;
+        this.opts.registry.note({
+          name: s.name,
+          identity: conn.identity,
+          address: conn.peer,
+          lastSeen: clock.now(),
+          maxJobs: s.maxJobs,
+        });
+        this.opts.dispatcher.slaveRegistered(s);
+      },
+    });
+    this.sessions.add(session);
+    this.peers.set(session, conn);
+    conn.onMessage((message) => void session.handle(message));
+    conn.onClose((error) => {
+      this.sessions.delete(session);
+      session.close();
+      if (!registered) return;
+      const record = this.opts.registry.get(session.name);
+      if (record !== undefined) this.opts.registry.note({ ...record, lastSeen: clock.now() });
+      logger.info(
+        `slave ${session.name} disconnected${error === null ? "" : `: ${error.message}`}`,
+        { slave: session.name },
+      );
+      void this.opts.dispatcher.slaveGone(session);
+    });
+  }
+
+  private armHeartbeat(): void {
+    this.timer?.cancel();
+    if (this.stopped) return;
+    this.timer = this.opts.clock.setTimer(this.heartbeatMs, () => {
+      this.beat();
+      this.armHeartbeat();
+    });
+  }
+
+  private beat(): void {
+    const now = this.opts.clock.now();
+    const limit = this.heartbeatMs * MISSED_HEARTBEATS;
+    for (const session of this.sessions) {
+      if (now - session.lastHeard > limit) {
+        this.opts.logger.warn(
+          `slave ${session.name}: nothing heard for ${Math.round((now - session.lastHeard) / 1000)} s; disconnecting`,
+          { slave: session.name },
+        );
+        session.close(new ProtocolError(`no heartbeat for ${MISSED_HEARTBEATS} intervals`));
+        continue;
+      }
+      session.send({ type: "heartbeat", time: now });
+    }
+  }
+}
