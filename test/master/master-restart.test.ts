@@ -1,0 +1,203 @@
+// Restarting a real abs-master mid-job: the job is orphaned, then reattached
+// when its slave reports it, or failed as lost when the slave does not come
+// back within the grace period. SIGTERM never touches the slaves' jobs.
+
+import t from "tap";
+import { TestSlave } from "../fixtures/test-slave.js";
+import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
+import { MasterProcess } from "../helpers/master-process.js";
+
+const JOBS = [
+  "[job home]",
+  "slave = green-acres",
+  "method = command",
+  "command.program = /bin/true",
+  "",
+  "[job attic]",
+  "slave = red-barn",
+  "method = command",
+  "command.program = /bin/true",
+  "",
+].join("\n");
+
+t.test("a master restarted mid-job reattaches it when the slave reports it", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 1m" });
+  let s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+  });
+  const [id] = await runDefinition(m, "home");
+  const d = await s.next("dispatch", (x) => x.jobId === id);
+  s.started(d);
+  await waitForState(m, id, "running");
+
+  t.same(await m.stop(), { code: 0, signal: null }, "SIGTERM: a clean exit");
+  await s.closed();
+  await m.launch();
+  const orphaned = await waitForState(m, id, "orphaned");
+  t.match(orphaned.waitReason, /^waiting until \S+ for slave green-acres to report it$/);
+  t.match(
+    orphaned.log[orphaned.log.length - 1].message,
+    /^master restarted while running; waiting 1m for slave green-acres to report it$/,
+  );
+
+  // The slave comes back (on the master's new port) and says it still runs the job.
+  s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+    running: [{ jobId: id, attempt: d.attempt, state: "running", progress: null }],
+  });
+  t.teardown(() => s.close());
+  const running = await waitForState(m, id, "running");
+  t.match(
+    running.log[running.log.length - 1].message,
+    "reattached: green-acres reports it running",
+  );
+  s.result(d, "succeeded", "finished after the restart");
+  const done = await waitForState(m, id, "succeeded");
+  t.equal(done.result, "finished after the restart");
+  await m.stop();
+});
+
+t.test("a result reported while the master was away is stored once, at registration", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: JOBS });
+  let s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+  });
+  const [id] = await runDefinition(m, "home");
+  const d = await s.next("dispatch");
+  s.started(d);
+  await waitForState(m, id, "running");
+  await m.stop();
+  await s.closed();
+  await m.launch();
+  const report = {
+    jobId: id,
+    attempt: d.attempt,
+    outcome: "succeeded" as const,
+    message: "done while away",
+    data: {},
+  };
+  s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+    results: [report],
+  });
+  t.teardown(() => s.close());
+  const ack = s.received.find((x) => x.type === "ack");
+  t.same(ack, { type: "ack", jobId: id, attempt: d.attempt }, "acknowledged before `registered`");
+  const job = await waitForState(m, id, "succeeded");
+  t.equal(job.result, "done while away");
+  // The same result again (the slave missed the ack): acknowledged, nothing changes.
+  s.result(d, "succeeded", "a repeat");
+  await s.next("ack");
+  const again = (await m.call("show-job", { id })) as { job: { serial: number; result: string } };
+  t.equal(again.job.serial, job.serial, "no second change");
+  t.equal(again.job.result, "done while away");
+  await m.stop();
+});
+
+t.test("a job whose slave never comes back fails as lost after the grace period", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 2s" });
+  const s = await TestSlave.connect({
+    port: m.port,
+    name: "red-barn",
+    keyFile: m.keyFile,
+    behavior: "hold",
+  });
+  const [id] = await runDefinition(m, "attic");
+  const d = await s.next("dispatch");
+  s.started(d);
+  await waitForState(m, id, "running");
+  await m.stop();
+  s.close();
+  await m.launch();
+  const job = await waitForState(m, id, "failed", 20_000);
+  t.equal(job.result, "lost: slave red-barn did not report it within 2s");
+  t.match(
+    job.log.map((e) => e.message),
+    [
+      /^received/,
+      /^dispatched/,
+      /^started/,
+      /^master restarted while running/,
+      /^lost: slave red-barn did not report it within 2s$/,
+    ],
+  );
+  await m.stop();
+});
+
+t.test(
+  "a slave that disconnects orphans its jobs; registering without them settles them",
+  async (t) => {
+    const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 1m" });
+    let s = await TestSlave.connect({
+      port: m.port,
+      name: "green-acres",
+      keyFile: m.keyFile,
+      behavior: "hold",
+    });
+    const [started] = await runDefinition(m, "home");
+    const d1 = await s.next("dispatch");
+    s.started(d1);
+    await waitForState(m, started, "running");
+    s.close();
+    await waitForState(m, started, "orphaned");
+    // Back, running nothing: the started job is lost (no retries), and a job
+    // dispatched meanwhile could not have reached it.
+    s = await TestSlave.connect({
+      port: m.port,
+      name: "green-acres",
+      keyFile: m.keyFile,
+      behavior: "hold",
+    });
+    t.teardown(() => s.close());
+    const lost = await waitForState(m, started, "failed");
+    t.equal(lost.result, "lost: green-acres no longer runs it");
+    await m.stop();
+  },
+);
+
+t.test("SIGKILL of the master: the next start takes over its lock and reattaches", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: JOBS });
+  let s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+  });
+  const [id] = await runDefinition(m, "home");
+  const d = await s.next("dispatch");
+  s.started(d);
+  await waitForState(m, id, "running");
+  m.signal("SIGKILL");
+  t.same(await m.exit(), { code: null, signal: "SIGKILL" });
+  await s.closed();
+  await m.launch();
+  t.match(m.log, /took over the stale lock of abs-master pid \d+/);
+  s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+    running: [{ jobId: id, attempt: d.attempt, state: "running", progress: null }],
+  });
+  t.teardown(() => s.close());
+  await waitForJob(
+    m,
+    id,
+    (j) => j.state === "running" && j.log.some((e) => e.message.startsWith("reattached")),
+  );
+  s.result(d, "succeeded", "ok");
+  await waitForState(m, id, "succeeded");
+  await m.stop();
+});
