@@ -109,9 +109,6 @@ async function main(): Promise<number> {
     else process.stderr.write(`abs-master: ${describeError(err)}\n`);
     return EXIT_FAILURE;
   }
-  logger.info(`abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`);
-  if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
-
   // Adding, changing or removing a definition file in jobs.d acts like SIGHUP.
   const watcher = watch(jobsDirOf(flags.config), { ignoreInitial: true, depth: 0 });
   let settle: NodeJS.Timeout | undefined;
@@ -124,6 +121,10 @@ async function main(): Promise<number> {
     }, JOBS_D_SETTLE_MS);
   });
   watcher.on("error", (err) => logger.warn(`watching jobs.d: ${describeError(err)}`));
+  await new Promise<void>((resolve) => watcher.once("ready", resolve));
+
+  logger.info(`abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`);
+  if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
 
   return new Promise<number>((resolve) => {
     handleSignals({

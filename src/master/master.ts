@@ -62,23 +62,24 @@ export interface MasterOptions {
 
 export type MasterState = "running" | "stopping" | "stopped";
 
-/** Settings a reload cannot change while the master runs (sockets, files, identity). */
-const RESTART_ONLY: readonly (keyof MasterConfig)[] = [
-  "listen",
-  "jobsDir",
-  "stateDir",
-  "logDir",
-  "adminSocket",
-  "realm",
-  "auth",
-  "realmKeyFile",
-  "keytab",
-  "servicePrincipal",
-  "allowedPrincipals",
-  "tlsCert",
-  "tlsKey",
-  "handshakeTimeoutMs",
-  "peers",
+/** Settings a reload cannot change while the master runs (sockets, files, identity), by config key. */
+const RESTART_ONLY: readonly [keyof MasterConfig, string][] = [
+  ["listen", "listen"],
+  ["jobsDir", "jobs_dir"],
+  ["stateDir", "state_dir"],
+  ["logDir", "log_dir"],
+  ["adminSocket", "admin_socket"],
+  ["adminSocketMode", "admin_socket_mode"],
+  ["realm", "realm"],
+  ["auth", "auth"],
+  ["realmKeyFile", "realm_key_file"],
+  ["keytab", "keytab"],
+  ["servicePrincipal", "service_principal"],
+  ["allowedPrincipals", "allowed_principals"],
+  ["tlsCert", "tls_cert"],
+  ["tlsKey", "tls_key"],
+  ["handshakeTimeoutMs", "handshake_timeout"],
+  ["peers", "peers"],
 ];
 
 export class Master {
@@ -244,13 +245,14 @@ export class Master {
       throw error;
     }
     const next = loaded.config;
-    const needRestart = RESTART_ONLY.filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    const changed = RESTART_ONLY.filter(
+      ([field]) => JSON.stringify(next[field]) !== JSON.stringify(this.config[field]),
     );
+    const needRestart = changed.map(([, key]) => key);
     // Restart-only settings keep their running values, so what the master
     // reports stays true until the restart.
     const applied: MasterConfig = { ...next };
-    for (const k of needRestart) Object.assign(applied, { [k]: this.config[k] });
+    for (const [field] of changed) Object.assign(applied, { [field]: this.config[field] });
     this.config = applied;
     this.store.setMaxJobs(applied.maxJobs);
     this.dispatcher.setLimits(limitsOf(applied));

@@ -113,7 +113,7 @@ export class MasterProcess {
     });
     const listening = await this.waitForOutput(/slave link listening on 127\.0\.0\.1:(\d+)/);
     this.port = Number(listening[1]);
-    await this.waitForOutput(/; ready/);
+    await this.waitForOutput(/abs-master pid \d+ serving/);
   }
 
   /** Everything the process printed since it was (re)started. */

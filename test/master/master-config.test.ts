@@ -1,0 +1,210 @@
+// abs-master and its config as a process: -t, a refused start, SIGHUP with a
+// good and a bad config, `reload` over the admin socket, and jobs.d watched
+// for changes. (Each kind of config mistake has its exact message in
+// test/config/*.test.ts.)
+
+import { existsSync, readFileSync, unlinkSync, watch, writeFileSync } from "node:fs";
+import path from "node:path";
+import t from "tap";
+import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const HOME = [
+  "[job home]",
+  "slave = green-acres",
+  "method = command",
+  "command.program = /bin/true",
+  "",
+].join("\n");
+
+interface ScheduleResult {
+  definitions: { definition: string; schedule: string | null; next: number[] }[];
+}
+
+async function definitions(m: MasterProcess): Promise<string[]> {
+  const r = (await m.call("show-schedule", {})) as unknown as ScheduleResult;
+  return r.definitions.map((d) => d.definition);
+}
+
+t.test("-t prints a summary and exits 0, or every error and exits 1", async (t) => {
+  const dir = tempDir(t);
+  const conf = path.join(dir, "master.conf");
+  writeFileSync(conf, `[master]\nrealm = TEST\n\n${HOME}`);
+  const ok = await runNode([MASTER_BIN, "-t", "-c", conf]);
+  t.equal(ok.status, 0);
+  t.equal(ok.stdout, `${conf}: OK; 1 job definition: home (green-acres, manual only)\n`);
+
+  writeFileSync(
+    conf,
+    [
+      "[master]",
+      "realm = TEST",
+      "max_concurent = 5",
+      "",
+      "[job home]",
+      "slave = green-acres",
+      "schedule = 0 25 * * *",
+      "timezone = Mars/Olympus",
+      "method = command",
+      "command.program = /bin/true",
+      "retry_backoff = 5 parsecs",
+      "",
+    ].join("\n"),
+  );
+  const bad = await runNode([MASTER_BIN, "-t", "-c", conf]);
+  t.equal(bad.status, 1);
+  t.equal(bad.stdout, "");
+  t.equal(
+    bad.stderr,
+    [
+      `${conf}:3: max_concurent "5": unknown key; did you mean "max_concurrent"?`,
+      `${conf}:7: schedule "0 25 * * *": hour 25 is out of range 0-23`,
+      `${conf}:8: timezone "Mars/Olympus": unknown time zone; expected an IANA name such as Europe/Paris or UTC`,
+      `${conf}:11: retry_backoff "5 parsecs": expected a duration such as 90s, 15m, 2h, 1d or 1h30m`,
+      `${conf}:11: retry_backoff "5 parsecs": only used when retries is more than 0`,
+      "abs-master: 5 error(s) in the config",
+      "",
+    ].join("\n"),
+    "every error, each with its file, line, key, value and why",
+  );
+
+  const missing = await runNode([MASTER_BIN, "-t", "-c", path.join(dir, "nope.conf")]);
+  t.equal(missing.status, 1);
+  t.equal(
+    missing.stderr,
+    `abs-master: ${dir}/nope.conf: cannot read: ENOENT: no such file or directory, stat '${dir}/nope.conf'\n`,
+  );
+
+  const usage = await runNode([MASTER_BIN, "--frobnicate"]);
+  t.equal(usage.status, 2);
+  t.match(usage.stderr, /unknown option '--frobnicate'/);
+});
+
+t.test("SIGHUP: a good config applies at once, a bad one keeps the running config", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: HOME });
+  t.same(await definitions(m), ["home"]);
+
+  // Good: a new definition in jobs.d and a new limit in master.conf.
+  writeFileSync(
+    path.join(m.dir, "jobs.d", "attic.conf"),
+    HOME.replace("[job home]", "[job attic]"),
+  );
+  m.writeConfig({ master: "max_concurrent = 7", jobs: HOME });
+  let from = m.log.length;
+  m.signal("SIGHUP");
+  await m.waitForOutput(
+    /reloaded: .*2 job definitions: home \(green-acres, manual only\), attic/,
+    10_000,
+    from,
+  );
+  t.same(await definitions(m), ["home", "attic"]);
+
+  // Bad: an unknown key. The running config stays, and the log says why.
+  writeFileSync(
+    path.join(m.dir, "jobs.d", "attic.conf"),
+    HOME.replace("[job home]", "[job attic]") + "colour = blue\n",
+  );
+  from = m.log.length;
+  m.signal("SIGHUP");
+  const refused = await m.waitForOutput(
+    /reload refused; keeping the running config:\n(.*)/,
+    10_000,
+    from,
+  );
+  const attic = path.join(m.dir, "jobs.d", "attic.conf");
+  t.equal(refused[1], `${attic}:5: colour "blue": unknown key`);
+  t.same(await definitions(m), ["home", "attic"], "still the last good config");
+  // `reload` over the admin socket reports the same error.
+  await t.rejects(m.call("reload"), {
+    code: "CONFIG",
+    message: `${attic}:5: colour "blue": unknown key`,
+  });
+  const status = (await m.call("status")) as { mode: string };
+  t.equal(status.mode, "real", "still serving");
+
+  // A setting that needs a restart is named, not silently ignored.
+  writeFileSync(
+    path.join(m.dir, "jobs.d", "attic.conf"),
+    HOME.replace("[job home]", "[job attic]"),
+  );
+  m.writeConfig({ master: "handshake_timeout = 5s", jobs: HOME });
+  const r = (await m.call("reload")) as { summary: string };
+  t.match(r.summary, /; needs a restart to change: handshake_timeout$/);
+  await m.stop();
+});
+
+t.test("jobs.d is watched: adding, changing and removing a file acts like SIGHUP", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: HOME });
+  const file = path.join(m.dir, "jobs.d", "attic.conf");
+  let from = m.log.length;
+  writeFileSync(file, HOME.replace("[job home]", "[job attic]"));
+  await m.waitForOutput(/reloaded: .*attic/, 10_000, from);
+  t.same(await definitions(m), ["home", "attic"]);
+
+  from = m.log.length;
+  writeFileSync(file, HOME.replace("[job home]", "[job cellar]"));
+  await m.waitForOutput(/reloaded: .*cellar/, 10_000, from);
+  t.same(await definitions(m), ["home", "cellar"]);
+
+  from = m.log.length;
+  unlinkSync(file);
+  await m.waitForOutput(/reloaded: .*1 job definition: home/, 10_000, from);
+  t.same(await definitions(m), ["home"]);
+  await m.stop();
+});
+
+t.test(
+  "a second master on the same jobs directory is refused; the first keeps serving",
+  async (t) => {
+    const m = await MasterProcess.start(t, { jobs: HOME });
+    // Same config: same jobs directory (and same admin socket).
+    const second = await runNode([MASTER_BIN, "-f", "-c", m.confPath]);
+    t.equal(second.status, 1);
+    t.match(second.stderr, /abs-master: .*(locked|in use)/);
+    const status = (await m.call("status")) as { pid: number };
+    t.equal(status.pid, m.pid);
+    await m.stop();
+  },
+);
+
+t.test(
+  "without -f the master goes into the background once it serves, with a pid file",
+  async (t) => {
+    const m = await MasterProcess.start(t, { jobs: HOME });
+    await m.stop();
+    const started = await runNode([MASTER_BIN, "-c", m.confPath]);
+    t.equal(started.status, 0, started.stderr);
+    const pidFile = path.join(path.dirname(m.socket), "abs-master.pid");
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    t.teardown(() => {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    });
+    const status = (await m.call("status")) as { pid: number };
+    t.equal(status.pid, pid, "the pid file names the daemon that answers");
+    process.kill(pid, "SIGTERM");
+    // The daemon removes its pid file as it exits: wait for that event.
+    await new Promise<void>((resolve) => {
+      const watcher = watch(path.dirname(pidFile), () => {
+        if (!existsSync(pidFile)) {
+          watcher.close();
+          resolve();
+        }
+      });
+      if (!existsSync(pidFile)) {
+        watcher.close();
+        resolve();
+      }
+    });
+    t.notOk(existsSync(pidFile));
+
+    // A start that fails in the background reports why, in the foreground.
+    writeFileSync(m.keyFile, "not a key\n");
+    const failed = await runNode([MASTER_BIN, "-c", m.confPath]);
+    t.equal(failed.status, 1);
+    t.match(failed.stderr, /^abs-master: .*realm\.key/);
+  },
+);
