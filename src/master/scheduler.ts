@@ -44,6 +44,8 @@ export class Scheduler {
   state: "stopped" | "running" = "stopped";
   private readonly armed = new Map<string, Armed>();
   private readonly triggers: Record<string, number>;
+  /** Runs fired and not yet recorded (and re-armed). */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly deps: SchedulerDeps,
@@ -96,6 +98,11 @@ export class Scheduler {
     }));
   }
 
+  /** Resolves once every run fired so far is recorded and its next time armed. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
+
   get lastTriggers(): Readonly<Record<string, number>> {
     return this.triggers;
   }
@@ -123,9 +130,11 @@ export class Scheduler {
     if (next === undefined) return; // A schedule that never fires again.
     a.timer = this.deps.clock.setTimer(next - now, () => {
       a.timer = null;
-      void this.run(a, next, "schedule").finally(() => {
+      const run = this.run(a, next, "schedule").finally(() => {
         if (this.armed.get(a.def.name) === a) this.arm(a);
+        this.inFlight.delete(run);
       });
+      this.inFlight.add(run);
     });
   }
 

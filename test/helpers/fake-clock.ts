@@ -28,6 +28,14 @@ export class FakeClock implements Clock {
     return { cancel: () => void (p.canceled = true) };
   }
 
+  /** When the earliest armed timer is due, or undefined. */
+  nextAt(): number | undefined {
+    let next: number | undefined;
+    for (const p of this.pending)
+      if (!p.canceled && (next === undefined || p.at < next)) next = p.at;
+    return next;
+  }
+
   /** Timers armed and not yet fired or canceled. */
   get armed(): number {
     return this.pending.filter((p) => !p.canceled).length;
