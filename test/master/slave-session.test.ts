@@ -60,7 +60,7 @@ t.test(
       type: "register",
       name: "green-acres",
       maxJobs: 2,
-      running: [],
+      running: [{ jobId: id, attempt: 1, state: "running", progress: null }],
       results: [],
     });
     t.same(sent, [{ type: "registered", master: "master.test", heartbeatMs: 10_000 }]);
@@ -190,6 +190,30 @@ t.test("started, progress and reject move the job", async (t) => {
     store.get(b.id)?.result?.message,
     "refused by the slave: /etc is outside the allowed paths",
   );
+});
+
+t.test("registration settles the jobs the slave does not report", async (t) => {
+  const { store, session } = await setup(t);
+  const started = await running(store);
+  const unseen = (await store.submit(SPEC)).id;
+  await store.transition(unseen, { to: "dispatched", now: 3, message: "sent" });
+  const stopping = await running(store);
+  await store.transition(stopping, { to: "canceling", now: 4, message: "cancel asked" });
+  await session.handle({
+    type: "register",
+    name: "green-acres",
+    maxJobs: 2,
+    running: [],
+    results: [],
+  });
+  const lost = store.get(started);
+  t.equal(lost?.state, "failed", "a started job it no longer runs is lost (no retries)");
+  t.equal(lost?.result?.message, "lost: green-acres no longer runs it");
+  const requeued = store.get(unseen);
+  t.equal(requeued?.state, "queued", "a dispatch it never got is queued again");
+  t.equal(requeued?.attempt, 1, "as the same attempt");
+  t.equal(requeued?.log.at(-1)?.message, "green-acres never received it; queued again");
+  t.equal(store.get(stopping)?.state, "canceled", "one being canceled is canceled");
 });
 
 t.test("protocol errors close the session", async (t) => {
