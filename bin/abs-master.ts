@@ -11,7 +11,7 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { watch } from "chokidar";
+import { type FSWatcher, watch } from "chokidar";
 import { Command, CommanderError, Option } from "commander";
 import { formatIssues } from "../src/config/issues.js";
 import { loadMasterConfig, summarizeMasterConfig } from "../src/config/master-config.js";
@@ -84,11 +84,15 @@ async function main(): Promise<number> {
     return EXIT_FAILURE;
   }
 
-  // Files the master creates are its own unless made wider on purpose
-  // (the admin socket is chmod'ed to admin_socket_mode).
-  process.umask(0o077);
+  // The directories first, with the modes asked for: the log directory for
+  // the adm group to read, the socket's directory for admins to reach the
+  // socket (its own mode decides who may use it).
   await mkdir(config.logDir, { recursive: true, mode: 0o750 });
   await mkdir(path.dirname(config.adminSocket), { recursive: true, mode: 0o755 });
+  // From here on, files the master creates are its own unless made wider on
+  // purpose (the admin socket is chmod'ed to admin_socket_mode, the pid file
+  // to 0644).
+  process.umask(0o077);
   const logger = createDaemonLogger({
     file: path.join(config.logDir, "master-daemon.log"),
     console: flags.foreground && !isDaemonChild(),
@@ -96,51 +100,72 @@ async function main(): Promise<number> {
   });
   const accessLog = createDaemonLogger({ file: path.join(config.logDir, "admin-access.log") });
   const pidFile = path.join(path.dirname(config.adminSocket), "abs-master.pid");
-
-  let master: Master;
-  try {
-    master = await Master.start({ configPath: flags.config, config, logger, accessLog });
-    await writePidFile(pidFile);
-  } catch (err) {
-    logger.error(`cannot start: ${describeError(err)}`);
+  const closeLogs = async (): Promise<void> => {
     await logger.close();
     await accessLog.close();
+  };
+
+  // Signals are handled from the start: a SIGTERM during startup stops the
+  // master once it has started (never half-way), a SIGHUP then is moot.
+  let master: Master | undefined;
+  let watcher: FSWatcher | undefined;
+  let settle: NodeJS.Timeout | undefined;
+  let exit: (status: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (exit = resolve));
+  const startup = startMaster();
+  const removeSignals = handleSignals({
+    logger,
+    reload: async () => {
+      if (master === undefined) {
+        logger.info("SIGHUP during startup: the config being started with was read just now");
+        return;
+      }
+      await master.reload();
+    },
+    stop: async () => {
+      await startup.catch(() => undefined);
+      clearTimeout(settle);
+      await watcher?.close();
+      await master?.stop();
+      await removePidFile(pidFile);
+      await closeLogs();
+    },
+    exit: (status) => exit(status),
+  });
+
+  async function startMaster(): Promise<void> {
+    master = await Master.start({ configPath: flags.config, config, logger, accessLog });
+    await writePidFile(pidFile);
+    // Adding, changing or removing a definition file in jobs.d acts like SIGHUP.
+    const m = master;
+    watcher = watch(jobsDirOf(flags.config), { ignoreInitial: true, depth: 0 });
+    watcher.on("all", (_event, file) => {
+      if (!file.endsWith(".conf")) return;
+      clearTimeout(settle);
+      settle = setTimeout(() => {
+        logger.info(`jobs.d changed (${path.basename(file)}): re-reading the config`);
+        // reload() logs why it refuses a bad config.
+        m.reload().catch(() => undefined);
+      }, JOBS_D_SETTLE_MS);
+    });
+    watcher.on("error", (err) => logger.warn(`watching jobs.d: ${describeError(err)}`));
+    const w = watcher;
+    await new Promise<void>((resolve) => w.once("ready", resolve));
+  }
+
+  try {
+    await startup;
+  } catch (err) {
+    removeSignals();
+    logger.error(`cannot start: ${describeError(err)}`);
+    await closeLogs();
     if (isDaemonChild()) reportToParent({ ready: false, error: describeError(err) });
     else process.stderr.write(`abs-master: ${describeError(err)}\n`);
     return EXIT_FAILURE;
   }
-  // Adding, changing or removing a definition file in jobs.d acts like SIGHUP.
-  const watcher = watch(jobsDirOf(flags.config), { ignoreInitial: true, depth: 0 });
-  let settle: NodeJS.Timeout | undefined;
-  watcher.on("all", (_event, file) => {
-    if (!file.endsWith(".conf")) return;
-    clearTimeout(settle);
-    settle = setTimeout(() => {
-      logger.info(`jobs.d changed (${path.basename(file)}): re-reading the config`);
-      master.reload().catch((err: unknown) => logger.error(`jobs.d: ${describeError(err)}`));
-    }, JOBS_D_SETTLE_MS);
-  });
-  watcher.on("error", (err) => logger.warn(`watching jobs.d: ${describeError(err)}`));
-  await new Promise<void>((resolve) => watcher.once("ready", resolve));
-
   logger.info(`abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`);
   if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
-
-  return new Promise<number>((resolve) => {
-    handleSignals({
-      logger,
-      reload: () => master.reload(),
-      stop: async () => {
-        clearTimeout(settle);
-        await watcher.close();
-        await master.stop();
-        await removePidFile(pidFile);
-        await logger.close();
-        await accessLog.close();
-      },
-      exit: resolve,
-    });
-  });
+  return exited;
 }
 
 main().then(

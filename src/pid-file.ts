@@ -2,14 +2,15 @@
 // It is informational: the jobs directory's lock is what keeps a second
 // master out, so a pid file left by a crash is simply replaced.
 
-import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { chmod, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { AbsError, describeError } from "./errors.js";
 
 export async function writePidFile(file: string): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}`);
   try {
-    await writeFile(temp, `${process.pid}\n`, { mode: 0o644 });
+    await writeFile(temp, `${process.pid}\n`);
+    await chmod(temp, 0o644); // readable by all, whatever the umask
     await rename(temp, file);
   } catch (err) {
     await unlink(temp).catch(() => undefined);

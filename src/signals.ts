@@ -19,6 +19,7 @@ import type { Logger } from "./log.js";
 export const STOP_GRACE_MS = 30_000;
 
 export interface SignalHandlers {
+  /** Re-reads the config; logs its own failures (a bad config keeps the running one). */
   reload(): Promise<unknown>;
   stop(): Promise<void>;
   exit(status: number): void;
@@ -39,8 +40,8 @@ export function handleSignals(h: SignalHandlers): () => void {
     const run = async (): Promise<void> => {
       try {
         await h.reload();
-      } catch (err) {
-        h.logger.error(`SIGHUP: ${describeError(err)}`);
+      } catch {
+        // reload() logs why it refused the config.
       }
     };
     reloading = (reloading ?? Promise.resolve()).then(run);

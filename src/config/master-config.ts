@@ -61,7 +61,7 @@ export interface MasterConfig {
   listen: HostPort;
   /** `jobs_dir`: absolute path of the jobs directory. Default /var/lib/abs/jobs. */
   jobsDir: string;
-  /** `state_dir`: absolute path for the master's other state (pid file, slaves seen, TLS material). Default /var/lib/abs/master. */
+  /** `state_dir`: absolute path for the master's generated TLS certificate and key. Default /var/lib/abs/master. */
   stateDir: string;
   /** `log_dir`: absolute path of master-daemon.log and the admin access log. Default /var/log/abs. */
   logDir: string;

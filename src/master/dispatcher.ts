@@ -70,6 +70,8 @@ export class Dispatcher {
       states: ["queued", "dispatched", "running", "canceling", "orphaned"],
     })) {
       this.index(job);
+      // Queued jobs' start deadlines and retry backoffs count across restarts.
+      if (job.state === "queued") this.track(job);
     }
     this.unsubscribe = opts.store.onChange((job) => this.changed(job));
   }
@@ -88,6 +90,10 @@ export class Dispatcher {
       states: ["dispatched", "running", "canceling", "orphaned"],
     });
     for (const job of inFlight) {
+      if (job.state === "canceling") {
+        await this.cancelWithoutSlave(job, now, "the master restarted");
+        continue;
+      }
       this.orphanedUntil.set(job.id, until);
       if (job.state === "orphaned") {
         this.track(job);
@@ -132,6 +138,10 @@ export class Dispatcher {
       slave: session.name,
       states: ["dispatched", "running", "canceling"],
     })) {
+      if (job.state === "canceling") {
+        await this.cancelWithoutSlave(job, now, `lost contact with slave ${job.slave}`);
+        continue;
+      }
       this.orphanedUntil.set(job.id, now + this.limits.orphanGraceMs);
       await this.move(job, {
         to: "orphaned",
@@ -352,7 +362,7 @@ export class Dispatcher {
   // ---- deadlines ----
 
   private track(job: Job): void {
-    const deadline = nextDeadline(job, this.orphanedUntil.get(job.id));
+    const deadline = nextDeadline(job, this.opts.clock.now(), this.orphanedUntil.get(job.id));
     if (deadline === null) {
       this.deadlines.delete(job.id);
       return;
@@ -390,6 +400,8 @@ export class Dispatcher {
   private async act(job: Job, deadline: Deadline, now: number): Promise<void> {
     switch (deadline.kind) {
       case "retry":
+        // The backoff is over: dispatch may take it, and its start deadline (if any) now counts.
+        this.track(job);
         this.kick();
         return;
       case "start-deadline": {
@@ -420,6 +432,17 @@ export class Dispatcher {
         return;
       }
     }
+  }
+
+  /**
+   * A job being canceled whose slave is out of reach is canceled at once:
+   * the administrator's decision stands, and an orphaned job must not come
+   * back as a retry. If the slave reports it later, it is told to stop it
+   * (the session cancels every finished job a slave says it runs).
+   */
+  private async cancelWithoutSlave(job: Job, now: number, why: string): Promise<void> {
+    const message = `canceled: ${why} before slave ${job.slave} confirmed the cancel`;
+    await this.move(job, { to: "canceled", now, message, result: { message, data: {} } });
   }
 
   /** A transition the dispatcher decided; a failure is logged (the job changed meanwhile). */

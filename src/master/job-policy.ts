@@ -52,19 +52,24 @@ export interface Deadline {
 }
 
 /**
- * The next time the master must act on `job` by itself, or null.
+ * The next time after `now` the master must act on `job` by itself, or
+ * null (a deadline already past is returned as it is: act at once).
  * `orphanedUntil` is when an orphaned job's grace ends (the dispatcher
  * keeps it: the grace counts from when the master noticed, not from a
  * time in the file).
  */
-export function nextDeadline(job: Job, orphanedUntil: number | undefined): Deadline | null {
+export function nextDeadline(
+  job: Job,
+  now: number,
+  orphanedUntil: number | undefined,
+): Deadline | null {
   switch (job.state) {
     case "queued": {
       const { startBy } = job.policy;
       const { notBefore } = job.timestamps;
-      // A retry waiting past the start deadline would only fail then: the
-      // earlier of the two comes first.
-      if (notBefore !== null && (startBy === null || notBefore < startBy)) {
+      // The earlier of a retry's end of backoff (while still ahead) and the
+      // start deadline; once the backoff is over, the deadline still holds.
+      if (notBefore !== null && notBefore > now && (startBy === null || notBefore < startBy)) {
         return { at: notBefore, kind: "retry" };
       }
       return startBy === null ? null : { at: startBy, kind: "start-deadline" };

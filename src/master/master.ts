@@ -86,6 +86,7 @@ export class Master {
   state: MasterState = "running";
   readonly startedAt: number;
   private config: MasterConfig;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly opts: MasterOptions,
@@ -231,20 +232,31 @@ export class Master {
   }
 
   /**
-   * Re-reads master.conf and jobs.d. A bad config changes nothing and throws
-   * ConfigError listing every issue; a good one applies at once: job
+   * Re-reads master.conf and jobs.d. A bad config changes nothing, is
+   * logged, and throws ConfigError listing every issue; a good one applies at once: job
    * definitions, schedules and limits. Settings that need a restart are
    * named in the summary and the log.
    */
-  async reload(): Promise<string> {
-    const files = await readMasterConfigFiles(this.opts.configPath);
-    const loaded = loadMasterConfig(files, { localTimeZone: this.opts.localTimeZone });
-    if ("errors" in loaded) {
-      const error = configErrorFromIssues(loaded.errors);
-      this.opts.logger.error(`reload refused; keeping the running config:\n${error.message}`);
-      throw error;
+  reload(): Promise<string> {
+    // One reload at a time (SIGHUP, jobs.d and `abs reload` may coincide):
+    // each reads the files as they are when its turn comes.
+    const run = this.reloading.then(() => this.reloadNow());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Logs its own failure, once; callers need not. */
+  private async reloadNow(): Promise<string> {
+    let next: MasterConfig;
+    try {
+      const files = await readMasterConfigFiles(this.opts.configPath);
+      const loaded = loadMasterConfig(files, { localTimeZone: this.opts.localTimeZone });
+      if ("errors" in loaded) throw configErrorFromIssues(loaded.errors);
+      next = loaded.config;
+    } catch (err) {
+      this.opts.logger.error(`reload refused; keeping the running config:\n${describeError(err)}`);
+      throw err;
     }
-    const next = loaded.config;
     const changed = RESTART_ONLY.filter(
       ([field]) => JSON.stringify(next[field]) !== JSON.stringify(this.config[field]),
     );

@@ -54,23 +54,28 @@ t.test("a failure is retried while retries are left, then fails for good", (t) =
 t.test("the next deadline of a job, by state", (t) => {
   const p = { ...NO_POLICY, maxRunTimeMs: 5000, startBy: 9000 };
   const ts = { received: 0, dispatched: null, started: null, ended: null, notBefore: null };
-  t.same(nextDeadline(sampleJob({ policy: p, timestamps: ts }), undefined), {
+  t.same(nextDeadline(sampleJob({ policy: p, timestamps: ts }), 0, undefined), {
     at: 9000,
     kind: "start-deadline",
   });
   t.same(
-    nextDeadline(sampleJob({ policy: p, timestamps: { ...ts, notBefore: 4000 } }), undefined),
+    nextDeadline(sampleJob({ policy: p, timestamps: { ...ts, notBefore: 4000 } }), 0, undefined),
     { at: 4000, kind: "retry" },
   );
   t.same(
-    nextDeadline(sampleJob({ policy: p, timestamps: { ...ts, notBefore: 9500 } }), undefined),
+    nextDeadline(sampleJob({ policy: p, timestamps: { ...ts, notBefore: 9500 } }), 0, undefined),
     { at: 9000, kind: "start-deadline" },
     "a backoff past the deadline: the deadline first",
   );
-  t.equal(nextDeadline(sampleJob({ timestamps: ts }), undefined), null, "no policy, no deadline");
+  t.equal(
+    nextDeadline(sampleJob({ timestamps: ts }), 0, undefined),
+    null,
+    "no policy, no deadline",
+  );
   t.same(
     nextDeadline(
       sampleJob({ state: "dispatched", policy: p, timestamps: { ...ts, dispatched: 100 } }),
+      0,
       undefined,
     ),
     { at: 5100, kind: "max-run-time" },
@@ -82,13 +87,17 @@ t.test("the next deadline of a job, by state", (t) => {
         policy: p,
         timestamps: { ...ts, dispatched: 100, started: 200 },
       }),
+      0,
       undefined,
     ),
     { at: 5200, kind: "max-run-time" },
   );
-  t.same(nextDeadline(sampleJob({ state: "orphaned" }), 7000), { at: 7000, kind: "orphan-grace" });
-  t.equal(nextDeadline(sampleJob({ state: "canceling", policy: p }), undefined), null);
-  t.equal(nextDeadline(sampleJob({ state: "succeeded", policy: p }), undefined), null);
+  t.same(nextDeadline(sampleJob({ state: "orphaned" }), 0, 7000), {
+    at: 7000,
+    kind: "orphan-grace",
+  });
+  t.equal(nextDeadline(sampleJob({ state: "canceling", policy: p }), 0, undefined), null);
+  t.equal(nextDeadline(sampleJob({ state: "succeeded", policy: p }), 0, undefined), null);
   t.end();
 });
 

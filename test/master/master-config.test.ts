@@ -3,7 +3,7 @@
 // for changes. (Each kind of config mistake has its exact message in
 // test/config/*.test.ts.)
 
-import { existsSync, readFileSync, unlinkSync, watch, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, unlinkSync, watch, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
@@ -185,6 +185,11 @@ t.test(
     });
     const status = (await m.call("status")) as { pid: number };
     t.equal(status.pid, pid, "the pid file names the daemon that answers");
+    const mode = (f: string): string => (statSync(f).mode & 0o777).toString(8);
+    t.equal(mode(pidFile), "644", "the pid file is readable by all");
+    t.equal(mode(path.join(m.dir, "log")), "750", "log_dir as asked, despite the daemon's umask");
+    t.equal(mode(path.dirname(m.socket)), "755", "the socket's directory is reachable");
+    t.equal(mode(m.socket), "660", "the socket has admin_socket_mode");
     process.kill(pid, "SIGTERM");
     // The daemon removes its pid file as it exits: wait for that event.
     await new Promise<void>((resolve) => {

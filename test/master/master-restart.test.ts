@@ -201,3 +201,52 @@ t.test("SIGKILL of the master: the next start takes over its lock and reattaches
   await waitForState(m, id, "succeeded");
   await m.stop();
 });
+
+t.test("a queued job's start deadline still counts after a restart", async (t) => {
+  const late =
+    JOBS +
+    [
+      "[job late]",
+      "slave = nobody-home",
+      "start_deadline = 3s",
+      "method = command",
+      "command.program = /bin/true",
+      "",
+    ].join("\n");
+  const m = await MasterProcess.start(t, { jobs: late });
+  const [id] = await runDefinition(m, "late");
+  await m.stop();
+  await m.launch();
+  const job = await waitForState(m, id, "failed", 20_000);
+  t.match(job.result, /^start deadline passed: not started by \d{4}-/);
+  await m.stop();
+});
+
+t.test("a job being canceled whose slave goes away is canceled, never retried", async (t) => {
+  const retried = JOBS.replace(
+    "command.program = /bin/true",
+    "command.program = /bin/true\nretries = 3",
+  );
+  const m = await MasterProcess.start(t, { jobs: retried });
+  const s = await TestSlave.connect({
+    port: m.port,
+    name: "green-acres",
+    keyFile: m.keyFile,
+    behavior: "hold",
+  });
+  const [id] = await runDefinition(m, "home");
+  const d = await s.next("dispatch");
+  s.started(d);
+  await waitForState(m, id, "running");
+  const asked = s.next("cancel");
+  await m.call("cancel", { id });
+  await asked;
+  s.close(); // gone before confirming
+  const job = await waitForState(m, id, "canceled");
+  t.equal(
+    job.result,
+    "canceled: lost contact with slave green-acres before slave green-acres confirmed the cancel",
+  );
+  t.equal(job.attempt, 1);
+  await m.stop();
+});
