@@ -1,30 +1,120 @@
 #!/usr/bin/env node
-// The admin command. Thin: parses argv with commander, calls src/, prints
-// the result. Errors print their message (no stack trace) and exit non-zero.
+// The admin command. Thin: parses argv with commander and calls src/cli/;
+// one catch at the end prints the message (a stack trace only for a bug in
+// abs, and only with -d) and sets the exit status.
 //
-// Exit statuses: 0 success, 1 the command failed, 2 bad usage (an unknown
-// command or option, a missing or extra argument).
+// Exit statuses (src/cli/exit-status.ts has the mapping from error codes):
+//    0  success (abs watch: the job succeeded)
+//    1  an error not listed below
+//    2  bad usage: unknown command or option, missing or extra argument, a
+//       bad value (--state runing, --limit x), an argument the master refused
+//    3  the master cannot be reached
+//    4  not found (no such job or job definition)
+//    5  refused in the master's present state (drained, queue full, the
+//       job's state does not allow it, the job has not finished)
+//    6  configuration error (abs reload with a bad config, a bad master.conf)
+//   10  abs watch: the job failed
+//   11  abs watch: the job was canceled
+// keygen and fingerprint touch local files only and exit 0, 1 or 2.
+//
+// The admin socket is found as src/cli/socket.ts says (and --help repeats).
 
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { readCertificateFingerprint } from "../src/auth/tls.js";
 import { generateRealmKey } from "../src/auth/realm-key.js";
-import { describeError } from "../src/errors.js";
+import {
+  collectJobIds,
+  collectStates,
+  parseAge,
+  parseDays,
+  parseJobId,
+  parseLimit,
+  parseName,
+  parseOnOff,
+} from "../src/cli/args.js";
+import { archive, autoarchive } from "../src/cli/commands/archive.js";
+import { drain, reload, status } from "../src/cli/commands/master.js";
+import { cancel, run } from "../src/cli/commands/run.js";
+import { showJob } from "../src/cli/commands/show-job.js";
+import { type ShowJobsOptions, showJobs } from "../src/cli/commands/show-jobs.js";
+import { showSchedule } from "../src/cli/commands/show-schedule.js";
+import { showSlaves } from "../src/cli/commands/show-slaves.js";
+import { watch } from "../src/cli/commands/watch.js";
+import { type CliContext, socketContext } from "../src/cli/context.js";
+import {
+  EXIT,
+  EXIT_STATUS_HELP,
+  ExitError,
+  type ExitStatus,
+  exitStatusOf,
+  failureText,
+} from "../src/cli/exit-status.js";
+import { resolveAdminSocket, SOCKET_HELP } from "../src/cli/socket.js";
 
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
+interface GlobalOptions {
+  socket?: string;
+  config?: string;
+  debug?: boolean;
+}
+
+/** Set by a command whose success has more than one status (abs watch). */
+let exitStatus: ExitStatus = EXIT.OK;
+
+/** The Examples: section every --help ends with (commander adds the final newline). */
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join("\n")}`;
+}
+
+/** The context of an admin command: the socket from the global options, stdout. */
+async function contextOf(cmd: Command): Promise<CliContext> {
+  const opts = cmd.optsWithGlobals<GlobalOptions>();
+  const socket = await resolveAdminSocket({
+    socket: opts.socket,
+    config: opts.config,
+    env: process.env,
+  });
+  return socketContext(socket.path, socket.source, {
+    write: (text) => process.stdout.write(text),
+    isTTY: process.stdout.isTTY,
+    columns: process.stdout.columns,
+  });
+}
+
+/** keygen and fingerprint fail with 1 whatever the error's code: they are not about the master. */
+async function local<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw new ExitError(EXIT.FAILURE, err instanceof Error ? err : new Error(String(err)));
+  }
+}
 
 function program(): Command {
   const abs = new Command("abs")
     .description("administer ABS, the backup job coordinator")
+    .option("-s, --socket <path>", "the master's admin socket")
+    .option("-c, --config <file>", "take the admin socket from this master.conf (admin_socket)")
+    .option("-d, --debug", "print the stack trace of an unexpected error")
     .exitOverride()
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    .addHelpText(
+      "after",
+      `\n${SOCKET_HELP}\n\n${EXIT_STATUS_HELP}\n` +
+        examples(
+          "abs show jobs",
+          "abs -s /tmp/admin.sock status",
+          "abs run home --slave green-acres",
+          "abs watch 12",
+        ),
+    );
 
   abs
     .command("keygen")
     .description("write a new realm key to FILE (mode 0600); an existing FILE is never overwritten")
     .argument("<file>", "the realm key file to create")
+    .addHelpText("after", examples("abs keygen /etc/abs/realm.key"))
     .action(async (file: string) => {
-      await generateRealmKey(file);
+      await local(generateRealmKey(file));
       process.stdout.write(
         `wrote a new realm key to ${file} (mode 0600); copy it to the master and every slave over a secure channel\n`,
       );
@@ -34,23 +124,165 @@ function program(): Command {
     .command("fingerprint")
     .description("print the SHA-256 fingerprint of the PEM certificate in CERTFILE")
     .argument("<certfile>", "a PEM certificate, e.g. the master's tls-cert.pem")
+    .addHelpText("after", examples("abs fingerprint /var/lib/abs/master/tls-cert.pem"))
     .action(async (file: string) => {
-      process.stdout.write(`${await readCertificateFingerprint(file)}\n`);
+      process.stdout.write(`${await local(readCertificateFingerprint(file))}\n`);
     });
+
+  abs
+    .command("status")
+    .description("show the master: its mode, realm, jobs and connected slaves")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", examples("abs status", "abs status --json"))
+    .action(async (o: { json?: boolean }, cmd: Command) => status(await contextOf(cmd), o));
+
+  const show = abs
+    .command("show")
+    .description("show jobs, one job, slaves or the schedule")
+    .addHelpText(
+      "after",
+      examples("abs show jobs", "abs show job 12", "abs show slaves", "abs show schedule --days 7"),
+    );
+
+  show
+    .command("jobs")
+    .description(
+      "list jobs: by default those not finished and those that ended recently, with why each waits, how far each got, or how it ended",
+    )
+    .option("--all", "every unarchived job")
+    .option(
+      "--state <states>",
+      "only jobs in these states, comma-separated or repeated (queued, dispatched, running, canceling, orphaned, succeeded, failed, canceled)",
+      collectStates,
+    )
+    .option("--slave <name>", "only jobs on this slave", parseName)
+    .option("--definition <name>", "only runs of this job definition", parseName)
+    .option("--limit <n>", "at most N jobs, the newest", parseLimit)
+    .option("--json", "print the result as one line of JSON")
+    .addHelpText(
+      "after",
+      examples(
+        "abs show jobs",
+        "abs show jobs --state queued,orphaned",
+        "abs show jobs --all --slave green-acres --limit 20",
+        "abs show jobs --all --json > jobs.json",
+      ),
+    )
+    .action(async (o: ShowJobsOptions, cmd: Command) => showJobs(await contextOf(cmd), o));
+
+  show
+    .command("job")
+    .description("show one job: its definition, slave, parameters, state, policy, times and log")
+    .argument("<id>", "the job id", parseJobId)
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", examples("abs show job 12", "abs show job 12 --json"))
+    .action(async (id: number, o: { json?: boolean }, cmd: Command) =>
+      showJob(await contextOf(cmd), id, o),
+    );
+
+  show
+    .command("slaves")
+    .description("list the slaves that have registered, connected or not")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", examples("abs show slaves", "abs show slaves --json"))
+    .action(async (o: { json?: boolean }, cmd: Command) => showSlaves(await contextOf(cmd), o));
+
+  show
+    .command("schedule")
+    .description("list the job definitions with their schedules and next runs (in local time)")
+    .option("--days <n>", "how far ahead, in days (1 to 366; default 1)", parseDays)
+    .option("--json", "print the result as JSON (every run in the window)")
+    .addHelpText("after", examples("abs show schedule", "abs show schedule --days 7"))
+    .action(async (o: { days?: number; json?: boolean }, cmd: Command) =>
+      showSchedule(await contextOf(cmd), o),
+    );
+
+  abs
+    .command("run")
+    .description("queue a run of job definition NAME now, one job per slave of the definition")
+    .argument("<name>", "the job definition", parseName)
+    .option("--slave <name>", "only on this slave", parseName)
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", examples("abs run home", "abs run home --slave green-acres"))
+    .action(async (name: string, o: { slave?: string; json?: boolean }, cmd: Command) =>
+      run(await contextOf(cmd), name, o),
+    );
+
+  abs
+    .command("cancel")
+    .description("cancel job ID: at once if not yet on its slave, else the slave is asked to stop")
+    .argument("<id>", "the job id", parseJobId)
+    .addHelpText("after", examples("abs cancel 12"))
+    .action(async (id: number, _o: unknown, cmd: Command) => cancel(await contextOf(cmd), id));
+
+  abs
+    .command("watch")
+    .description(
+      "follow job ID until it finishes: its log and progress; exits 0 if it succeeded, 10 if it failed, 11 if it was canceled",
+    )
+    .argument("<id>", "the job id", parseJobId)
+    .option("--json", "print the job as one line of JSON per change")
+    .addHelpText(
+      "after",
+      examples(
+        "abs watch 12",
+        'abs watch 12 > /dev/null || echo "job 12 did not succeed (exit status $?)"',
+        "abs watch 12 --json",
+      ),
+    )
+    .action(async (id: number, o: { json?: boolean }, cmd: Command) => {
+      exitStatus = await watch(await contextOf(cmd), id, o);
+    });
+
+  abs
+    .command("archive")
+    .description("move finished jobs out of the jobs directory")
+    .argument("<id...>", "job ids", collectJobIds)
+    .addHelpText("after", examples("abs archive 12", "abs archive 12 13 14"))
+    .action(async (ids: number[], _o: unknown, cmd: Command) => archive(await contextOf(cmd), ids));
+
+  abs
+    .command("autoarchive")
+    .description("archive every finished job that ended more than AGE ago")
+    .argument("<age>", "a duration: 30d, 12h, 1d12h, 90s", parseAge)
+    .addHelpText("after", examples("abs autoarchive 30d", "abs autoarchive 12h"))
+    .action(async (ageMs: number, _o: unknown, cmd: Command) =>
+      autoarchive(await contextOf(cmd), ageMs),
+    );
+
+  abs
+    .command("drain")
+    .description("on: refuse new jobs (the setting survives restarts); off: accept them again")
+    .argument("<on|off>", "on or off", parseOnOff)
+    .addHelpText("after", examples("abs drain on", "abs drain off"))
+    .action(async (on: boolean, _o: unknown, cmd: Command) => drain(await contextOf(cmd), on));
+
+  abs
+    .command("reload")
+    .description(
+      "make the master re-read its configuration, like SIGHUP; a bad one is refused with every issue listed",
+    )
+    .addHelpText("after", examples("abs reload"))
+    .action(async (_o: unknown, cmd: Command) => reload(await contextOf(cmd)));
 
   return abs;
 }
 
+const abs = program();
+
+// `abs show jobs | head`: the reader left; that is not an error of abs.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(exitStatus);
+  throw err;
+});
+
 async function main(): Promise<void> {
-  await program().parseAsync(process.argv);
+  await abs.parseAsync(process.argv);
+  // exitCode, not exit(): stdout may still be flushing a large answer to a pipe.
+  process.exitCode = exitStatus;
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof CommanderError) {
-    // commander has printed its message (or the help) already.
-    const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
-    process.exit(ok ? 0 : EXIT_USAGE);
-  }
-  process.stderr.write(`abs: ${describeError(err)}\n`);
-  process.exit(EXIT_FAILURE);
+  process.exitCode = exitStatusOf(err);
+  process.stderr.write(failureText(err, abs.opts<GlobalOptions>().debug === true));
 });

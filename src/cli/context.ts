@@ -1,0 +1,122 @@
+// What an admin command needs from the outside world: a way to call the
+// master, a place to write, and the time. bin/abs.ts builds the real one;
+// the commands depend on nothing else.
+
+import { type AdminCallOptions, adminCall } from "../admin-client.js";
+import { AbsError, BadArgumentError } from "../errors.js";
+import { type JsonObject, ShapeError } from "../json-shape.js";
+import {
+  type AdminMethodName,
+  type ArchiveResult,
+  type AutoarchiveResult,
+  type CancelResult,
+  type DrainResult,
+  type ReloadResult,
+  type RunResult,
+  type ShowJobResult,
+  type ShowJobsResult,
+  type ShowScheduleResult,
+  type ShowSlavesResult,
+  type StatusResult,
+  type WatchResult,
+  parseArchiveArgs,
+  parseAutoarchiveArgs,
+  parseDrainArgs,
+  parseIdArgs,
+  parseNoArgs,
+  parseRunArgs,
+  parseShowJobsArgs,
+  parseShowScheduleArgs,
+  parseWatchArgs,
+} from "../protocol/admin-api.js";
+
+/** What each admin method answers (admin-api.ts). */
+export interface AdminResults {
+  status: StatusResult;
+  "show-jobs": ShowJobsResult;
+  "show-job": ShowJobResult;
+  "show-slaves": ShowSlavesResult;
+  "show-schedule": ShowScheduleResult;
+  run: RunResult;
+  cancel: CancelResult;
+  watch: WatchResult;
+  archive: ArchiveResult;
+  autoarchive: AutoarchiveResult;
+  drain: DrainResult;
+  reload: ReloadResult;
+}
+
+/** The master's own argument checks, run here too before sending (see call()). */
+const ARG_CHECKS: Record<AdminMethodName, (args: JsonObject) => unknown> = {
+  status: parseNoArgs,
+  "show-jobs": parseShowJobsArgs,
+  "show-job": parseIdArgs,
+  "show-slaves": parseNoArgs,
+  "show-schedule": parseShowScheduleArgs,
+  run: parseRunArgs,
+  cancel: parseIdArgs,
+  watch: parseWatchArgs,
+  archive: parseArchiveArgs,
+  autoarchive: parseAutoarchiveArgs,
+  drain: parseDrainArgs,
+  reload: parseNoArgs,
+};
+
+export interface Output {
+  write(text: string): void;
+  /** A terminal: progress may be redrawn in place. */
+  readonly isTTY: boolean;
+  /** The terminal's width, when known. */
+  readonly columns?: number | undefined;
+}
+
+export interface CliContext {
+  /** Calls an admin method; rejects with the master's AbsError or UNREACHABLE. */
+  call<M extends AdminMethodName>(
+    method: M,
+    args: JsonObject,
+    opts?: AdminCallOptions,
+  ): Promise<AdminResults[M]>;
+  out: Output;
+  now(): number;
+}
+
+/**
+ * A context talking to the master on `socketPath`. Arguments are checked
+ * with the contract's parsers before they are sent, so a bug in `abs` shows
+ * as a clear BAD_ARGUMENT here rather than on the master. Results are
+ * trusted as typed: the master is the peer the socket's mode already trusts.
+ * `source` (where the path came from) is added to "cannot reach" messages,
+ * since the usual cause is the wrong socket.
+ */
+export function socketContext(
+  socketPath: string,
+  source: string,
+  out: Output,
+  now: () => number = Date.now,
+): CliContext {
+  return {
+    async call<M extends AdminMethodName>(method: M, args: JsonObject, opts?: AdminCallOptions) {
+      try {
+        ARG_CHECKS[method](args);
+      } catch (err) {
+        if (err instanceof ShapeError) {
+          throw new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field);
+        }
+        throw err;
+      }
+      try {
+        return (await adminCall(socketPath, method, args, opts)) as unknown as AdminResults[M];
+      } catch (err) {
+        if (err instanceof AbsError && err.code === "UNREACHABLE") {
+          throw new AbsError("UNREACHABLE", `${err.message}; socket path from ${source}`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    },
+    out,
+    now,
+  };
+}

@@ -1,0 +1,105 @@
+// Which admin socket `abs` talks to. The first of these that is given wins:
+//
+//   1. -s, --socket PATH
+//   2. the environment variable ABS_ADMIN_SOCKET
+//   3. admin_socket of the master.conf named by -c, --config FILE
+//   4. admin_socket of the master.conf named by the environment variable ABS_CONFIG
+//   5. admin_socket of /etc/abs/master.conf, if that file exists
+//   6. /run/abs/admin.sock, the master's default
+//
+// A master.conf without admin_socket means the master's default. A config
+// named by -c or ABS_CONFIG must exist; one with errors is an error (CONFIG),
+// never skipped: falling through to another socket would talk to another
+// master than the one meant. Empty environment variables count as unset.
+//
+// The files are only read for the admin commands, never for keygen or
+// fingerprint, and behind a small interface so tests can pass fakes.
+
+import { existsSync } from "node:fs";
+import { ConfigError } from "../errors.js";
+import { formatIssues } from "../config/issues.js";
+import { loadMasterConfig } from "../config/master-config.js";
+import { readConfigFile } from "../config/read-config-files.js";
+
+/** The master's default config file. */
+export const DEFAULT_MASTER_CONF = "/etc/abs/master.conf";
+/** The master's default admin_socket (master-config.ts fills in the same). */
+export const DEFAULT_ADMIN_SOCKET = "/run/abs/admin.sock";
+
+/** How `abs --help` describes the rule above. */
+export const SOCKET_HELP = `The admin socket is the first of:
+  1. -s, --socket PATH
+  2. $ABS_ADMIN_SOCKET
+  3. admin_socket in the master.conf named by -c, --config FILE
+  4. admin_socket in the master.conf named by $ABS_CONFIG
+  5. admin_socket in ${DEFAULT_MASTER_CONF}, if that file exists
+  6. ${DEFAULT_ADMIN_SOCKET}`;
+
+export interface SocketSources {
+  /** -s, --socket. */
+  socket?: string | undefined;
+  /** -c, --config. */
+  config?: string | undefined;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface SocketChoice {
+  path: string;
+  /** Where the path came from, for messages: "--socket", "ABS_ADMIN_SOCKET", "admin_socket in FILE"... */
+  source: string;
+}
+
+/** The file system as socket resolution needs it. */
+export interface MasterConfReader {
+  exists(file: string): boolean;
+  /** admin_socket of a master.conf (the default when it has none); throws ConfigError. */
+  adminSocketOf(file: string): Promise<string>;
+}
+
+function given(value: string | undefined): value is string {
+  return value !== undefined && value !== "";
+}
+
+export async function resolveAdminSocket(
+  sources: SocketSources,
+  reader: MasterConfReader = masterConfReader,
+): Promise<SocketChoice> {
+  if (given(sources.socket)) return { path: sources.socket, source: "--socket" };
+  const fromEnv = sources.env.ABS_ADMIN_SOCKET;
+  if (given(fromEnv)) return { path: fromEnv, source: "ABS_ADMIN_SOCKET" };
+  const configs: [string | undefined, string][] = [
+    [sources.config, "--config"],
+    [sources.env.ABS_CONFIG, "ABS_CONFIG"],
+  ];
+  for (const [file, how] of configs) {
+    if (given(file)) {
+      return { path: await reader.adminSocketOf(file), source: `admin_socket in ${file} (${how})` };
+    }
+  }
+  if (reader.exists(DEFAULT_MASTER_CONF)) {
+    return {
+      path: await reader.adminSocketOf(DEFAULT_MASTER_CONF),
+      source: `admin_socket in ${DEFAULT_MASTER_CONF}`,
+    };
+  }
+  return { path: DEFAULT_ADMIN_SOCKET, source: "the default" };
+}
+
+/**
+ * Reads admin_socket the way the master does: master.conf alone (jobs.d is
+ * not needed for one key), checked by the master's own loader so `abs` and
+ * the master never disagree on the value.
+ */
+export const masterConfReader: MasterConfReader = {
+  exists: (file) => existsSync(file),
+  async adminSocketOf(file) {
+    const loaded = loadMasterConfig([await readConfigFile(file)]);
+    if ("errors" in loaded) {
+      throw new ConfigError(
+        `cannot take admin_socket from ${file}, which has errors (or name the socket with --socket):\n${formatIssues(loaded.errors)}`,
+        { file },
+      );
+    }
+    return loaded.config.adminSocket;
+  },
+};
