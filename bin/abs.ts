@@ -272,8 +272,8 @@ const abs = program();
 
 // `abs show jobs | head`: the reader left; that is not an error of abs.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code === "EPIPE") process.exit(exitStatus);
-  throw err;
+  if (err.code !== "EPIPE") process.stderr.write(`abs: cannot write the output: ${err.message}\n`);
+  process.exit(err.code === "EPIPE" ? exitStatus : EXIT.FAILURE);
 });
 
 async function main(): Promise<void> {

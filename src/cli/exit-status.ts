@@ -1,23 +1,7 @@
-// The exit statuses of `abs`, and the mapping from error codes to them.
-// Scripts branch on these, so they are stable; `abs --help` and man/abs.8
-// list them.
-//
-//    0  success (abs watch: the job succeeded)
-//    1  an error not listed below (the message says what)
-//    2  bad usage: an unknown command or option, a missing or extra
-//       argument, a bad value (--state runing, --limit x, AGE 5x), or an
-//       argument the master refused (BAD_ARGUMENT)
-//    3  the master cannot be reached (UNREACHABLE)
-//    4  not found: no such job or job definition (JOB_NOT_FOUND,
-//       DEFINITION_NOT_FOUND)
-//    5  refused in the master's present state: DRAINED, QUEUE_FULL,
-//       ILLEGAL_TRANSITION (e.g. canceling a finished job), JOB_NOT_FINISHED
-//    6  a configuration error (CONFIG): abs reload with a bad config, or a
-//       bad --config / ABS_CONFIG / /etc/abs/master.conf
-//   10  abs watch: the job failed
-//   11  abs watch: the job was canceled
-//
-// keygen and fingerprint work on local files only: 0, 1 or 2.
+// The exit statuses of `abs` (EXIT), what `abs --help` says of them
+// (EXIT_STATUS_HELP; bin/abs.ts and man/abs.8 list them too), and which
+// error code ends in which status. Scripts branch on these: they are stable.
+// keygen and fingerprint work on local files only and exit 0, 1 or 2.
 
 import { CommanderError } from "commander";
 import { AbsError, assertNever, type ErrorCode } from "../errors.js";
@@ -143,7 +127,7 @@ export function failureText(err: unknown, debug: boolean): string {
   const error = err instanceof ExitError ? err.error : err;
   const message = error instanceof Error ? error.message : String(error);
   // A TypeError's message alone ("x is not a function") does not say it is abs's fault.
-  const prefix = error instanceof AbsError || !isUnexpected(err) ? "" : "internal error: ";
+  const prefix = error instanceof AbsError ? "" : "internal error: ";
   const stack =
     debug && isUnexpected(err) && error instanceof Error ? `${error.stack ?? ""}\n` : "";
   return `abs: ${prefix}${message}\n${stack}`;

@@ -1,13 +1,10 @@
-// Which admin socket `abs` talks to. The first of these that is given wins:
+// Which admin socket `abs` talks to: the first source given, in the order
+// SOCKET_HELP below lists (and `abs --help` prints). --socket and
+// ABS_ADMIN_SOCKET name the socket; --config, ABS_CONFIG and
+// /etc/abs/master.conf name a master.conf whose admin_socket is used.
 //
-//   1. -s, --socket PATH
-//   2. the environment variable ABS_ADMIN_SOCKET
-//   3. admin_socket of the master.conf named by -c, --config FILE
-//   4. admin_socket of the master.conf named by the environment variable ABS_CONFIG
-//   5. admin_socket of /etc/abs/master.conf, if that file exists
-//   6. /run/abs/admin.sock, the master's default
-//
-// A master.conf without admin_socket means the master's default. A config
+// --socket and --config together are refused (exit status 2). A master.conf
+// without admin_socket means the master's default. A config
 // named by -c or ABS_CONFIG must exist; one with errors is an error (CONFIG),
 // never skipped: falling through to another socket would talk to another
 // master than the one meant. Empty environment variables count as unset.
@@ -16,7 +13,7 @@
 // fingerprint, and behind a small interface so tests can pass fakes.
 
 import { existsSync } from "node:fs";
-import { ConfigError } from "../errors.js";
+import { BadArgumentError, ConfigError } from "../errors.js";
 import { formatIssues } from "../config/issues.js";
 import { loadMasterConfig } from "../config/master-config.js";
 import { readConfigFile } from "../config/read-config-files.js";
@@ -33,7 +30,8 @@ export const SOCKET_HELP = `The admin socket is the first of:
   3. admin_socket in the master.conf named by -c, --config FILE
   4. admin_socket in the master.conf named by $ABS_CONFIG
   5. admin_socket in ${DEFAULT_MASTER_CONF}, if that file exists
-  6. ${DEFAULT_ADMIN_SOCKET}`;
+  6. ${DEFAULT_ADMIN_SOCKET}
+--socket and --config together are refused.`;
 
 export interface SocketSources {
   /** -s, --socket. */
@@ -64,6 +62,12 @@ export async function resolveAdminSocket(
   sources: SocketSources,
   reader: MasterConfReader = masterConfReader,
 ): Promise<SocketChoice> {
+  if (given(sources.socket) && given(sources.config)) {
+    // Both given on one command line is a mistake, not a precedence question.
+    throw new BadArgumentError(
+      "--socket and --config both say where the admin socket is; give one of them",
+    );
+  }
   if (given(sources.socket)) return { path: sources.socket, source: "--socket" };
   const fromEnv = sources.env.ABS_ADMIN_SOCKET;
   if (given(fromEnv)) return { path: fromEnv, source: "ABS_ADMIN_SOCKET" };

@@ -63,6 +63,10 @@ t.test("bad usage is 2 and names what was wrong", async (t) => {
       "error: too many arguments for 'cancel'. Expected 1 argument but got 2.\n",
     ],
     [["show"], /^Usage: abs show/],
+    [
+      ["-s", "/a.sock", "-c", "/b.conf", "status"],
+      "abs: --socket and --config both say where the admin socket is; give one of them\n",
+    ],
     [[], /^Usage: abs /],
   ];
   for (const [args, stderr] of cases) {

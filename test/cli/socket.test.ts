@@ -37,7 +37,7 @@ t.test("the first source given wins, in the documented order", async (t) => {
   });
   const env = { ABS_ADMIN_SOCKET: "/from/env.sock", ABS_CONFIG: "/e/master.conf" };
   const cases: [string, Parameters<typeof resolveAdminSocket>[0], string, string][] = [
-    ["--socket first", { socket: "/s.sock", config: "/c/master.conf", env }, "/s.sock", "--socket"],
+    ["--socket first", { socket: "/s.sock", env }, "/s.sock", "--socket"],
     [
       "then ABS_ADMIN_SOCKET, even over --config",
       { config: "/c/master.conf", env },
@@ -76,6 +76,17 @@ t.test("the first source given wins, in the documented order", async (t) => {
     await resolveAdminSocket({ env: {} }, fakeReader({})),
     { path: DEFAULT_ADMIN_SOCKET, source: "the default" },
     "the default when there is no /etc/abs/master.conf",
+  );
+});
+
+t.test("--socket and --config together are refused", async (t) => {
+  const err = await refusal(
+    resolveAdminSocket({ socket: "/s.sock", config: "/c/master.conf", env: {} }, fakeReader({})),
+  );
+  t.equal(err.code, "BAD_ARGUMENT");
+  t.equal(
+    err.message,
+    "--socket and --config both say where the admin socket is; give one of them",
   );
 });
 
