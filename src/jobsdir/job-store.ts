@@ -92,11 +92,11 @@ export type StoreState = "open" | "closing" | "closed";
 
 type ChangeListener = (job: Job) => void;
 
+/** One job file to write: the job's newest version, and everyone waiting for it. */
 interface PendingWrite {
   job: Job;
   isNew: boolean;
-  resolve: () => void;
-  reject: (err: AbsError) => void;
+  callers: { resolve: () => void; reject: (err: AbsError) => void }[];
 }
 
 interface Waiter {
@@ -127,7 +127,19 @@ export class JobStore {
   private lastTriggers: ScheduleState;
   private slaveRecords: SlaveRecord[];
   private pendingSubmissions = 0;
-  private pending: PendingWrite[] = [];
+  /**
+   * Writes not yet in a group, at most one per job: a change to a job whose
+   * write has not started yet is merged into it (the newest version holds
+   * every earlier change), so a burst of progress reports, or a `started`
+   * and a `result` back to back, cost one write.
+   */
+  private readonly pending = new Map<number, PendingWrite>();
+  /** Jobs with a write in a group under way: their next write waits, so writes to one job stay in order. */
+  private readonly writing = new Set<number>();
+  /** The newest version of jobs with a change not yet durable (what the next change applies to). */
+  private readonly latest = new Map<number, Job>();
+  /** The last write of each job with one under way, settled (archiving waits for it). */
+  private readonly lastWrite = new Map<number, Promise<void>>();
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
   private readonly groupsInFlight = new Set<Promise<void>>();
   /** Publishing (renames + directory fsync) of one group after the other, in order. */
@@ -328,8 +340,6 @@ export class JobStore {
     } finally {
       this.pendingSubmissions -= 1;
     }
-    this.jobs.set(id, job);
-    this.notify(job);
     return job;
   }
 
@@ -340,12 +350,19 @@ export class JobStore {
    * IllegalTransitionError, say) and leaves the job as it was.
    */
   update(id: number, change: (job: Job) => Job): Promise<Job> {
-    return this.serialize(id, async () => {
+    // The change is computed in order with the other tasks on this job, on
+    // its newest version; its write is not awaited inside that order, so the
+    // next change can be merged into the same write (see `pending`).
+    return this.serialize(id, () => {
       this.assertOpen();
-      const job = this.jobs.get(id);
+      const job = this.latest.get(id) ?? this.jobs.get(id);
       if (job === undefined) throw new JobNotFoundError(id);
       const next = change(job);
-      if (next === job) return job;
+      if (next === job) {
+        // Nothing to change; answer once what the caller saw is durable.
+        const durable = this.lastWrite.get(id) ?? Promise.resolve();
+        return Promise.resolve({ done: durable.then(() => job) });
+      }
       if (next.id !== id || next.serial <= job.serial) {
         throw new AbsError(
           "INTERNAL",
@@ -355,11 +372,9 @@ export class JobStore {
           },
         );
       }
-      await this.persist(next, false);
-      this.jobs.set(id, next);
-      this.notify(next);
-      return next;
-    });
+      this.latest.set(id, next);
+      return Promise.resolve({ done: this.persist(next, false).then(() => next) });
+    }).then(({ done }) => done);
   }
 
   /** Moves job `id` to another state through the one transition function. */
@@ -460,7 +475,9 @@ export class JobStore {
     if (this.state !== "open") return;
     this.state = "closing";
     await Promise.allSettled([...this.chains.values()]);
-    while (this.groupsInFlight.size > 0) await Promise.allSettled([...this.groupsInFlight]);
+    while (this.groupsInFlight.size > 0 || this.pending.size > 0) {
+      await Promise.allSettled([...this.groupsInFlight]);
+    }
     for (const [id, set] of this.waiters) {
       const job = this.jobs.get(id);
       for (const w of [...set]) if (job !== undefined) w.resolve(job);
@@ -500,11 +517,29 @@ export class JobStore {
     for (const listener of this.listeners) listener(job);
   }
 
+  /**
+   * Queues the write of `job`, merged with a queued write of the same job if
+   * there is one; resolves once it is durable, after the in-memory view is
+   * updated and listeners told.
+   */
   private persist(job: Job, isNew: boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ job, isNew, resolve, reject });
+    const written = new Promise<void>((resolve, reject) => {
+      const queued = this.pending.get(job.id);
+      if (queued !== undefined) {
+        queued.job = job;
+        queued.isNew ||= isNew;
+        queued.callers.push({ resolve, reject });
+      } else {
+        this.pending.set(job.id, { job, isNew, callers: [{ resolve, reject }] });
+      }
       this.startFlush();
     });
+    const settled = written.catch(() => undefined);
+    this.lastWrite.set(job.id, settled);
+    void settled.then(() => {
+      if (this.lastWrite.get(job.id) === settled) this.lastWrite.delete(job.id);
+    });
+    return written;
   }
 
   /**
@@ -514,9 +549,17 @@ export class JobStore {
    * Publishing stays strictly in order, so the serial on disk only grows.
    */
   private startFlush(): void {
-    while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.length > 0) {
-      const group = this.pending.splice(0);
+    while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
+      const group: PendingWrite[] = [];
+      for (const [id, w] of this.pending) {
+        if (this.writing.has(id)) continue; // its previous write first
+        group.push(w);
+        this.pending.delete(id);
+        this.writing.add(id);
+      }
+      if (group.length === 0) return;
       const running: Promise<void> = this.commitGroup(group).finally(() => {
+        for (const w of group) this.writing.delete(w.job.id);
         this.groupsInFlight.delete(running);
         // Changes queued by callers woken by this group must not wait for a
         // later change to be flushed.
@@ -549,17 +592,33 @@ export class JobStore {
       this.logger.error(`cannot persist the job serial: ${outcome.gate.message}`);
     }
     group.forEach((w, i) => {
+      const id = w.job.id;
       const failure = outcome.writes[i];
       if (failure === null) {
-        w.resolve();
-      } else {
-        this.logger.error(`job ${w.job.id}: ${failure.message}`, { job: w.job.id });
-        w.reject(failure);
+        // Memory changes only once the file is durable: the store never
+        // answers what a restart would not read back.
+        this.jobs.set(id, w.job);
+        if (this.latest.get(id) === w.job) this.latest.delete(id);
+        this.notify(w.job);
+        for (const c of w.callers) c.resolve();
+        return;
       }
+      this.logger.error(`job ${id}: ${failure.message}`, { job: id });
+      for (const c of w.callers) c.reject(failure);
+      // A queued write of this job was computed on top of the failed one:
+      // it fails too, and the next change starts again from the durable job.
+      const after = this.pending.get(id);
+      if (after !== undefined) {
+        this.pending.delete(id);
+        for (const c of after.callers) c.reject(failure);
+      }
+      this.latest.delete(id);
     });
   }
 
   private async archiveOne(id: number): Promise<boolean> {
+    // A write of this job under way would put the file back after the move.
+    await this.lastWrite.get(id);
     const job = this.jobs.get(id);
     if (job === undefined || !isFinished(job.state)) return false;
     const bucket = archiveBucket(id);

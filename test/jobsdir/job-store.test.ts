@@ -14,6 +14,7 @@ import path from "node:path";
 import t, { type Test } from "tap";
 import { AbsError } from "../../src/errors.js";
 import { type FsOps, realFsOps } from "../../src/jobsdir/fs-ops.js";
+import { recordProgress } from "../../src/jobsdir/job-state.js";
 import type { NewJob } from "../../src/jobsdir/job.js";
 import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
@@ -575,3 +576,67 @@ t.test(
     t.same(store.loadReport.quarantined, [], "a known file is not quarantined");
   },
 );
+
+t.test(
+  "changes to a job while its write is under way are merged into one next write",
+  async (t) => {
+    const dir = tempDir(t);
+    const writes: string[] = [];
+    const store = await open(t, dir, {
+      fs: {
+        ...realFsOps,
+        writeSynced: (file, data) => {
+          if (file.includes("job-1.json")) writes.push(file);
+          return realFsOps.writeSynced(file, data);
+        },
+      },
+    });
+    await store.submit(SPEC);
+    writes.length = 0;
+    // One write starts at once; the rest queue behind it and merge.
+    const changes = [
+      store.transition(1, { to: "dispatched", now: 1, message: "dispatched" }),
+      store.transition(1, { to: "running", now: 2, message: "started" }),
+      ...[1, 2, 3, 4, 5].map((n) =>
+        store.update(1, (j) => recordProgress(j, { files: n, bytes: n, path: null })),
+      ),
+      store.transition(1, { to: "succeeded", now: 3, message: "done", result: DONE }),
+    ];
+    const results = await Promise.all(changes);
+    t.same(
+      results.map((j) => j.state),
+      ["dispatched", "running", "running", "running", "running", "running", "running", "succeeded"],
+      "each caller gets the version its change made",
+    );
+    t.equal(writes.length, 2, "8 changes, 2 writes");
+    t.equal(store.get(1)?.state, "succeeded");
+    t.equal(store.get(1)?.serial, 1 + 8);
+    await store.close();
+    const reopened = await JobStore.open({ dir });
+    t.teardown(() => reopened.close());
+    t.same(
+      reopened.get(1)?.progress,
+      { files: 5, bytes: 5, path: null },
+      "the last version is on disk",
+    );
+    t.equal(reopened.get(1)?.state, "succeeded");
+  },
+);
+
+t.test("a failed write fails the changes merged after it; the job stays as on disk", async (t) => {
+  const dir = tempDir(t);
+  let fail = false;
+  const store = await open(t, dir, {
+    fs: failingFs("EIO", (f) => fail && f.includes("job-1.json")),
+  });
+  await store.submit(SPEC);
+  fail = true;
+  const first = store.transition(1, { to: "dispatched", now: 1, message: "dispatched" });
+  const second = store.transition(1, { to: "running", now: 2, message: "started" });
+  await t.rejects(first, { code: "JOBSDIR_IO" });
+  await t.rejects(second, { code: "JOBSDIR_IO" }, "built on the failed change: fails with it");
+  t.equal(store.get(1)?.state, "queued");
+  fail = false;
+  const retried = await store.transition(1, { to: "dispatched", now: 3, message: "dispatched" });
+  t.equal(retried.serial, 2, "the next change starts from the job on disk");
+});
