@@ -2,11 +2,13 @@
 // JSON lines. With no name, lists them.
 
 import { runAuthBench } from "./auth.js";
+import { runDispatchBench } from "./dispatch.js";
 import { runJobsDirBench } from "./jobsdir.js";
 
 const SCENARIOS: Record<string, () => Promise<void>> = {
   jobsdir: runJobsDirBench,
   auth: runAuthBench,
+  dispatch: runDispatchBench,
 };
 
 async function main(): Promise<void> {

@@ -293,18 +293,16 @@ export class Master {
       reason === "missed-run"
         ? `missed while the master was down (run due ${new Date(at).toISOString()})`
         : `scheduled for ${new Date(at).toISOString()}`;
-    for (const slave of def.slaves) await this.startRun(def, slave, at, why);
+    // One job per slave, submitted together: they share a commit group.
+    await Promise.all(def.slaves.map((slave) => this.startRun(def, slave, at, why)));
   }
 
   /** `abs run`: a run of `def` now, on its slaves or on `slave`. */
   async runNow(def: JobDefinition, slaves: readonly string[]): Promise<Job[]> {
     const now = this.clock.now();
-    const jobs: Job[] = [];
-    for (const slave of slaves) {
-      const job = await this.startRun(def, slave, now, "run by an administrator (abs run)", true);
-      if (job !== null) jobs.push(job);
-    }
-    return jobs;
+    const why = "run by an administrator (abs run)";
+    const jobs = await Promise.all(slaves.map((s) => this.startRun(def, s, now, why, true)));
+    return jobs.filter((j): j is Job => j !== null);
   }
 
   /**

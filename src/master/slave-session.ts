@@ -26,7 +26,7 @@
 
 import { AbsError, ProtocolError, describeError } from "../errors.js";
 import { isFinished, type Job } from "../jobsdir/job.js";
-import { recordProgress, type Transition } from "../jobsdir/job-state.js";
+import { recordProgress, transition, type Transition } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { afterFailure } from "./job-policy.js";
@@ -131,20 +131,35 @@ export class SlaveSession {
         return this.register(message);
       case "heartbeat":
         return;
+      // Started and progress need no reply, so their writes are not waited
+      // for: the store applies them in order, and a `result` right behind
+      // merges into the same write. The result's ack waits for that write.
       case "started":
-        return this.onJob(message.jobId, message.attempt, "started", async (job) => {
-          if (job.state !== "dispatched") return;
-          await this.opts.store.transition(job.id, {
-            to: "running",
-            now: this.now(),
-            message: `started on ${this.opts.name}`,
-          });
+        return this.onJob(message.jobId, message.attempt, "started", (job) => {
+          this.inBackground(
+            job.id,
+            this.opts.store.update(job.id, (j) =>
+              j.state === "dispatched"
+                ? transition(j, {
+                    to: "running",
+                    now: this.now(),
+                    message: `started on ${this.opts.name}`,
+                  })
+                : j,
+            ),
+          );
+          return Promise.resolve();
         });
       case "progress":
-        return this.onJob(message.jobId, message.attempt, "progress", async (job) => {
-          if (job.state !== "running" && job.state !== "canceling") return;
+        return this.onJob(message.jobId, message.attempt, "progress", (job) => {
           const progress = { files: message.files, bytes: message.bytes, path: message.path };
-          await this.opts.store.update(job.id, (j) => recordProgress(j, progress));
+          this.inBackground(
+            job.id,
+            this.opts.store.update(job.id, (j) =>
+              j.state === "running" || j.state === "canceling" ? recordProgress(j, progress) : j,
+            ),
+          );
+          return Promise.resolve();
         });
       case "result":
         return this.result(message);
@@ -283,6 +298,16 @@ export class SlaveSession {
       await this.opts.store.transition(job.id, change);
     });
     this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
+  }
+
+  /** A store change nobody waits for: its failure is logged (the slave will report again). */
+  private inBackground(jobId: number, change: Promise<unknown>): void {
+    change.catch((err: unknown) =>
+      this.opts.logger.error(`slave ${this.opts.name}: job ${jobId}: ${describeError(err)}`, {
+        slave: this.opts.name,
+        job: jobId,
+      }),
+    );
   }
 
   /** Runs `apply` for a job of this slave and this attempt; logs and skips anything else. */

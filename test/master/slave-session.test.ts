@@ -166,7 +166,9 @@ t.test("started, progress and reject move the job", async (t) => {
   });
   const a = await store.submit(SPEC);
   await store.transition(a.id, { to: "dispatched", now: 1, message: "sent" });
+  // Started and progress are written without holding up the session: wait for the store.
   await session.handle({ type: "started", jobId: a.id, attempt: 1 });
+  await store.waitForChange(a.id, 2, 10_000);
   t.equal(store.get(a.id)?.state, "running");
   await session.handle({
     type: "progress",
@@ -176,6 +178,7 @@ t.test("started, progress and reject move the job", async (t) => {
     bytes: 300,
     path: "/home/x",
   });
+  await store.waitForChange(a.id, 3, 10_000);
   t.same(store.get(a.id)?.progress, { files: 3, bytes: 300, path: "/home/x" });
   const b = await store.submit(SPEC);
   await store.transition(b.id, { to: "dispatched", now: 1, message: "sent" });
@@ -214,6 +217,33 @@ t.test("registration settles the jobs the slave does not report", async (t) => {
   t.equal(requeued?.attempt, 1, "as the same attempt");
   t.equal(requeued?.log.at(-1)?.message, "green-acres never received it; queued again");
   t.equal(store.get(stopping)?.state, "canceled", "one being canceled is canceled");
+});
+
+t.test("started and result back to back: one write, the ack after it", async (t) => {
+  const { store, sent, session } = await setup(t);
+  await session.handle({
+    type: "register",
+    name: "green-acres",
+    maxJobs: 2,
+    running: [],
+    results: [],
+  });
+  const a = await store.submit(SPEC);
+  await store.transition(a.id, { to: "dispatched", now: 1, message: "sent" });
+  void session.handle({ type: "started", jobId: a.id, attempt: 1 });
+  await session.handle({ type: "result", ...result(a.id) });
+  const job = store.get(a.id);
+  t.equal(job?.state, "succeeded", "durable before the ack (the port checks it too)");
+  t.same(
+    job?.log.map((e) => e.message),
+    [
+      "received: home on green-acres",
+      "sent",
+      "started on green-acres",
+      "succeeded on green-acres: 12 files",
+    ],
+  );
+  t.same(sent.at(-1), { type: "ack", jobId: a.id, attempt: 1 });
 });
 
 t.test("protocol errors close the session", async (t) => {

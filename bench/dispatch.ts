@@ -1,0 +1,172 @@
+// npm run bench -- dispatch
+//
+// A real abs-master process (port 0, temp dirs) and 100 test slaves in this
+// process on the real, authenticated slave link. The slaves finish every job
+// at once (no-op), so what is measured is the master: submission, dispatch,
+// the started and result reports, each change written durably.
+//
+// 1. dispatch.throughput: 10,000 jobs (100 `run`s of a definition on all
+//    100 slaves) from the first submission until the last result is written
+//    (the slave's `ack`, which the master sends only after the write).
+//    Baseline, same run: the same four durable changes per job (submit,
+//    dispatched, running, succeeded) made straight on a JobStore in this
+//    process, as many in flight: the floor the master cannot beat.
+// 2. dispatch.latency: one job at a time on an idle master, `run` to `ack`,
+//    200 times: median and p99.
+
+import os from "node:os";
+import path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { JobStore } from "../src/jobsdir/job-store.js";
+import { TestSlave } from "../test/fixtures/test-slave.js";
+import { MasterProcess } from "../test/helpers/master-process.js";
+import { inFlight, median, report, round } from "./report.js";
+import { Teardowns } from "./teardowns.js";
+
+const SLAVES = 100;
+const RUNS = 100; // x SLAVES jobs
+const SLAVE_MAX_JOBS = 4;
+const LATENCY_SAMPLES = 200;
+
+function slaveName(i: number): string {
+  return `s${String(i).padStart(3, "0")}`;
+}
+
+function definitions(): string {
+  const all = Array.from({ length: SLAVES }, (_, i) => slaveName(i)).join(", ");
+  const noop = (name: string, slaves: string): string =>
+    [
+      `[job ${name}]`,
+      `slave = ${slaves}`,
+      "method = command",
+      "command.program = /bin/true",
+      "overlap = allow",
+      "",
+    ].join("\n");
+  return noop("noop", all) + noop("single", slaveName(0));
+}
+
+async function throughput(m: MasterProcess, slaves: TestSlave[]): Promise<number> {
+  const total = RUNS * SLAVES;
+  let acks = 0;
+  let allDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (allDone = resolve));
+  for (const s of slaves) {
+    s.on("message", (msg) => {
+      if (msg.type === "ack" && ++acks === total) allDone();
+    });
+  }
+  const start = process.hrtime.bigint();
+  await inFlight(RUNS, 4, () => m.call("run", { definition: "noop" }));
+  await done;
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  for (const s of slaves) s.removeAllListeners("message");
+  return total / (ms / 1000);
+}
+
+async function latency(m: MasterProcess, slave: TestSlave): Promise<number[]> {
+  const acked = new Map<number, bigint>();
+  const waiting = new Map<number, () => void>();
+  slave.on("message", (msg) => {
+    if (msg.type !== "ack") return;
+    acked.set(msg.jobId, process.hrtime.bigint());
+    waiting.get(msg.jobId)?.();
+  });
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const start = process.hrtime.bigint();
+    const { jobs } = (await m.call("run", { definition: "single" })) as { jobs: number[] };
+    const id = jobs[0];
+    if (!acked.has(id)) await new Promise<void>((resolve) => waiting.set(id, resolve));
+    samples.push(Number((acked.get(id) ?? start) - start) / 1e6);
+  }
+  return samples;
+}
+
+/** The floor: four durable changes per job straight on a JobStore, as many in flight. */
+async function storeOnly(root: string): Promise<number> {
+  const total = RUNS * SLAVES;
+  const store = await JobStore.open({ dir: path.join(root, "baseline-jobs"), maxJobs: total + 1 });
+  const start = process.hrtime.bigint();
+  await inFlight(total, SLAVES * SLAVE_MAX_JOBS, async (i) => {
+    const job = await store.submit({
+      definition: "noop",
+      slave: slaveName(i % SLAVES),
+      method: "command",
+      params: { program: "/bin/true", args: [], env: {}, cwd: null, shell: false },
+      priority: 0,
+    });
+    await store.transition(job.id, { to: "dispatched", now: Date.now(), message: "dispatched" });
+    await store.transition(job.id, { to: "running", now: Date.now(), message: "started" });
+    await store.transition(job.id, {
+      to: "succeeded",
+      now: Date.now(),
+      message: "succeeded",
+      result: { message: "no-op done", data: {} },
+    });
+  });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  await store.close();
+  return total / (ms / 1000);
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+export async function runDispatchBench(): Promise<void> {
+  const td = new Teardowns();
+  const root = mkdtempSync(path.join(os.tmpdir(), "abs-bench-dispatch-"));
+  td.teardown(() => rmSync(root, { recursive: true, force: true }));
+  try {
+    const m = await MasterProcess.start(td, {
+      master: [
+        `max_concurrent = ${SLAVES * SLAVE_MAX_JOBS}`,
+        `default_slave_max_jobs = ${SLAVE_MAX_JOBS}`,
+      ].join("\n"),
+      jobs: definitions(),
+    });
+    const slaves: TestSlave[] = [];
+    for (let i = 0; i < SLAVES; i++) {
+      slaves.push(
+        await TestSlave.connect({
+          port: m.port,
+          name: slaveName(i),
+          keyFile: m.keyFile,
+          maxJobs: SLAVE_MAX_JOBS,
+        }),
+      );
+    }
+    td.teardown(() => slaves.forEach((s) => s.close()));
+
+    const samples = await latency(m, slaves[0]);
+    const value = await throughput(m, slaves);
+    const baseline = await storeOnly(root);
+    report({
+      bench: "dispatch.throughput",
+      value: round(value, 0),
+      unit: "jobs/s",
+      baseline: round(baseline, 0),
+      ratio: round(value / baseline),
+      target: ">= 1000 jobs/s",
+      jobs: RUNS * SLAVES,
+      slaves: SLAVES,
+      slaveMaxJobs: SLAVE_MAX_JOBS,
+      baselineIs: "the same 4 durable changes per job on a JobStore in-process",
+    });
+    report({
+      bench: "dispatch.latency",
+      value: round(median(samples), 2),
+      unit: "ms",
+      p99: round(percentile(samples, 99), 2),
+      target: "median <= 20 ms",
+      samples: LATENCY_SAMPLES,
+      from: "run request sent",
+      to: "result written (ack at the slave)",
+    });
+    await m.stop();
+  } finally {
+    await td.run();
+  }
+}
