@@ -76,12 +76,12 @@ export function sampleJob(id: number): Job {
   };
 }
 
-function makeJobsDir(dir: string, count: number): void {
+export function makeJobsDir(dir: string, count: number, jobAt = sampleJob): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "version"), "1\n");
   writeFileSync(path.join(dir, "serial"), `${count}\n`);
   for (let id = 1; id <= count; id++) {
-    writeFileSync(path.join(dir, `job-${id}.json`), serializeJob(sampleJob(id)));
+    writeFileSync(path.join(dir, `job-${id}.json`), serializeJob(jobAt(id)));
   }
 }
 

@@ -4,11 +4,13 @@
 import { runAuthBench } from "./auth.js";
 import { runDispatchBench } from "./dispatch.js";
 import { runJobsDirBench } from "./jobsdir.js";
+import { runStartupBench } from "./startup.js";
 
 const SCENARIOS: Record<string, () => Promise<void>> = {
   jobsdir: runJobsDirBench,
   auth: runAuthBench,
   dispatch: runDispatchBench,
+  startup: runStartupBench,
 };
 
 async function main(): Promise<void> {

@@ -28,7 +28,6 @@ import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type tls from "node:tls";
-import { generate } from "selfsigned";
 import { AuthError, ConfigError, describeError } from "../errors.js";
 
 /** Oldest TLS version either side accepts. */
@@ -119,6 +118,9 @@ async function generateSelfSigned(
       : { type: 2 as const, value: hostName };
   let pems;
   try {
+    // Loaded only here: selfsigned and its ASN.1 libraries take some 100 ms
+    // to load, which every start of `abs` and of the master would pay.
+    const { generate } = await import("selfsigned");
     pems = await generate([{ name: "commonName", value: hostName }], {
       keyType: "ec",
       curve: "P-256",

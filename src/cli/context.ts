@@ -2,7 +2,7 @@
 // master, a place to write, and the time. bin/abs.ts builds the real one;
 // the commands depend on nothing else.
 
-import { type AdminCallOptions, adminCall } from "../admin-client.js";
+import { type AdminCallOptions, adminCall, adminCallText } from "../admin-client.js";
 import { AbsError, BadArgumentError } from "../errors.js";
 import { type JsonObject, ShapeError } from "../json-shape.js";
 import {
@@ -77,6 +77,11 @@ export interface CliContext {
     args: JsonObject,
     opts?: AdminCallOptions,
   ): Promise<AdminResults[M]>;
+  /**
+   * As call, but answers the result's JSON text unparsed (for --json over
+   * many jobs). Optional: without it, callers stringify what call answers.
+   */
+  callText?(method: AdminMethodName, args: JsonObject): Promise<string>;
   out: Output;
   now(): number;
 }
@@ -97,26 +102,40 @@ export function socketContext(
 ): CliContext {
   return {
     async call<M extends AdminMethodName>(method: M, args: JsonObject, opts?: AdminCallOptions) {
-      try {
-        ARG_CHECKS[method](args);
-      } catch (err) {
-        if (err instanceof ShapeError) {
-          throw new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field);
-        }
-        throw err;
-      }
-      try {
-        return (await adminCall(socketPath, method, args, opts)) as unknown as AdminResults[M];
-      } catch (err) {
-        if (err instanceof AbsError && err.code === "UNREACHABLE") {
-          throw new AbsError("UNREACHABLE", `${err.message}; socket path from ${source}`, {
-            cause: err,
-          });
-        }
-        throw err;
-      }
+      checkArgs(method, args);
+      const result = await reachable(source, () => adminCall(socketPath, method, args, opts));
+      return result as unknown as AdminResults[M];
+    },
+    async callText(method: AdminMethodName, args: JsonObject) {
+      checkArgs(method, args);
+      return reachable(source, () => adminCallText(socketPath, method, args));
     },
     out,
     now,
   };
+}
+
+function checkArgs(method: AdminMethodName, args: JsonObject): void {
+  try {
+    ARG_CHECKS[method](args);
+  } catch (err) {
+    if (err instanceof ShapeError) {
+      throw new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field);
+    }
+    throw err;
+  }
+}
+
+/** Adds where the socket path came from to "cannot reach" errors: the usual cause is the wrong socket. */
+async function reachable<T>(source: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof AbsError && err.code === "UNREACHABLE") {
+      throw new AbsError("UNREACHABLE", `${err.message}; socket path from ${source}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }

@@ -139,6 +139,7 @@ export class AdminServer {
       return failure(new BadArgumentError(`unknown method "${method}"`, "method"));
     }
     try {
+      // Keys in this order: adminCallText finds the result by this prefix.
       return { success: true, result: await handler(args) };
     } catch (err) {
       if (err instanceof ShapeError) {

@@ -59,12 +59,18 @@ export class MasterProcess {
 
   /** Writes the config and a realm key in a new temp dir and starts the master. */
   static async start(t: Teardown, setup: MasterSetup = {}): Promise<MasterProcess> {
+    const m = await MasterProcess.prepare(t, setup);
+    await m.launch();
+    return m;
+  }
+
+  /** As start, without starting: the test may fill the jobs directory first. */
+  static async prepare(t: Teardown, setup: MasterSetup = {}): Promise<MasterProcess> {
     const dir = tempDir(t, "abs-master-");
     const m = new MasterProcess(t, dir, setup.env ?? {});
     await generateRealmKey(m.keyFile);
     mkdirSync(path.join(dir, "jobs.d"));
     m.writeConfig(setup);
-    await m.launch();
     return m;
   }
 

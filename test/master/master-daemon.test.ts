@@ -2,6 +2,7 @@
 // socket and by test slaves that speak the real, authenticated slave link.
 
 import t from "tap";
+import { adminCallText } from "../../src/admin-client.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { runDefinition, showJobs, waitForJob, waitForState } from "../helpers/admin-wait.js";
 import { TestSlave } from "../fixtures/test-slave.js";
@@ -232,5 +233,10 @@ t.test("bad admin requests get clear errors and the master keeps serving", async
   await t.rejects(m.call("show-job", { id: 4242 }), { code: "JOB_NOT_FOUND" });
   const status = (await m.call("status")) as { jobs: number; mode: string };
   t.equal(status.mode, "real", "still serving");
+  // The unparsed path of `abs ... --json`: the same result, and the same errors.
+  await runDefinition(m, "home");
+  const parsed = await m.call("show-jobs", { all: true });
+  t.same(JSON.parse(await adminCallText(m.socket, "show-jobs", { all: true })), parsed);
+  await t.rejects(adminCallText(m.socket, "show-job", { id: 4242 }), { code: "JOB_NOT_FOUND" });
   await m.stop();
 });

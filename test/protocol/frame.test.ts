@@ -453,3 +453,18 @@ t.test("random and mutated input never throws anything but AbsError", (t) => {
   t.ok(outcomes.exact > 200, `${outcomes.exact} valid rounds decoded exactly`);
   t.end();
 });
+
+t.test("a client trusting its peer may skip the depth check, nothing else", (t) => {
+  const deep = Buffer.from("[".repeat(1000) + "]".repeat(1000) + "\u0003");
+  const trusting = new FrameDecoder({ checkDepth: false });
+  const [value] = trusting.push(deep);
+  t.ok(Array.isArray(value), "1000 levels parsed");
+  t.throws(() => new FrameDecoder({ checkDepth: false }).push(Buffer.from("{nope\u0003")), {
+    code: "PROTOCOL",
+    message: /^frame is not valid JSON: /,
+  });
+  t.throws(() => new FrameDecoder().push(deep), {
+    message: "frame nests arrays and objects deeper than 64 levels",
+  });
+  t.end();
+});

@@ -65,12 +65,17 @@ export function noJobsLine(o: ShowJobsOptions): string {
 }
 
 export async function showJobs(ctx: CliContext, o: ShowJobsOptions): Promise<void> {
-  const result = await ctx.call("show-jobs", showJobsArgs(o));
   if (o.json === true) {
-    // Up to 100,000 jobs: one stringify, one write, no pretty-printing.
-    ctx.out.write(JSON.stringify(result) + "\n");
+    // Up to 100,000 jobs: the master's JSON as it came, one write, no
+    // parse-and-stringify in between.
+    const text =
+      ctx.callText !== undefined
+        ? await ctx.callText("show-jobs", showJobsArgs(o))
+        : JSON.stringify(await ctx.call("show-jobs", showJobsArgs(o)));
+    ctx.out.write(text + "\n");
     return;
   }
+  const result = await ctx.call("show-jobs", showJobsArgs(o));
   if (result.jobs.length === 0) {
     ctx.out.write(noJobsLine(o) + "\n");
     return;
