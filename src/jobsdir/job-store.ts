@@ -28,6 +28,7 @@ import {
 import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
+import { type ReadBatch, readFilesInWorker } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
 import { isFinished, type Job, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
@@ -715,12 +716,21 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
   jobFiles.sort((a, b) => a.id - b.id);
   const parsed: (Job | null)[] = new Array<Job | null>(jobFiles.length).fill(null);
   const bad: { name: string; reason: string }[] = [];
+  // dir is already absolute and normalized (see open), so plain concatenation suffices.
+  const fileOf = (i: number): string => `${dir}/${jobFiles[i].name}`;
   // Synchronous reads: the master serves nothing while it loads, and for
   // many small files a read without the thread pool round trips is several
-  // times faster than fs.promises.readFile.
-  jobFiles.forEach(({ name, id }, i) => {
-    // dir is already absolute and normalized (see open), so plain concatenation suffices.
-    const text = readTextNow(fs, `${dir}/${name}`);
+  // times faster than fs.promises.readFile. With many files a worker thread
+  // reads the second half meanwhile (file-reader.ts); with injected file
+  // operations (tests) everything is read here.
+  const split =
+    fs === realFsOps && jobFiles.length >= WORKER_READ_MIN_FILES
+      ? Math.ceil(jobFiles.length / 2)
+      : jobFiles.length;
+  const rest = split < jobFiles.length ? startWorkerRead(jobFiles.length, split, fileOf) : null;
+  const readAt = (i: number): string => readTextNow(fs, fileOf(i));
+  const parseAt = (i: number, text: string): void => {
+    const { name, id } = jobFiles[i];
     try {
       parsed[i] = parseJobFile(text, name, id);
     } catch (err) {
@@ -730,7 +740,18 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
         : err.message;
       bad.push({ name, reason });
     }
-  });
+  };
+  for (let i = 0; i < split; i++) parseAt(i, readAt(i));
+  if (rest !== null) {
+    const batch = await rest;
+    for (let i = split; i < jobFiles.length; i++) {
+      const text = batch === null ? readAt(i) : batch.text(i - split);
+      if (text instanceof Error) {
+        throw new JobsDirIoError(`cannot read ${fileOf(i)}: ${text.message}`, fileOf(i), text);
+      }
+      parseAt(i, text);
+    }
+  }
   for (const b of bad) await quarantine(b.name, b.reason);
 
   const jobs = new Map<number, Job>();
@@ -883,6 +904,20 @@ function readStateFile<T>(
     logger.warn(`${file}: unusable (${why}); ${consequence}`);
     return empty;
   }
+}
+
+/** Below this many job files a worker thread costs more to start than it saves. */
+const WORKER_READ_MIN_FILES = 2000;
+
+/** Files from..to-1 read by a worker; null (read them here) if the worker cannot run. */
+function startWorkerRead(
+  to: number,
+  from: number,
+  fileOf: (i: number) => string,
+): Promise<ReadBatch | null> {
+  const files: string[] = [];
+  for (let i = from; i < to; i++) files.push(fileOf(i));
+  return readFilesInWorker(files).catch(() => null);
 }
 
 function readTextNow(fs: FsOps, file: string): string {

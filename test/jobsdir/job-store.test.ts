@@ -20,6 +20,7 @@ import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
 import type { ProcessProbe } from "../../src/jobsdir/lock.js";
 import { CollectingLogger } from "../helpers/log.js";
+import { sampleJob } from "../helpers/job.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const SPEC: NewJob = {
@@ -639,4 +640,29 @@ t.test("a failed write fails the changes merged after it; the job stays as on di
   fail = false;
   const retried = await store.transition(1, { to: "dispatched", now: 3, message: "dispatched" });
   t.equal(retried.serial, 2, "the next change starts from the job on disk");
+});
+
+t.test("a large directory is read on two threads, with the same checks", async (t) => {
+  // Past 2000 job files a worker thread reads the second half.
+  const dir = tempDir(t);
+  const count = 3000;
+  writeFileSync(path.join(dir, "version"), "1\n");
+  writeFileSync(path.join(dir, "serial"), `${count}\n`);
+  for (let id = 1; id <= count; id++) {
+    const job = sampleJob({ id, definition: `d${id}`, log: [] });
+    writeFileSync(path.join(dir, `job-${id}.json`), serializeJob(job));
+  }
+  // A bad file in each half.
+  writeFileSync(path.join(dir, "job-10.json"), "{ truncated");
+  writeFileSync(path.join(dir, "job-2990.json"), serializeJob(sampleJob({ id: 7 })));
+  const log = new CollectingLogger();
+  const store = await open(t, dir, { logger: log });
+  t.equal(store.size, count - 2);
+  t.equal(store.get(2500)?.definition, "d2500", "a job of the worker's half");
+  t.equal(store.get(1500)?.definition, "d1500", "a job of this thread's half");
+  t.same(
+    store.loadReport.quarantined.map((q) => q.file),
+    ["job-10.json", "job-2990.json"],
+  );
+  t.match(store.loadReport.quarantined[1].reason, "holds job 7, but its name says job 2990");
 });
