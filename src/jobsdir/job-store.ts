@@ -30,7 +30,7 @@ import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { type ReadBatch, readFilesInWorker } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
-import { isFinished, type Job, NO_POLICY, type NewJob } from "./job.js";
+import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
 import { type Transition, transition } from "./job-state.js";
@@ -360,9 +360,10 @@ export class JobStore {
       if (job === undefined) throw new JobNotFoundError(id);
       const next = change(job);
       if (next === job) {
-        // Nothing to change; answer once what the caller saw is durable.
+        // Nothing to change: answer with the job as it is on disk once the
+        // writes under way have landed (or failed).
         const durable = this.lastWrite.get(id) ?? Promise.resolve();
-        return Promise.resolve({ done: durable.then(() => job) });
+        return Promise.resolve({ done: durable.then(() => this.jobs.get(id) ?? job) });
       }
       if (next.id !== id || next.serial <= job.serial) {
         throw new AbsError(
@@ -381,6 +382,27 @@ export class JobStore {
   /** Moves job `id` to another state through the one transition function. */
   transition(id: number, change: Transition): Promise<Job> {
     return this.update(id, (job) => transition(job, change));
+  }
+
+  /**
+   * As transition, but only if the job, with every earlier change to it
+   * applied (written or not yet), is in one of `from`; otherwise changes
+   * nothing and resolves with null. Decisions taken on what a caller read
+   * earlier (a cancel, a deadline, a lost slave) go through here, so a change
+   * that landed in between wins instead of being overwritten.
+   */
+  async transitionFrom(
+    id: number,
+    from: readonly JobState[],
+    change: Transition | ((job: Job) => Transition),
+  ): Promise<Job | null> {
+    let applied = false;
+    const job = await this.update(id, (j) => {
+      if (!from.includes(j.state)) return j;
+      applied = true;
+      return transition(j, typeof change === "function" ? change(j) : change);
+    });
+    return applied ? job : null;
   }
 
   /** Turns draining on (new submissions refused) or off; survives restarts. */

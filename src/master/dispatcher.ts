@@ -23,8 +23,8 @@
 import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/duration.js";
 import { describeError } from "../errors.js";
-import { isFinished, type Job } from "../jobsdir/job.js";
-import type { Transition } from "../jobsdir/job-state.js";
+import { isFinished, type Job, type JobState } from "../jobsdir/job.js";
+import { transition, type Transition } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { type SlaveLoad, planDispatch, waitReason } from "./dispatch-plan.js";
@@ -47,6 +47,9 @@ export interface DispatcherOptions {
   limits: DispatchLimits;
 }
 
+/** How long the dispatcher waits before trying again after the store failed a write, in ms. */
+const RETRY_AFTER_ERROR_MS = 1000;
+
 /** States in which a job occupies a place on its slave. */
 const ACTIVE_STATES = new Set(["dispatched", "running", "canceling", "orphaned"]);
 
@@ -62,6 +65,8 @@ export class Dispatcher {
   private timer: Timer | null = null;
   private timerAt = Infinity;
   private passPending = false;
+  /** Sessions already declared gone (a replaced one is, and then closes too). */
+  private readonly gone = new WeakSet<SlaveSession>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: DispatcherOptions) {
@@ -99,7 +104,7 @@ export class Dispatcher {
         this.track(job);
         continue;
       }
-      await this.move(job, {
+      await this.moveFrom(job, ["dispatched", "running"], {
         to: "orphaned",
         now,
         message: `master restarted while ${job.state}; waiting ${grace} for slave ${job.slave} to report it`,
@@ -120,35 +125,47 @@ export class Dispatcher {
     this.kick();
   }
 
-  /** A slave registered (its jobs reconciled): it may get jobs. A second session of a name replaces the first. */
+  /** A slave registered (its jobs reconciled): it may get jobs. */
   slaveRegistered(session: SlaveSession): void {
-    const previous = this.sessions.get(session.name);
-    if (previous !== undefined && previous !== session) previous.close();
     this.sessions.set(session.name, session);
     this.kick();
   }
 
-  /** A slave's connection closed: its jobs in flight are orphaned for the grace period. */
+  /**
+   * A slave's connection closed, or a new connection of the same name
+   * replaces it: its jobs in flight are orphaned for the grace period (or,
+   * being canceled, canceled). Nothing is done while another session of the
+   * name is registered: that one speaks for the slave now.
+   *
+   * The changes are queued together, before anything the next connection
+   * of the slave can report, and each applies only to the state it expects:
+   * a job reattached meanwhile stays reattached.
+   */
   async slaveGone(session: SlaveSession): Promise<void> {
-    if (this.sessions.get(session.name) !== session) return; // replaced already
+    const current = this.sessions.get(session.name);
+    if (current !== undefined && current !== session) return;
+    if (current === undefined && this.gone.has(session)) return; // done already
+    this.gone.add(session);
     this.sessions.delete(session.name);
     const now = this.opts.clock.now();
     const grace = formatDuration(this.limits.orphanGraceMs);
-    for (const job of this.opts.store.query({
+    const lost = `lost contact with slave ${session.name}`;
+    const jobs = this.opts.store.query({
       slave: session.name,
       states: ["dispatched", "running", "canceling"],
-    })) {
-      if (job.state === "canceling") {
-        await this.cancelWithoutSlave(job, now, `lost contact with slave ${job.slave}`);
-        continue;
-      }
-      this.orphanedUntil.set(job.id, now + this.limits.orphanGraceMs);
-      await this.move(job, {
-        to: "orphaned",
-        now,
-        message: `lost contact with slave ${job.slave}; waiting ${grace} for it to report the job`,
-      });
-    }
+    });
+    // Not awaited one by one: every change is queued now, ahead of anything
+    // the slave's next connection reports.
+    await Promise.all(
+      jobs.flatMap((job) => [
+        this.cancelWithoutSlave(job, now, lost),
+        this.moveFrom(job, ["dispatched", "running"], {
+          to: "orphaned",
+          now,
+          message: `${lost}; waiting ${grace} for it to report the job`,
+        }),
+      ]),
+    );
   }
 
   /** The session of a connected, registered slave. */
@@ -184,38 +201,42 @@ export class Dispatcher {
   /**
    * Cancels a job: a queued one at once; a dispatched or running one by
    * asking its slave (canceling until it confirms); an orphaned one at once,
-   * its slave told to stop it if it reports it later.
+   * its slave told to stop it if it reports it later. Decided on the job's
+   * newest version (a dispatch being written is canceled through its slave).
    */
   async cancel(job: Job, why: string): Promise<Job> {
     const now = this.opts.clock.now();
-    switch (job.state) {
-      case "queued":
-      case "orphaned":
-        return this.opts.store.transition(job.id, {
-          to: "canceled",
-          now,
-          message: why,
-          result: { message: why, data: {} },
-        });
-      case "dispatched":
-      case "running": {
-        const changed = await this.opts.store.transition(job.id, {
-          to: "canceling",
-          now,
-          message: `${why}; asking slave ${job.slave} to stop it`,
-        });
-        this.sessions.get(job.slave)?.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
-        return changed;
+    const changed = await this.opts.store.update(job.id, (j) => {
+      switch (j.state) {
+        case "queued":
+        case "orphaned":
+          return transition(j, {
+            to: "canceled",
+            now,
+            message: why,
+            result: { message: why, data: {} },
+          });
+        case "dispatched":
+        case "running":
+          return transition(j, {
+            to: "canceling",
+            now,
+            message: `${why}; asking slave ${j.slave} to stop it`,
+          });
+        case "canceling": // asked again below: the first request may have been lost
+        case "succeeded":
+        case "failed":
+        case "canceled":
+          return j;
       }
-      case "canceling":
-        // Ask again: the first request may have been lost with a connection.
-        this.sessions.get(job.slave)?.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
-        return job;
-      case "succeeded":
-      case "failed":
-      case "canceled":
-        return job;
+    });
+    // Sent after the write, so it follows any dispatch written before it.
+    if (changed.state === "canceling") {
+      this.sessions
+        .get(changed.slave)
+        ?.send({ type: "cancel", jobId: changed.id, attempt: changed.attempt });
     }
+    return changed;
   }
 
   /** Schedules a dispatch pass (one per turn of the event loop). */
@@ -233,7 +254,12 @@ export class Dispatcher {
   private changed(job: Job): void {
     this.unindex(job);
     this.index(job);
+    // The grace period starts when the job is seen orphaned (start() sets it
+    // for jobs that were orphaned already when the master started).
     if (job.state !== "orphaned") this.orphanedUntil.delete(job.id);
+    else if (!this.orphanedUntil.has(job.id)) {
+      this.orphanedUntil.set(job.id, this.opts.clock.now() + this.limits.orphanGraceMs);
+    }
     this.track(job);
     if (job.state === "queued" || isFinished(job.state)) this.kick();
   }
@@ -289,7 +315,10 @@ export class Dispatcher {
       loads.set(name, load);
       for (const job of queue.values()) {
         const { notBefore } = job.timestamps;
-        if (notBefore === null || notBefore <= now) candidates.push(job);
+        const { startBy } = job.policy;
+        if (notBefore !== null && notBefore > now) continue; // backing off
+        if (startBy !== null && startBy <= now) continue; // its deadline timer fails it
+        candidates.push(job);
       }
     }
     if (candidates.length === 0) return;
@@ -310,29 +339,36 @@ export class Dispatcher {
 
   private async send(job: Job, now: number): Promise<void> {
     const session = this.sessions.get(job.slave);
-    let dispatched: Job;
+    let dispatched: Job | null;
     try {
-      dispatched = await this.opts.store.transition(job.id, {
+      dispatched = await this.opts.store.transitionFrom(job.id, ["queued"], {
         to: "dispatched",
         now,
         message: `dispatched to ${job.slave}`,
       });
     } catch (err) {
-      // Canceled or failed meanwhile, or the store cannot write: put the
-      // index back as the store has it.
+      // The store cannot write: the job stays queued; try again shortly
+      // rather than at once, which a full disk would turn into a busy loop.
       this.opts.logger.warn(`job ${job.id}: not dispatched: ${describeError(err)}`, {
         job: job.id,
       });
-      const current = this.opts.store.get(job.id);
       this.unindex(job);
+      const current = this.opts.store.get(job.id);
       if (current !== undefined) this.index(current);
-      this.kick();
+      this.opts.clock.setTimer(RETRY_AFTER_ERROR_MS, () => this.kick());
       return;
     }
-    if (
-      session === undefined ||
-      this.sessions.get(job.slave) !== session ||
-      !session.send({
+    if (dispatched === null) {
+      // Canceled or failed meanwhile: that change's own event fixes the index.
+      this.unindex(job);
+      const current = this.opts.store.get(job.id);
+      if (current !== undefined) this.index(current);
+      return;
+    }
+    const sent =
+      session !== undefined &&
+      this.sessions.get(job.slave) === session &&
+      session.send({
         type: "dispatch",
         jobId: dispatched.id,
         attempt: dispatched.attempt,
@@ -340,16 +376,16 @@ export class Dispatcher {
         method: dispatched.method,
         params: dispatched.params,
         maxRunTimeMs: dispatched.policy.maxRunTimeMs,
-      })
-    ) {
-      // The slave went away while the dispatch was written: slaveGone has
-      // already orphaned its jobs, but not this one, which was still queued.
-      const grace = this.limits.orphanGraceMs;
-      this.orphanedUntil.set(job.id, this.opts.clock.now() + grace);
-      await this.move(dispatched, {
-        to: "orphaned",
+      });
+    if (!sent) {
+      // The connection went (or was replaced) while the dispatch was
+      // written: it was never sent, so it goes back to the queue as the
+      // same attempt, unless something else changed it meanwhile.
+      await this.moveFrom(dispatched, ["dispatched"], {
+        to: "queued",
+        sameAttempt: true,
         now: this.opts.clock.now(),
-        message: `slave ${job.slave} went away as the job was dispatched; waiting ${formatDuration(grace)} for it to report the job`,
+        message: `not sent: the connection of slave ${job.slave} closed as it was dispatched; queued again`,
       });
       return;
     }
@@ -405,33 +441,44 @@ export class Dispatcher {
         this.kick();
         return;
       case "start-deadline": {
-        if (job.state !== "queued") return;
         const why = `start deadline passed: not started by ${new Date(deadline.at).toISOString()}`;
-        await this.move(job, {
-          to: "failed",
-          now,
-          message: why,
-          result: { message: why, data: {} },
-        });
+        await this.moveFrom(
+          job,
+          ["queued"],
+          { to: "failed", now, message: why, result: { message: why, data: {} } },
+          deadline,
+        );
         return;
       }
       case "max-run-time": {
         if (job.state !== "dispatched" && job.state !== "running") return;
         const limit = formatDuration(job.policy.maxRunTimeMs ?? 0);
-        await this.cancel(job, `max run time ${limit} exceeded`).catch((err: unknown) =>
+        await this.cancel(job, `max run time ${limit} exceeded`).catch((err: unknown) => {
           this.opts.logger.error(`job ${job.id}: cannot cancel: ${describeError(err)}`, {
             job: job.id,
-          }),
-        );
+          });
+          this.retryDeadline(job.id, deadline);
+        });
         return;
       }
       case "orphan-grace": {
-        if (job.state !== "orphaned") return;
         const why = `lost: slave ${job.slave} did not report it within ${formatDuration(this.limits.orphanGraceMs)}`;
-        await this.move(job, afterFailure(job, now, why, { message: why, data: {} }));
+        await this.moveFrom(
+          job,
+          ["orphaned"],
+          (j) => afterFailure(j, now, why, { message: why, data: {} }),
+          deadline,
+        );
         return;
       }
     }
+  }
+
+  /** A deadline whose action could not be written is tried again a little later. */
+  private retryDeadline(id: number, deadline: Deadline): void {
+    const at = this.opts.clock.now() + RETRY_AFTER_ERROR_MS;
+    this.deadlines.set(id, { ...deadline, at });
+    if (at < this.timerAt) this.arm(at);
   }
 
   /**
@@ -442,18 +489,36 @@ export class Dispatcher {
    */
   private async cancelWithoutSlave(job: Job, now: number, why: string): Promise<void> {
     const message = `canceled: ${why} before slave ${job.slave} confirmed the cancel`;
-    await this.move(job, { to: "canceled", now, message, result: { message, data: {} } });
+    await this.moveFrom(job, ["canceling"], {
+      to: "canceled",
+      now,
+      message,
+      result: { message, data: {} },
+    });
   }
 
-  /** A transition the dispatcher decided; a failure is logged (the job changed meanwhile). */
-  private async move(job: Job, change: Transition): Promise<void> {
+  /**
+   * A transition the dispatcher decided, applied only if the job (with every
+   * change queued before it) is still in one of `from`. A write failure is
+   * logged, and a deadline's action is tried again later.
+   */
+  private async moveFrom(
+    job: Job,
+    from: readonly JobState[],
+    change: Transition | ((job: Job) => Transition),
+    deadline?: Deadline,
+  ): Promise<void> {
     try {
-      await this.opts.store.transition(job.id, change);
-      this.opts.logger.info(`job ${job.id}: ${change.message}`, { job: job.id, slave: job.slave });
+      const moved = await this.opts.store.transitionFrom(job.id, from, change);
+      if (moved !== null) {
+        const entry = moved.log[moved.log.length - 1];
+        this.opts.logger.info(`job ${job.id}: ${entry.message}`, { job: job.id, slave: job.slave });
+      }
     } catch (err) {
-      this.opts.logger.warn(`job ${job.id}: ${change.to} not recorded: ${describeError(err)}`, {
+      this.opts.logger.warn(`job ${job.id}: change not recorded: ${describeError(err)}`, {
         job: job.id,
       });
+      if (deadline !== undefined) this.retryDeadline(job.id, deadline);
     }
   }
 }

@@ -247,6 +247,7 @@ export class Master {
 
   /** Logs its own failure, once; callers need not. */
   private async reloadNow(): Promise<string> {
+    if (this.state !== "running") throw new AbsError("INTERNAL", "the master is stopping");
     let next: MasterConfig;
     try {
       const files = await readMasterConfigFiles(this.opts.configPath);
@@ -359,6 +360,8 @@ export class Master {
   async stop(): Promise<void> {
     if (this.state !== "running") return;
     this.state = "stopping";
+    // A reload under way finishes first: it would re-arm the schedule.
+    await this.reloading;
     this.scheduler.stop();
     await this.admin?.close();
     this.links.stop();

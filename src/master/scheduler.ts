@@ -42,6 +42,7 @@ interface Armed {
 
 export class Scheduler {
   state: "stopped" | "running" = "stopped";
+  private stopped = false;
   private readonly armed = new Map<string, Armed>();
   private readonly triggers: Record<string, number>;
   /** Runs fired and not yet recorded (and re-armed). */
@@ -60,6 +61,7 @@ export class Scheduler {
    * already armed keeps its place; one gone is disarmed.
    */
   async apply(defs: readonly ScheduledDefinition[]): Promise<void> {
+    if (this.stopped) return; // stop() is final
     this.state = "running";
     const now = this.deps.clock.now();
     const wanted = new Map(defs.map((d) => [d.name, d]));
@@ -84,6 +86,7 @@ export class Scheduler {
   }
 
   stop(): void {
+    this.stopped = true;
     this.state = "stopped";
     for (const a of this.armed.values()) a.timer?.cancel();
     this.armed.clear();

@@ -32,6 +32,8 @@ export interface SlaveLinksOptions {
 
 export class SlaveLinks {
   private readonly sessions = new Set<SlaveSession>();
+  /** The newest session of each slave name. */
+  private readonly byName = new Map<string, SlaveSession>();
   private readonly peers = new WeakMap<SlaveSession, MasterSideConnection>();
   private heartbeatMs: number;
   private timer: Timer | null = null;
@@ -65,6 +67,18 @@ export class SlaveLinks {
         return;
       }
     }
+    // A new connection of a slave speaks for it from now on: the old one
+    // (a half-dead TCP connection, say) is closed and its jobs orphaned
+    // before the new one can register and reattach them.
+    const previous = this.byName.get(conn.name);
+    if (previous !== undefined) {
+      logger.info(`slave ${conn.name}: a new connection from ${conn.peer} replaces the old one`, {
+        slave: conn.name,
+      });
+      this.byName.delete(conn.name);
+      previous.close(new ProtocolError(`replaced by a new connection from ${conn.peer}`));
+      void this.opts.dispatcher.slaveGone(previous);
+    }
     let registered = false;
     const session = new SlaveSession({
       name: conn.name,
@@ -87,11 +101,16 @@ export class SlaveLinks {
       },
     });
     this.sessions.add(session);
+    this.byName.set(conn.name, session);
     this.peers.set(session, conn);
     conn.onMessage((message) => void session.handle(message));
     conn.onClose((error) => {
       this.sessions.delete(session);
+      if (this.byName.get(session.name) === session) this.byName.delete(session.name);
       session.close();
+      // Even unregistered: a registration cut short may have reattached jobs.
+      // (The dispatcher ignores it while another session of the name is registered.)
+      void this.opts.dispatcher.slaveGone(session);
       if (!registered) return;
       const record = this.opts.registry.get(session.name);
       if (record !== undefined) this.opts.registry.note({ ...record, lastSeen: clock.now() });
@@ -99,7 +118,6 @@ export class SlaveLinks {
         `slave ${session.name} disconnected${error === null ? "" : `: ${error.message}`}`,
         { slave: session.name },
       );
-      void this.opts.dispatcher.slaveGone(session);
     });
   }
 
@@ -114,8 +132,10 @@ export class SlaveLinks {
 
   private beat(): void {
     const now = this.opts.clock.now();
-    const limit = this.heartbeatMs * MISSED_HEARTBEATS;
     for (const session of this.sessions) {
+      // Measured against the interval the slave was given when it registered:
+      // a reload that shortens it must not cut off slaves still on the old one.
+      const limit = Math.max(this.heartbeatMs, session.heartbeatMs) * MISSED_HEARTBEATS;
       if (now - session.lastHeard > limit) {
         this.opts.logger.warn(
           `slave ${session.name}: nothing heard for ${Math.round((now - session.lastHeard) / 1000)} s; disconnecting`,

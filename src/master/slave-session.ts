@@ -78,6 +78,11 @@ export class SlaveSession {
     return this.opts.name;
   }
 
+  /** The heartbeat interval this slave was given when it registered, in ms. */
+  get heartbeatMs(): number {
+    return this.opts.heartbeatMs;
+  }
+
   /** Sends a message to the slave; false when the connection is gone. */
   send(message: MasterToSlaveMessage): boolean {
     if (this.state === "closed") return false;
@@ -107,6 +112,16 @@ export class SlaveSession {
         this.opts.logger.error(`slave ${this.opts.name}: ${describeError(err)}`, {
           slave: this.opts.name,
         });
+        // A registration that could not be recorded leaves the slave
+        // unregistered: close, so that it registers again (it keeps its
+        // reports until they are acknowledged).
+        if (message.type === "register") {
+          this.close(
+            err instanceof AbsError
+              ? err
+              : new AbsError("INTERNAL", `registration failed: ${describeError(err)}`),
+          );
+        }
       }
     }
   }
@@ -264,19 +279,23 @@ export class SlaveSession {
       this.opts.port.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
       return;
     }
-    if (job.state === "orphaned" || job.state === "dispatched") {
-      const to =
-        report.state === "canceling"
-          ? "canceling"
-          : report.state === "running"
-            ? "running"
-            : "dispatched";
-      if (to !== job.state) {
-        await this.opts.store.transition(job.id, {
-          to,
-          now: this.now(),
-          message: `reattached: ${this.opts.name} reports it ${report.state}`,
-        });
+    // Decided on the job's newest version: a change queued meanwhile (the
+    // old connection being declared lost, say) is applied first.
+    const to =
+      report.state === "canceling"
+        ? "canceling"
+        : report.state === "running"
+          ? "running"
+          : "dispatched";
+    const moved = await this.opts.store.transitionFrom(
+      job.id,
+      to === "dispatched" ? ["orphaned"] : ["orphaned", "dispatched"],
+      { to, now: this.now(), message: `reattached: ${this.opts.name} reports it ${report.state}` },
+    );
+    if (moved === null) {
+      const now = this.opts.store.get(job.id);
+      if (now?.state === "canceling" || (now !== undefined && isFinished(now.state))) {
+        this.opts.port.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
       }
     }
   }
@@ -286,16 +305,20 @@ export class SlaveSession {
       if (isFinished(job.state)) return; // Already stored: acknowledge again, change nothing.
       const now = this.now();
       const result = { message: report.message, data: report.data };
-      const change: Transition =
-        report.outcome === "failed" && job.state !== "canceling"
-          ? afterFailure(job, now, `failed on ${this.opts.name}: ${report.message}`, result)
-          : {
-              to: report.outcome,
-              now,
-              message: `${report.outcome} on ${this.opts.name}: ${report.message}`,
-              result,
-            };
-      await this.opts.store.transition(job.id, change);
+      // Decided on the newest version: a cancel queued meanwhile means no retry.
+      await this.opts.store.update(job.id, (j) => {
+        if (isFinished(j.state)) return j;
+        const change: Transition =
+          report.outcome === "failed" && j.state !== "canceling"
+            ? afterFailure(j, now, `failed on ${this.opts.name}: ${report.message}`, result)
+            : {
+                to: report.outcome,
+                now,
+                message: `${report.outcome} on ${this.opts.name}: ${report.message}`,
+                result,
+              };
+        return transition(j, change);
+      });
     });
     this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
   }
