@@ -3,7 +3,7 @@
 // back within the grace period. SIGTERM never touches the slaves' jobs.
 
 import t from "tap";
-import { TestSlave } from "../fixtures/test-slave.js";
+import { TestSlave, type TestSlaveOptions } from "../fixtures/test-slave.js";
 import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
 import { MasterProcess } from "../helpers/master-process.js";
 
@@ -20,18 +20,30 @@ const JOBS = [
   "",
 ].join("\n");
 
-t.test("a master restarted mid-job reattaches it when the slave reports it", async (t) => {
-  const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 1m" });
-  let s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
-  });
-  const [id] = await runDefinition(m, "home");
+/** A test slave that leaves the jobs it gets to the test. */
+function connectHolding(
+  m: MasterProcess,
+  name: string,
+  extra: Partial<TestSlaveOptions> = {},
+): Promise<TestSlave> {
+  return TestSlave.connect({ port: m.port, name, keyFile: m.keyFile, behavior: "hold", ...extra });
+}
+
+/** Connects `slave`, runs `definition` on it and reports it started: a job running on a slave. */
+async function runningJob(m: MasterProcess, slave: string, definition: string) {
+  const s = await connectHolding(m, slave);
+  const [id] = await runDefinition(m, definition);
   const d = await s.next("dispatch", (x) => x.jobId === id);
   s.started(d);
   await waitForState(m, id, "running");
+  return { s, d, id };
+}
+
+t.test("a master restarted mid-job reattaches it when the slave reports it", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 1m" });
+  const started = await runningJob(m, "green-acres", "home");
+  let s = started.s;
+  const { d, id } = started;
 
   t.same(await m.stop(), { code: 0, signal: null }, "SIGTERM: a clean exit");
   await s.closed();
@@ -44,11 +56,7 @@ t.test("a master restarted mid-job reattaches it when the slave reports it", asy
   );
 
   // The slave comes back (on the master's new port) and says it still runs the job.
-  s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
+  s = await connectHolding(m, "green-acres", {
     running: [{ jobId: id, attempt: d.attempt, state: "running", progress: null }],
   });
   t.teardown(() => s.close());
@@ -65,16 +73,9 @@ t.test("a master restarted mid-job reattaches it when the slave reports it", asy
 
 t.test("a result reported while the master was away is stored once, at registration", async (t) => {
   const m = await MasterProcess.start(t, { jobs: JOBS });
-  let s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
-  });
-  const [id] = await runDefinition(m, "home");
-  const d = await s.next("dispatch");
-  s.started(d);
-  await waitForState(m, id, "running");
+  const started = await runningJob(m, "green-acres", "home");
+  let s = started.s;
+  const { d, id } = started;
   await m.stop();
   await s.closed();
   await m.launch();
@@ -85,13 +86,7 @@ t.test("a result reported while the master was away is stored once, at registrat
     message: "done while away",
     data: {},
   };
-  s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
-    results: [report],
-  });
+  s = await connectHolding(m, "green-acres", { results: [report] });
   t.teardown(() => s.close());
   const ack = s.received.find((x) => x.type === "ack");
   t.same(ack, { type: "ack", jobId: id, attempt: d.attempt }, "acknowledged before `registered`");
@@ -108,16 +103,7 @@ t.test("a result reported while the master was away is stored once, at registrat
 
 t.test("a job whose slave never comes back fails as lost after the grace period", async (t) => {
   const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 2s" });
-  const s = await TestSlave.connect({
-    port: m.port,
-    name: "red-barn",
-    keyFile: m.keyFile,
-    behavior: "hold",
-  });
-  const [id] = await runDefinition(m, "attic");
-  const d = await s.next("dispatch");
-  s.started(d);
-  await waitForState(m, id, "running");
+  const { s, id } = await runningJob(m, "red-barn", "attic");
   await m.stop();
   s.close();
   await m.launch();
@@ -140,26 +126,12 @@ t.test(
   "a slave that disconnects orphans its jobs; registering without them settles them",
   async (t) => {
     const m = await MasterProcess.start(t, { jobs: JOBS, master: "orphan_grace = 1m" });
-    let s = await TestSlave.connect({
-      port: m.port,
-      name: "green-acres",
-      keyFile: m.keyFile,
-      behavior: "hold",
-    });
-    const [started] = await runDefinition(m, "home");
-    const d1 = await s.next("dispatch");
-    s.started(d1);
-    await waitForState(m, started, "running");
-    s.close();
+    const first = await runningJob(m, "green-acres", "home");
+    const started = first.id;
+    first.s.close();
     await waitForState(m, started, "orphaned");
-    // Back, running nothing: the started job is lost (no retries), and a job
-    // dispatched meanwhile could not have reached it.
-    s = await TestSlave.connect({
-      port: m.port,
-      name: "green-acres",
-      keyFile: m.keyFile,
-      behavior: "hold",
-    });
+    // Back, running nothing: the started job is lost (no retries).
+    const s = await connectHolding(m, "green-acres");
     t.teardown(() => s.close());
     const lost = await waitForState(m, started, "failed");
     t.equal(lost.result, "lost: green-acres no longer runs it");
@@ -169,26 +141,15 @@ t.test(
 
 t.test("SIGKILL of the master: the next start takes over its lock and reattaches", async (t) => {
   const m = await MasterProcess.start(t, { jobs: JOBS });
-  let s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
-  });
-  const [id] = await runDefinition(m, "home");
-  const d = await s.next("dispatch");
-  s.started(d);
-  await waitForState(m, id, "running");
+  const started = await runningJob(m, "green-acres", "home");
+  let s = started.s;
+  const { d, id } = started;
   m.signal("SIGKILL");
   t.same(await m.exit(), { code: null, signal: "SIGKILL" });
   await s.closed();
   await m.launch();
   t.match(m.log, /took over the stale lock of abs-master pid \d+/);
-  s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
+  s = await connectHolding(m, "green-acres", {
     running: [{ jobId: id, attempt: d.attempt, state: "running", progress: null }],
   });
   t.teardown(() => s.close());
@@ -228,16 +189,7 @@ t.test("a job being canceled whose slave goes away is canceled, never retried", 
     "command.program = /bin/true\nretries = 3",
   );
   const m = await MasterProcess.start(t, { jobs: retried });
-  const s = await TestSlave.connect({
-    port: m.port,
-    name: "green-acres",
-    keyFile: m.keyFile,
-    behavior: "hold",
-  });
-  const [id] = await runDefinition(m, "home");
-  const d = await s.next("dispatch");
-  s.started(d);
-  await waitForState(m, id, "running");
+  const { s, id } = await runningJob(m, "green-acres", "home");
   const asked = s.next("cancel");
   await m.call("cancel", { id });
   await asked;
