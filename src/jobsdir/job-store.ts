@@ -91,6 +91,17 @@ export interface ArchiveOutcome {
 
 export type StoreState = "open" | "closing" | "closed";
 
+export interface UpdateOptions {
+  /**
+   * Milliseconds the write may wait for a later change to the same job to
+   * merge with (a `started` soon followed by the result, progress reports).
+   * The change is in memory at once, as always, but durable (and announced)
+   * only when written; a later change that may not wait writes both at
+   * once. Default 0: written with the next group.
+   */
+  deferMs?: number;
+}
+
 type ChangeListener = (job: Job) => void;
 
 /** One job file to write: the job's newest version, and everyone waiting for it. */
@@ -98,6 +109,8 @@ interface PendingWrite {
   job: Job;
   isNew: boolean;
   callers: { resolve: () => void; reject: (err: AbsError) => void }[];
+  /** Not written before this time (Date.now ms) unless flushed with others; 0: at once. */
+  dueAt: number;
 }
 
 interface Waiter {
@@ -141,6 +154,9 @@ export class JobStore {
   private readonly latest = new Map<number, Job>();
   /** The last write of each job with one under way, settled (archiving waits for it). */
   private readonly lastWrite = new Map<number, Promise<void>>();
+  /** Wakes startFlush for deferred writes (update's deferMs). */
+  private deferredTimer: NodeJS.Timeout | null = null;
+  private deferredAt = Infinity;
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
   private readonly groupsInFlight = new Set<Promise<void>>();
   /** Publishing (renames + directory fsync) of one group after the other, in order. */
@@ -350,7 +366,7 @@ export class JobStore {
    * object means "nothing to change". Throws what `change` throws (an
    * IllegalTransitionError, say) and leaves the job as it was.
    */
-  update(id: number, change: (job: Job) => Job): Promise<Job> {
+  update(id: number, change: (job: Job) => Job, opts: UpdateOptions = {}): Promise<Job> {
     // The change is computed in order with the other tasks on this job, on
     // its newest version; its write is not awaited inside that order, so the
     // next change can be merged into the same write (see `pending`).
@@ -375,7 +391,8 @@ export class JobStore {
         );
       }
       this.latest.set(id, next);
-      return Promise.resolve({ done: this.persist(next, false).then(() => next) });
+      const written = this.persist(next, false, opts.deferMs ?? 0);
+      return Promise.resolve({ done: written.then(() => next) });
     }).then(({ done }) => done);
   }
 
@@ -498,6 +515,10 @@ export class JobStore {
     if (this.state !== "open") return;
     this.state = "closing";
     await Promise.allSettled([...this.chains.values()]);
+    // Deferred writes go out now (startFlush ignores dueAt once closing).
+    if (this.deferredTimer !== null) clearTimeout(this.deferredTimer);
+    this.deferredTimer = null;
+    this.startFlush();
     while (this.groupsInFlight.size > 0 || this.pending.size > 0) {
       await Promise.allSettled([...this.groupsInFlight]);
     }
@@ -545,16 +566,20 @@ export class JobStore {
    * there is one; resolves once it is durable, after the in-memory view is
    * updated and listeners told.
    */
-  private persist(job: Job, isNew: boolean): Promise<void> {
+  private persist(job: Job, isNew: boolean, deferMs = 0): Promise<void> {
+    const dueAt = deferMs > 0 ? Date.now() + deferMs : 0;
     const written = new Promise<void>((resolve, reject) => {
       const queued = this.pending.get(job.id);
       if (queued !== undefined) {
         queued.job = job;
         queued.isNew ||= isNew;
         queued.callers.push({ resolve, reject });
+        // The earlier of the two: a change that may not wait makes the merged write urgent.
+        queued.dueAt = Math.min(queued.dueAt, dueAt);
       } else {
-        this.pending.set(job.id, { job, isNew, callers: [{ resolve, reject }] });
+        this.pending.set(job.id, { job, isNew, callers: [{ resolve, reject }], dueAt });
       }
+      if (dueAt > 0) this.armDeferred(dueAt);
       this.startFlush();
     });
     const settled = written.catch(() => undefined);
@@ -572,10 +597,12 @@ export class JobStore {
    * Publishing stays strictly in order, so the serial on disk only grows.
    */
   private startFlush(): void {
+    const now = Date.now();
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
       const group: PendingWrite[] = [];
       for (const [id, w] of this.pending) {
         if (this.writing.has(id)) continue; // its previous write first
+        if (w.dueAt > now && this.state === "open") continue; // deferred (closing flushes all)
         group.push(w);
         this.pending.delete(id);
         this.writing.add(id);
@@ -590,6 +617,25 @@ export class JobStore {
       });
       this.groupsInFlight.add(running);
     }
+  }
+
+  /** Makes sure startFlush runs when the deferred write due at `dueAt` is due. */
+  private armDeferred(dueAt: number): void {
+    if (this.deferredTimer !== null && this.deferredAt <= dueAt) return;
+    if (this.deferredTimer !== null) clearTimeout(this.deferredTimer);
+    this.deferredAt = dueAt;
+    this.deferredTimer = setTimeout(
+      () => {
+        this.deferredTimer = null;
+        this.deferredAt = Infinity;
+        this.startFlush();
+        // Writes deferred later than this one need the timer again.
+        let next = Infinity;
+        for (const w of this.pending.values()) if (w.dueAt > 0) next = Math.min(next, w.dueAt);
+        if (next < Infinity) this.armDeferred(Math.max(next, Date.now() + 1));
+      },
+      Math.max(0, dueAt - Date.now()),
+    );
   }
 
   private async commitGroup(group: PendingWrite[]): Promise<void> {

@@ -38,6 +38,11 @@ import type {
   SlaveToMasterMessage,
 } from "../protocol/slave-messages.js";
 
+/** How long a `started` may wait to be written with the result of a short job, in ms. */
+export const STARTED_WRITE_DEFER_MS = 200;
+/** How long progress may wait to be written with the next progress or the result, in ms. */
+export const PROGRESS_WRITE_DEFER_MS = 1000;
+
 /** What the session needs of its connection. */
 export interface SessionPort {
   send(message: MasterToSlaveMessage): boolean;
@@ -147,20 +152,27 @@ export class SlaveSession {
       case "heartbeat":
         return;
       // Started and progress need no reply, so their writes are not waited
-      // for: the store applies them in order, and a `result` right behind
-      // merges into the same write. The result's ack waits for that write.
+      // for, and may wait a little to merge with what follows: a short job's
+      // `started` and result become one write, a stream of progress one
+      // write a second. The store applies them in order at once; the
+      // result's ack waits for the write that holds it. (A master that dies
+      // inside that window has the job as dispatched: the slave's next
+      // registration reports it running, or its result.)
       case "started":
         return this.onJob(message.jobId, message.attempt, "started", (job) => {
           this.inBackground(
             job.id,
-            this.opts.store.update(job.id, (j) =>
-              j.state === "dispatched"
-                ? transition(j, {
-                    to: "running",
-                    now: this.now(),
-                    message: `started on ${this.opts.name}`,
-                  })
-                : j,
+            this.opts.store.update(
+              job.id,
+              (j) =>
+                j.state === "dispatched"
+                  ? transition(j, {
+                      to: "running",
+                      now: this.now(),
+                      message: `started on ${this.opts.name}`,
+                    })
+                  : j,
+              { deferMs: STARTED_WRITE_DEFER_MS },
             ),
           );
           return Promise.resolve();
@@ -170,8 +182,11 @@ export class SlaveSession {
           const progress = { files: message.files, bytes: message.bytes, path: message.path };
           this.inBackground(
             job.id,
-            this.opts.store.update(job.id, (j) =>
-              j.state === "running" || j.state === "canceling" ? recordProgress(j, progress) : j,
+            this.opts.store.update(
+              job.id,
+              (j) =>
+                j.state === "running" || j.state === "canceling" ? recordProgress(j, progress) : j,
+              { deferMs: PROGRESS_WRITE_DEFER_MS },
             ),
           );
           return Promise.resolve();

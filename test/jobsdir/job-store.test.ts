@@ -14,7 +14,7 @@ import path from "node:path";
 import t, { type Test } from "tap";
 import { AbsError } from "../../src/errors.js";
 import { type FsOps, realFsOps } from "../../src/jobsdir/fs-ops.js";
-import { recordProgress } from "../../src/jobsdir/job-state.js";
+import { recordProgress, transition } from "../../src/jobsdir/job-state.js";
 import type { NewJob } from "../../src/jobsdir/job.js";
 import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
@@ -665,4 +665,54 @@ t.test("a large directory is read on two threads, with the same checks", async (
     ["job-10.json", "job-2990.json"],
   );
   t.match(store.loadReport.quarantined[1].reason, "holds job 7, but its name says job 2990");
+});
+
+t.test("a deferred change waits to merge with the next one, and is written anyway", async (t) => {
+  const dir = tempDir(t);
+  const writes: string[] = [];
+  const store = await open(t, dir, {
+    fs: {
+      ...realFsOps,
+      writeSynced: (file, data) => {
+        if (file.includes("job-1.json")) writes.push(JSON.parse(data).state as string);
+        return realFsOps.writeSynced(file, data);
+      },
+    },
+  });
+  await store.submit(SPEC);
+  await store.transition(1, { to: "dispatched", now: 1, message: "dispatched" });
+  writes.length = 0;
+  // Deferred by a minute, then a change that may not wait: one write of both.
+  const started = store.update(
+    1,
+    (j) => transition(j, { to: "running", now: 2, message: "started" }),
+    { deferMs: 60_000 },
+  );
+  const done = store.transition(1, { to: "succeeded", now: 3, message: "done", result: DONE });
+  t.equal((await started).state, "running");
+  t.equal((await done).state, "succeeded");
+  t.same(writes, ["succeeded"], "one write held both changes");
+
+  // Deferred and alone: written once its time has come.
+  await store.submit(SPEC);
+  const progress = await store.update(
+    2,
+    (j) => transition(j, { to: "dispatched", now: 4, message: "dispatched" }),
+    { deferMs: 50 },
+  );
+  t.equal(progress.state, "dispatched");
+  t.equal(store.get(2)?.state, "dispatched", "durable once resolved");
+
+  // Deferred when the store closes: written by close().
+  const late = store.update(
+    2,
+    (j) => transition(j, { to: "running", now: 5, message: "started" }),
+    { deferMs: 3_600_000 },
+  );
+  await new Promise<void>((resolve) => setImmediate(resolve)); // applied in memory, not written
+  await store.close();
+  t.equal((await late).state, "running");
+  const reopened = await JobStore.open({ dir });
+  t.teardown(() => reopened.close());
+  t.equal(reopened.get(2)?.state, "running", "on disk");
 });
