@@ -674,7 +674,7 @@ t.test("a deferred change waits to merge with the next one, and is written anywa
     fs: {
       ...realFsOps,
       writeSynced: (file, data) => {
-        if (file.includes("job-1.json")) writes.push(JSON.parse(data).state as string);
+        if (file.includes("job-1.json")) writes.push((JSON.parse(data) as { state: string }).state);
         return realFsOps.writeSynced(file, data);
       },
     },
