@@ -91,6 +91,11 @@ export class AdminServer {
       } catch (err) {
         const error = err instanceof AbsError ? err : new ProtocolError(describeError(err));
         this.access("(unreadable)", error.code, 0);
+        // Answer once, then read and drop whatever else comes until the
+        // client closes: closing with unread bytes would reset the
+        // connection, and the client might lose the answer.
+        socket.removeAllListeners("data");
+        socket.on("data", () => undefined);
         socket.end(encodeFrame(failure(error)));
         return;
       }

@@ -1,7 +1,9 @@
 // A real abs-master process (port 0, temp dirs) driven through its admin
 // socket and by test slaves that speak the real, authenticated slave link.
 
+import net from "node:net";
 import t from "tap";
+import { FrameDecoder } from "../../src/protocol/frame.js";
 import { adminCallText } from "../../src/admin-client.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { runDefinition, showJobs, waitForJob, waitForState } from "../helpers/admin-wait.js";
@@ -240,3 +242,48 @@ t.test("bad admin requests get clear errors and the master keeps serving", async
   await t.rejects(adminCallText(m.socket, "show-job", { id: 4242 }), { code: "JOB_NOT_FOUND" });
   await m.stop();
 });
+
+/** Sends raw bytes on the admin socket; resolves with the reply frames' JSON and whether the master closed. */
+function rawAdmin(socket: string, bytes: Buffer): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socket);
+    const decoder = new FrameDecoder({ maxFrameBytes: 1 << 24 });
+    const frames: unknown[] = [];
+    conn.on("connect", () => conn.end(bytes));
+    conn.on("data", (c: Buffer) => frames.push(...decoder.push(c)));
+    conn.on("error", reject);
+    conn.on("close", () => resolve(frames));
+  });
+}
+
+t.test(
+  "garbage, an oversized frame and a wrong version on the real master's admin socket",
+  async (t) => {
+    const m = await MasterProcess.start(t, { jobs: def("home") });
+    const cases: [string, Buffer, RegExp][] = [
+      ["garbage bytes", Buffer.from("\x00\xffnot json at all\x03"), /UTF-8|JSON/],
+      [
+        "a frame over the limit",
+        Buffer.concat([Buffer.alloc(2 * 1024 * 1024, 0x20), Buffer.from("\x03")]),
+        /1048576|1 MiB|limit/,
+      ],
+      [
+        "a wrong version",
+        Buffer.from('{"method":"status","args":{},"version":2}\x03'),
+        /admin protocol version 2 is not spoken by this master \(it speaks 1\)/,
+      ],
+      [
+        "args of the wrong type",
+        Buffer.from('{"method":"cancel","args":{"id":[1]},"version":1}\x03'),
+        /cancel: args\.id: expected an integer >= 1/,
+      ],
+    ];
+    for (const [what, bytes, message] of cases) {
+      const [reply] = await rawAdmin(m.socket, bytes);
+      t.match(reply, { success: false, error: { message } }, what);
+      const status = (await m.call("status")) as { mode: string };
+      t.equal(status.mode, "real", `still serving after ${what}`);
+    }
+    await m.stop();
+  },
+);
