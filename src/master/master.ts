@@ -136,7 +136,10 @@ export class Master {
               keytab: config.keytab,
               realm: config.realm,
               servicePrincipal: config.servicePrincipal,
-              allowedPrincipals: config.allowedPrincipals,
+              // An empty list in the config means every principal of the
+              // realm; to the acceptor, a list means only those.
+              allowedPrincipals:
+                config.allowedPrincipals.length === 0 ? undefined : config.allowedPrincipals,
             }
           : undefined;
 

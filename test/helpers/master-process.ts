@@ -25,8 +25,10 @@ export interface MasterSetup {
   master?: string;
   /** Job definitions ([job NAME] sections), appended to master.conf. */
   jobs?: string;
-  /** Extra environment for the process (e.g. TZ). */
+  /** Extra environment for the process (e.g. TZ, or a test KDC's Kerberos variables). */
   env?: Record<string, string>;
+  /** Kerberos mode instead of the realm key: the realm, the master's keytab and service principal. */
+  kerberos?: { realm: string; keytab: string; servicePrincipal: string };
 }
 
 export interface RunResult {
@@ -80,13 +82,19 @@ export class MasterProcess {
       this.confPath,
       [
         "[master]",
-        "realm = TEST.ABS",
+        `realm = ${setup.kerberos?.realm ?? "TEST.ABS"}`,
         "listen = 127.0.0.1:0",
         `jobs_dir = ${this.jobsDir}`,
         `state_dir = ${path.join(d, "state")}`,
         `log_dir = ${path.join(d, "log")}`,
         `admin_socket = ${this.socket}`,
-        `realm_key_file = ${this.keyFile}`,
+        ...(setup.kerberos === undefined
+          ? [`realm_key_file = ${this.keyFile}`]
+          : [
+              "auth = kerberos",
+              `keytab = ${setup.kerberos.keytab}`,
+              `service_principal = ${setup.kerberos.servicePrincipal}`,
+            ]),
         setup.master ?? "",
         "",
         setup.jobs ?? "",
