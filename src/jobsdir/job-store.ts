@@ -100,6 +100,13 @@ export interface UpdateOptions {
    * once. Default 0: written with the next group.
    */
   deferMs?: number;
+  /**
+   * Called when the change is applied in memory, before it is durable, with
+   * the new version (not called when the change changes nothing). For the
+   * one caller that may act before the write: the dispatcher, which sends a
+   * dispatch while its move to dispatched is written (see dispatcher.ts).
+   */
+  onApplied?: (job: Job) => void;
 }
 
 type ChangeListener = (job: Job) => void;
@@ -392,6 +399,7 @@ export class JobStore {
       }
       this.latest.set(id, next);
       const written = this.persist(next, false, opts.deferMs ?? 0);
+      opts.onApplied?.(next);
       return Promise.resolve({ done: written.then(() => next) });
     }).then(({ done }) => done);
   }
@@ -412,13 +420,18 @@ export class JobStore {
     id: number,
     from: readonly JobState[],
     change: Transition | ((job: Job) => Transition),
+    opts: UpdateOptions = {},
   ): Promise<Job | null> {
     let applied = false;
-    const job = await this.update(id, (j) => {
-      if (!from.includes(j.state)) return j;
-      applied = true;
-      return transition(j, typeof change === "function" ? change(j) : change);
-    });
+    const job = await this.update(
+      id,
+      (j) => {
+        if (!from.includes(j.state)) return j;
+        applied = true;
+        return transition(j, typeof change === "function" ? change(j) : change);
+      },
+      opts,
+    );
     return applied ? job : null;
   }
 

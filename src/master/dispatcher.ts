@@ -6,10 +6,14 @@
 // waiting for a slave that is away, a result elsewhere costs nothing.
 //
 // Order of a dispatch: the job is reserved in the index, its move to
-// `dispatched` is written, and only then is the dispatch sent. A master that
-// dies in between has a dispatched job the slave never got; the slave's next
-// registration does not list it, and the session queues it again as the
-// same attempt (slave-session.ts). The other order could run a job twice.
+// `dispatched` is applied, the dispatch is sent, and the move's write lands
+// a little later, merged with the slave's `started` (and a short job's
+// result). Either way a master that dies in between is covered by the
+// slave's next registration, which is authoritative (slave-session.ts): a
+// job it reports is recorded as dispatched and running (or finished) under
+// the same attempt; a dispatched job it does not report never reached it and
+// is queued again as the same attempt. No attempt runs twice: a dispatch
+// is sent once per attempt, and the attempt number tags every report.
 //
 // Deadlines (job-policy.ts nextDeadline): a queued job past its start
 // deadline fails; a retry waits for its backoff; a job past its max run
@@ -46,6 +50,9 @@ export interface DispatcherOptions {
   logger: Logger;
   limits: DispatchLimits;
 }
+
+/** How long a dispatch's write may wait to land with the slave's first reports, in ms. */
+export const DISPATCHED_WRITE_DEFER_MS = 200;
 
 /** How long the dispatcher waits before trying again after the store failed a write, in ms. */
 const RETRY_AFTER_ERROR_MS = 1000;
@@ -339,32 +346,52 @@ export class Dispatcher {
 
   private async send(job: Job, now: number): Promise<void> {
     const session = this.sessions.get(job.slave);
-    let dispatched: Job | null;
-    try {
-      dispatched = await this.opts.store.transitionFrom(job.id, ["queued"], {
-        to: "dispatched",
-        now,
-        message: `dispatched to ${job.slave}`,
-      });
-    } catch (err) {
-      // The store cannot write: the job stays queued; try again shortly
-      // rather than at once, which a full disk would turn into a busy loop.
-      this.opts.logger.warn(`job ${job.id}: not dispatched: ${describeError(err)}`, {
-        job: job.id,
-      });
-      this.unindex(job);
-      const current = this.opts.store.get(job.id);
-      if (current !== undefined) this.index(current);
-      this.opts.clock.setTimer(RETRY_AFTER_ERROR_MS, () => this.kick());
-      return;
-    }
+    // The move to dispatched is applied at once and its write may wait a
+    // little, to land together with the slave's `started` and, for a short
+    // job, its result (DISPATCHED_WRITE_DEFER_MS). The dispatch goes out as
+    // soon as the move is applied. A master that dies before the write has
+    // the job queued on disk while the slave runs it: the slave's next
+    // registration reports it (running, or its result) under the same
+    // attempt, and the session records the dispatch then (slave-session.ts).
+    let applied: (moved: Job | null) => void = () => undefined;
+    const appliedNow = new Promise<Job | null>((resolve) => (applied = resolve));
+    const durable = this.opts.store.transitionFrom(
+      job.id,
+      ["queued"],
+      { to: "dispatched", now, message: `dispatched to ${job.slave}` },
+      { deferMs: DISPATCHED_WRITE_DEFER_MS, onApplied: (moved) => applied(moved) },
+    );
+    let failure: unknown = null;
+    durable.then(
+      (moved) => {
+        if (moved === null) applied(null);
+      },
+      (err: unknown) => {
+        failure = err;
+        applied(null);
+      },
+    );
+    const dispatched = await appliedNow;
     if (dispatched === null) {
-      // Canceled or failed meanwhile: that change's own event fixes the index.
+      // Canceled or failed meanwhile (that change's event fixes the index),
+      // or the store refused: the job stays queued, tried again shortly.
       this.unindex(job);
       const current = this.opts.store.get(job.id);
       if (current !== undefined) this.index(current);
+      if (failure !== null) {
+        this.opts.logger.warn(`job ${job.id}: not dispatched: ${describeError(failure)}`, {
+          job: job.id,
+        });
+        this.opts.clock.setTimer(RETRY_AFTER_ERROR_MS, () => this.kick());
+      }
       return;
     }
+    durable.catch((err: unknown) =>
+      this.opts.logger.error(
+        `job ${job.id}: dispatched to ${job.slave}, but the dispatch could not be recorded: ${describeError(err)}; the slave's reports will record it`,
+        { job: job.id, slave: job.slave },
+      ),
+    );
     const sent =
       session !== undefined &&
       this.sessions.get(job.slave) === session &&
@@ -378,9 +405,9 @@ export class Dispatcher {
         maxRunTimeMs: dispatched.policy.maxRunTimeMs,
       });
     if (!sent) {
-      // The connection went (or was replaced) while the dispatch was
-      // written: it was never sent, so it goes back to the queue as the
-      // same attempt, unless something else changed it meanwhile.
+      // The connection went (or was replaced) before the dispatch could be
+      // sent: back to the queue as the same attempt, unless something else
+      // changed it meanwhile.
       await this.moveFrom(dispatched, ["dispatched"], {
         to: "queued",
         sameAttempt: true,

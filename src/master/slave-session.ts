@@ -164,14 +164,16 @@ export class SlaveSession {
             job.id,
             this.opts.store.update(
               job.id,
-              (j) =>
-                j.state === "dispatched"
-                  ? transition(j, {
+              (j) => {
+                const d = this.dispatchRecorded(j);
+                return d.state === "dispatched"
+                  ? transition(d, {
                       to: "running",
                       now: this.now(),
                       message: `started on ${this.opts.name}`,
                     })
-                  : j,
+                  : j;
+              },
               { deferMs: STARTED_WRITE_DEFER_MS },
             ),
           );
@@ -302,12 +304,18 @@ export class SlaveSession {
         : report.state === "running"
           ? "running"
           : "dispatched";
-    const moved = await this.opts.store.transitionFrom(
-      job.id,
-      to === "dispatched" ? ["orphaned"] : ["orphaned", "dispatched"],
-      { to, now: this.now(), message: `reattached: ${this.opts.name} reports it ${report.state}` },
-    );
-    if (moved === null) {
+    let moved = false;
+    await this.opts.store.update(job.id, (latest) => {
+      const j = this.dispatchRecorded(latest);
+      if (j.state !== "orphaned" && (j.state !== "dispatched" || to === "dispatched")) return j;
+      moved = true;
+      return transition(j, {
+        to,
+        now: this.now(),
+        message: `reattached: ${this.opts.name} reports it ${report.state}`,
+      });
+    });
+    if (!moved) {
       const now = this.opts.store.get(job.id);
       if (now?.state === "canceling" || (now !== undefined && isFinished(now.state))) {
         this.opts.port.send({ type: "cancel", jobId: job.id, attempt: job.attempt });
@@ -321,8 +329,9 @@ export class SlaveSession {
       const now = this.now();
       const result = { message: report.message, data: report.data };
       // Decided on the newest version: a cancel queued meanwhile means no retry.
-      await this.opts.store.update(job.id, (j) => {
-        if (isFinished(j.state)) return j;
+      await this.opts.store.update(job.id, (latest) => {
+        if (isFinished(latest.state)) return latest;
+        const j = this.dispatchRecorded(latest);
         const change: Transition =
           report.outcome === "failed" && j.state !== "canceling"
             ? afterFailure(j, now, `failed on ${this.opts.name}: ${report.message}`, result)
@@ -336,6 +345,21 @@ export class SlaveSession {
       });
     });
     this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
+  }
+
+  /**
+   * A job this slave reports under its current attempt while the master has
+   * it queued was dispatched, but the master stopped (or could not write)
+   * before the dispatch was recorded (dispatcher.ts): recorded now, before
+   * the report itself. Any other job is returned as it is.
+   */
+  private dispatchRecorded(j: Job): Job {
+    if (j.state !== "queued" || j.slave !== this.opts.name) return j;
+    return transition(j, {
+      to: "dispatched",
+      now: this.now(),
+      message: `dispatched to ${this.opts.name} (recorded late: the dispatch was sent, but not yet written when the master stopped)`,
+    });
   }
 
   /** A store change nobody waits for: its failure is logged (the slave will report again). */

@@ -246,6 +246,44 @@ t.test("started and result back to back: one write, the ack after it", async (t)
   t.same(sent.at(-1), { type: "ack", jobId: a.id, attempt: 1 });
 });
 
+t.test(
+  "a dispatch sent but not written before the master stopped is recorded from the slave's report",
+  async (t) => {
+    const { store, sent, session } = await setup(t);
+    // Both queued on disk, as a master that died before writing their dispatch leaves them.
+    const running = await store.submit(SPEC);
+    const finished = await store.submit(SPEC);
+    await session.handle({
+      type: "register",
+      name: "green-acres",
+      maxJobs: 2,
+      running: [{ jobId: running.id, attempt: 1, state: "running", progress: null }],
+      results: [{ ...result(finished.id) }],
+    });
+    const r = store.get(running.id);
+    t.equal(r?.state, "running");
+    t.match(
+      r?.log.map((e) => e.message),
+      [
+        /^received/,
+        /^dispatched to green-acres \(recorded late: /,
+        "reattached: green-acres reports it running",
+      ],
+    );
+    const f = store.get(finished.id);
+    t.equal(f?.state, "succeeded");
+    t.match(
+      f?.log.map((e) => e.message),
+      [/^received/, /^dispatched to green-acres \(recorded late: /, /^succeeded on green-acres/],
+    );
+    t.same(
+      sent.filter((m) => m.type === "cancel"),
+      [],
+      "nothing canceled",
+    );
+  },
+);
+
 t.test("protocol errors close the session", async (t) => {
   const cases: [string, Parameters<SlaveSession["handle"]>[0], string][] = [
     [
