@@ -262,6 +262,20 @@ export class JobStore {
     return selectJobs(this.jobs.values(), q);
   }
 
+  /**
+   * As query, but over each job's newest version, written or not yet (a
+   * change whose write waits to merge with the next, say). For the master's
+   * decisions about a slave's jobs (its registration, its loss), which must
+   * see a dispatch being written; what is shown to people stays `query`.
+   */
+  queryNewest(q: JobQuery = {}): Job[] {
+    const latest = this.latest;
+    function* newest(jobs: Iterable<Job>): Iterable<Job> {
+      for (const j of jobs) yield latest.get(j.id) ?? j;
+    }
+    return selectJobs(newest(this.jobs.values()), q);
+  }
+
   /** Reads an archived job from its file. */
   async readArchived(id: number): Promise<Job> {
     const file = path.join(this.dir, archiveBucket(id), jobFileName(id));

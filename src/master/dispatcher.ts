@@ -157,7 +157,7 @@ export class Dispatcher {
     const now = this.opts.clock.now();
     const grace = formatDuration(this.limits.orphanGraceMs);
     const lost = `lost contact with slave ${session.name}`;
-    const jobs = this.opts.store.query({
+    const jobs = this.opts.store.queryNewest({
       slave: session.name,
       states: ["dispatched", "running", "canceling"],
     });

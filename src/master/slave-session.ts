@@ -247,7 +247,7 @@ export class SlaveSession {
     const reported = new Set<number>();
     for (const r of message.running) reported.add(r.jobId);
     for (const r of message.results) reported.add(r.jobId);
-    const missing = this.opts.store.query({
+    const missing = this.opts.store.queryNewest({
       slave: this.opts.name,
       states: ["dispatched", "running", "orphaned", "canceling"],
     });
@@ -271,7 +271,8 @@ export class SlaveSession {
         change = afterFailure(job, now, why, { message: why, data: {} });
       }
       this.opts.logger.warn(`job ${job.id}: ${change.message}`, { slave: name, job: job.id });
-      await this.opts.store.transition(job.id, change);
+      // Only from the state decided on: a change landing meanwhile wins.
+      await this.opts.store.transitionFrom(job.id, [job.state], change);
     }
   }
 

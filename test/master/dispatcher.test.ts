@@ -32,6 +32,20 @@ async function setup(t: Test) {
   const connect = async (running: { jobId: number; attempt: number }[] = []) => {
     const sent: MasterToSlaveMessage[] = [];
     const closed: (AbsError | undefined)[] = [];
+    const listeners = new Set<(m: MasterToSlaveMessage) => void>();
+    /** The first message of `type` sent to this slave, already or to come (an event, not a poll). */
+    const next = (type: MasterToSlaveMessage["type"]): Promise<MasterToSlaveMessage> => {
+      const early = sent.find((m) => m.type === type);
+      if (early !== undefined) return Promise.resolve(early);
+      return new Promise((resolve) => {
+        const listener = (m: MasterToSlaveMessage): void => {
+          if (m.type !== type) return;
+          listeners.delete(listener);
+          resolve(m);
+        };
+        listeners.add(listener);
+      });
+    };
     const session = new SlaveSession({
       name: "green-acres",
       master: "master.test",
@@ -39,7 +53,14 @@ async function setup(t: Test) {
       store,
       logger,
       clock: () => clock.now(),
-      port: { send: (m) => (sent.push(m), true), close: (e) => void closed.push(e) },
+      port: {
+        send: (m) => {
+          sent.push(m);
+          for (const l of [...listeners]) l(m);
+          return true;
+        },
+        close: (e) => void closed.push(e),
+      },
       onRegistered: (s) => dispatcher.slaveRegistered(s),
     });
     await session.handle({
@@ -49,7 +70,7 @@ async function setup(t: Test) {
       running: running.map((r) => ({ ...r, state: "running" as const, progress: null })),
       results: [],
     });
-    return { session, sent, closed };
+    return { session, sent, closed, next };
   };
   /** Resolves once job `id` is in `state` (store events, not sleeps). */
   const reach = (id: number, state: string) =>
@@ -138,3 +159,21 @@ t.test("the grace period starts even when a progress write lands after the loss"
     "lost: slave green-acres did not report it within 1m",
   );
 });
+
+t.test(
+  "a dispatch lost with its connection before it was written is sent again, same attempt",
+  async (t) => {
+    const { store, dispatcher, connect } = await setup(t);
+    const a = await connect();
+    const job = await store.submit(SPEC);
+    // The dispatch goes out as soon as it is applied; its write waits a little.
+    await a.next("dispatch");
+    t.equal(store.get(job.id)?.state, "queued", "not yet written");
+    a.session.close();
+    await dispatcher.slaveGone(a.session);
+    // Back, without the job: it never reached the slave.
+    const b = await connect();
+    const again = await b.next("dispatch");
+    t.match(again, { type: "dispatch", jobId: job.id, attempt: 1 }, "the same attempt, sent again");
+  },
+);
