@@ -165,6 +165,9 @@ export class SlaveSession {
             this.opts.store.update(
               job.id,
               (j) => {
+                // The attempt is checked again on the newest version: a retry
+                // queued meanwhile is another attempt.
+                if (j.attempt !== message.attempt) return j;
                 const d = this.dispatchRecorded(j);
                 return d.state === "dispatched"
                   ? transition(d, {
@@ -307,6 +310,7 @@ export class SlaveSession {
           : "dispatched";
     let moved = false;
     await this.opts.store.update(job.id, (latest) => {
+      if (latest.attempt !== report.attempt) return latest;
       const j = this.dispatchRecorded(latest);
       if (j.state !== "orphaned" && (j.state !== "dispatched" || to === "dispatched")) return j;
       moved = true;
@@ -331,7 +335,7 @@ export class SlaveSession {
       const result = { message: report.message, data: report.data };
       // Decided on the newest version: a cancel queued meanwhile means no retry.
       await this.opts.store.update(job.id, (latest) => {
-        if (isFinished(latest.state)) return latest;
+        if (isFinished(latest.state) || latest.attempt !== report.attempt) return latest;
         const j = this.dispatchRecorded(latest);
         const change: Transition =
           report.outcome === "failed" && j.state !== "canceling"
