@@ -91,6 +91,11 @@ export interface ArchiveOutcome {
 
 export type StoreState = "open" | "closing" | "closed";
 
+/** Milliseconds on a clock that never steps back (deferred writes must not wait for a wall clock set back). */
+function monotonicNow(): number {
+  return performance.now();
+}
+
 export interface UpdateOptions {
   /**
    * Milliseconds the write may wait for a later change to the same job to
@@ -116,7 +121,7 @@ interface PendingWrite {
   job: Job;
   isNew: boolean;
   callers: { resolve: () => void; reject: (err: AbsError) => void }[];
-  /** Not written before this time (Date.now ms) unless flushed with others; 0: at once. */
+  /** Not written before this time (monotonicNow ms) unless flushed with others; 0: at once. */
   dueAt: number;
 }
 
@@ -594,7 +599,7 @@ export class JobStore {
    * updated and listeners told.
    */
   private persist(job: Job, isNew: boolean, deferMs = 0): Promise<void> {
-    const dueAt = deferMs > 0 ? Date.now() + deferMs : 0;
+    const dueAt = deferMs > 0 ? monotonicNow() + deferMs : 0;
     const written = new Promise<void>((resolve, reject) => {
       const queued = this.pending.get(job.id);
       if (queued !== undefined) {
@@ -624,7 +629,7 @@ export class JobStore {
    * Publishing stays strictly in order, so the serial on disk only grows.
    */
   private startFlush(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
       const group: PendingWrite[] = [];
       for (const [id, w] of this.pending) {
@@ -656,12 +661,15 @@ export class JobStore {
         this.deferredTimer = null;
         this.deferredAt = Infinity;
         this.startFlush();
-        // Writes deferred later than this one need the timer again.
+        // Writes due later need the timer again. One due already but not
+        // taken (both groups busy) goes with the next group: startFlush runs
+        // again as each group ends.
+        const now = monotonicNow();
         let next = Infinity;
-        for (const w of this.pending.values()) if (w.dueAt > 0) next = Math.min(next, w.dueAt);
-        if (next < Infinity) this.armDeferred(Math.max(next, Date.now() + 1));
+        for (const w of this.pending.values()) if (w.dueAt > now) next = Math.min(next, w.dueAt);
+        if (next < Infinity) this.armDeferred(next);
       },
-      Math.max(0, dueAt - Date.now()),
+      Math.max(0, dueAt - monotonicNow()),
     );
   }
 

@@ -386,12 +386,13 @@ export class Dispatcher {
       }
       return;
     }
-    durable.catch((err: unknown) =>
+    durable.catch((err: unknown) => {
       this.opts.logger.error(
-        `job ${job.id}: dispatched to ${job.slave}, but the dispatch could not be recorded: ${describeError(err)}; the slave's reports will record it`,
+        `job ${job.id}: dispatched to ${job.slave}, but the dispatch could not be recorded: ${describeError(err)}; trying again`,
         { job: job.id, slave: job.slave },
-      ),
-    );
+      );
+      this.recordDispatchLater(dispatched);
+    });
     const sent =
       session !== undefined &&
       this.sessions.get(job.slave) === session &&
@@ -419,6 +420,29 @@ export class Dispatcher {
     this.opts.logger.debug(`job ${job.id}: dispatched to ${job.slave}`, {
       job: job.id,
       slave: job.slave,
+    });
+  }
+
+  /**
+   * The dispatch of `job` was sent but its write failed: the store has the
+   * job queued again, while its place stays reserved here (the slave may run
+   * it). Records it again shortly, until that succeeds or something else
+   * (the slave's reports, a cancel, the slave's loss) moves the job.
+   */
+  private recordDispatchLater(job: Job): void {
+    this.opts.clock.setTimer(RETRY_AFTER_ERROR_MS, () => {
+      if (this.state !== "running") return;
+      this.opts.store
+        .update(job.id, (j) =>
+          j.state === "queued" && j.attempt === job.attempt
+            ? transition(j, {
+                to: "dispatched",
+                now: this.opts.clock.now(),
+                message: `dispatched to ${job.slave} (recorded again after a failed write)`,
+              })
+            : j,
+        )
+        .catch(() => this.recordDispatchLater(job));
     });
   }
 

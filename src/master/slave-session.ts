@@ -348,6 +348,17 @@ export class SlaveSession {
               };
         return transition(j, change);
       });
+      // Acknowledged only if this attempt's outcome is on disk (or the job
+      // has moved past this attempt): an update that changed nothing (a
+      // repeat) may have waited for a first write that failed.
+      const stored = this.opts.store.get(job.id);
+      if (stored !== undefined && !isFinished(stored.state) && stored.attempt === report.attempt) {
+        throw new AbsError(
+          "JOBSDIR_IO",
+          `job ${job.id}: the result of attempt ${report.attempt} is not stored; not acknowledged, the slave will report it again`,
+          { context: { jobId: job.id } },
+        );
+      }
     });
     this.opts.port.send({ type: "ack", jobId: report.jobId, attempt: report.attempt });
   }

@@ -1,5 +1,6 @@
 import t, { type Test } from "tap";
 import { isFinished } from "../../src/jobsdir/job.js";
+import { realFsOps } from "../../src/jobsdir/fs-ops.js";
 import { JobStore } from "../../src/jobsdir/job-store.js";
 import { transition } from "../../src/jobsdir/job-state.js";
 import type { AbsError } from "../../src/errors.js";
@@ -313,6 +314,54 @@ t.test(
     t.equal(store.get(id)?.result, null, "attempt 1's result was not given to attempt 2");
   },
 );
+
+t.test("a repeated result is not acknowledged when the first one's write failed", async (t) => {
+  let failWrites = false;
+  const store = await JobStore.open({
+    dir: tempDir(t),
+    fs: {
+      ...realFsOps,
+      writeSynced: (file, data) =>
+        failWrites && file.includes("job-")
+          ? Promise.reject(Object.assign(new Error("EIO: simulated"), { code: "EIO" }))
+          : realFsOps.writeSynced(file, data),
+    },
+  });
+  t.teardown(() => store.close());
+  const id = await running(store);
+  // Two sessions of the slave at once (an old connection and its replacement).
+  const sessions = [0, 1].map(() => {
+    const sent: MasterToSlaveMessage[] = [];
+    const session = new SlaveSession({
+      name: "green-acres",
+      master: "master.test",
+      heartbeatMs: 10_000,
+      store,
+      logger: new CollectingLogger(),
+      port: { send: (m) => (sent.push(m), true), close: () => undefined },
+    });
+    return { session, sent };
+  });
+  for (const { session } of sessions) {
+    await session.handle({
+      type: "register",
+      name: "green-acres",
+      maxJobs: 2,
+      running: [{ jobId: id, attempt: 1, state: "running", progress: null }],
+      results: [],
+    });
+  }
+  failWrites = true;
+  await Promise.all(
+    sessions.map(({ session }) => session.handle({ type: "result", ...result(id) })),
+  );
+  t.equal(store.get(id)?.state, "running", "the result is not on disk");
+  t.same(
+    sessions.flatMap(({ sent }) => sent.filter((m) => m.type === "ack")),
+    [],
+    "so neither copy is acknowledged: the slave keeps it and reports it again",
+  );
+});
 
 t.test("protocol errors close the session", async (t) => {
   const cases: [string, Parameters<SlaveSession["handle"]>[0], string][] = [
