@@ -5,7 +5,7 @@ import { JobStore } from "../../src/jobsdir/job-store.js";
 import { transition } from "../../src/jobsdir/job-state.js";
 import type { AbsError } from "../../src/errors.js";
 import { SlaveSession } from "../../src/master/slave-session.js";
-import type { MasterToSlaveMessage } from "../../src/protocol/slave-messages.js";
+import type { MasterToSlaveMessage, RegisterMessage } from "../../src/protocol/slave-messages.js";
 import { CollectingLogger } from "../helpers/log.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -46,6 +46,15 @@ async function running(store: JobStore, slave = "green-acres"): Promise<number> 
   return job.id;
 }
 
+/** The slave's registration: green-acres, 2 jobs at once, with what it runs and its results. */
+function register(
+  session: SlaveSession,
+  running: RegisterMessage["running"] = [],
+  results: RegisterMessage["results"] = [],
+): Promise<void> {
+  return session.handle({ type: "register", name: "green-acres", maxJobs: 2, running, results });
+}
+
 const result = (jobId: number, outcome: "succeeded" | "failed" = "succeeded") => ({
   jobId,
   attempt: 1,
@@ -59,13 +68,7 @@ t.test(
   async (t) => {
     const { store, sent, session } = await setup(t);
     const id = await running(store);
-    await session.handle({
-      type: "register",
-      name: "green-acres",
-      maxJobs: 2,
-      running: [{ jobId: id, attempt: 1, state: "running", progress: null }],
-      results: [],
-    });
+    await register(session, [{ jobId: id, attempt: 1, state: "running", progress: null }]);
     t.same(sent, [{ type: "registered", master: "master.test", heartbeatMs: 10_000 }]);
     await session.handle({ type: "result", ...result(id) });
     const stored = store.get(id);
@@ -89,13 +92,11 @@ t.test("register after a master restart: results land, running jobs are reattach
   const stillRunning = await running(store);
   for (const id of [finished, stillRunning])
     await store.transition(id, { to: "orphaned", now: 3, message: "master restarted" });
-  await session.handle({
-    type: "register",
-    name: "green-acres",
-    maxJobs: 2,
-    running: [{ jobId: stillRunning, attempt: 1, state: "running", progress: null }],
-    results: [result(finished)],
-  });
+  await register(
+    session,
+    [{ jobId: stillRunning, attempt: 1, state: "running", progress: null }],
+    [result(finished)],
+  );
   t.equal(store.get(finished)?.state, "succeeded");
   t.equal(store.get(stillRunning)?.state, "running");
   t.match(
@@ -112,13 +113,7 @@ t.test("register after a master restart: results land, running jobs are reattach
 
 t.test("a job the master does not expect is canceled on the slave", async (t) => {
   const { sent, session } = await setup(t);
-  await session.handle({
-    type: "register",
-    name: "green-acres",
-    maxJobs: 2,
-    running: [{ jobId: 77, attempt: 1, state: "running", progress: null }],
-    results: [],
-  });
+  await register(session, [{ jobId: 77, attempt: 1, state: "running", progress: null }]);
   t.same(sent[0], { type: "cancel", jobId: 77, attempt: 1 });
 });
 
@@ -127,13 +122,7 @@ t.test(
   async (t) => {
     const { store, sent, session, log } = await setup(t);
     const theirs = await running(store, "other-host");
-    await session.handle({
-      type: "register",
-      name: "green-acres",
-      maxJobs: 2,
-      running: [],
-      results: [],
-    });
+    await register(session);
     await session.handle({ type: "result", ...result(theirs) });
     await session.handle({ type: "result", ...result(999) });
     await session.handle({
@@ -160,13 +149,7 @@ t.test(
 
 t.test("started, progress and reject move the job", async (t) => {
   const { store, session } = await setup(t);
-  await session.handle({
-    type: "register",
-    name: "green-acres",
-    maxJobs: 2,
-    running: [],
-    results: [],
-  });
+  await register(session);
   const a = await store.submit(SPEC);
   await store.transition(a.id, { to: "dispatched", now: 1, message: "sent" });
   // Started and progress are written without holding up the session: wait for the store.
@@ -205,13 +188,7 @@ t.test("registration settles the jobs the slave does not report", async (t) => {
   await store.transition(unseen, { to: "dispatched", now: 3, message: "sent" });
   const stopping = await running(store);
   await store.transition(stopping, { to: "canceling", now: 4, message: "cancel asked" });
-  await session.handle({
-    type: "register",
-    name: "green-acres",
-    maxJobs: 2,
-    running: [],
-    results: [],
-  });
+  await register(session);
   const lost = store.get(started);
   t.equal(lost?.state, "failed", "a started job it no longer runs is lost (no retries)");
   t.equal(lost?.result?.message, "lost: green-acres no longer runs it");
@@ -224,13 +201,7 @@ t.test("registration settles the jobs the slave does not report", async (t) => {
 
 t.test("started and result back to back: one write, the ack after it", async (t) => {
   const { store, sent, session } = await setup(t);
-  await session.handle({
-    type: "register",
-    name: "green-acres",
-    maxJobs: 2,
-    running: [],
-    results: [],
-  });
+  await register(session);
   const a = await store.submit(SPEC);
   await store.transition(a.id, { to: "dispatched", now: 1, message: "sent" });
   void session.handle({ type: "started", jobId: a.id, attempt: 1 });
@@ -256,13 +227,11 @@ t.test(
     // Both queued on disk, as a master that died before writing their dispatch leaves them.
     const running = await store.submit(SPEC);
     const finished = await store.submit(SPEC);
-    await session.handle({
-      type: "register",
-      name: "green-acres",
-      maxJobs: 2,
-      running: [{ jobId: running.id, attempt: 1, state: "running", progress: null }],
-      results: [{ ...result(finished.id) }],
-    });
+    await register(
+      session,
+      [{ jobId: running.id, attempt: 1, state: "running", progress: null }],
+      [{ ...result(finished.id) }],
+    );
     const r = store.get(running.id);
     t.equal(r?.state, "running");
     t.match(
@@ -293,13 +262,7 @@ t.test(
     // Attempt 1's result is acknowledged without being stored: the master has moved on.
     const { store, sent, session } = await setup(t, false);
     const id = await running(store);
-    await session.handle({
-      type: "register",
-      name: "green-acres",
-      maxJobs: 2,
-      running: [{ jobId: id, attempt: 1, state: "running", progress: null }],
-      results: [],
-    });
+    await register(session, [{ jobId: id, attempt: 1, state: "running", progress: null }]);
     // A retry as attempt 2, applied but its write waiting (as a deferred one does).
     const retry = store.update(
       id,
@@ -343,13 +306,7 @@ t.test("a repeated result is not acknowledged when the first one's write failed"
     return { session, sent };
   });
   for (const { session } of sessions) {
-    await session.handle({
-      type: "register",
-      name: "green-acres",
-      maxJobs: 2,
-      running: [{ jobId: id, attempt: 1, state: "running", progress: null }],
-      results: [],
-    });
+    await register(session, [{ jobId: id, attempt: 1, state: "running", progress: null }]);
   }
   failWrites = true;
   await Promise.all(
