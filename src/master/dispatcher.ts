@@ -89,9 +89,10 @@ export class Dispatcher {
   }
 
   /**
-   * Starts dispatching. Jobs that were dispatched, running or being canceled
-   * when the master stopped become orphaned: their slaves have the grace
-   * period to report them.
+   * Starts dispatching. Jobs that were dispatched or running when the master
+   * stopped become orphaned, and their slaves have the grace period to
+   * report them; jobs that were being canceled are canceled. The changes go
+   * out together (one commit group), not one write after another.
    */
   async start(): Promise<void> {
     this.state = "running";
@@ -101,9 +102,10 @@ export class Dispatcher {
     const inFlight = this.opts.store.query({
       states: ["dispatched", "running", "canceling", "orphaned"],
     });
+    const changes: Promise<void>[] = [];
     for (const job of inFlight) {
       if (job.state === "canceling") {
-        await this.cancelWithoutSlave(job, now, "the master restarted");
+        changes.push(this.cancelWithoutSlave(job, now, "the master restarted"));
         continue;
       }
       this.orphanedUntil.set(job.id, until);
@@ -111,12 +113,15 @@ export class Dispatcher {
         this.track(job);
         continue;
       }
-      await this.moveFrom(job, ["dispatched", "running"], {
-        to: "orphaned",
-        now,
-        message: `master restarted while ${job.state}; waiting ${grace} for slave ${job.slave} to report it`,
-      });
+      changes.push(
+        this.moveFrom(job, ["dispatched", "running"], {
+          to: "orphaned",
+          now,
+          message: `master restarted while ${job.state}; waiting ${grace} for slave ${job.slave} to report it`,
+        }),
+      );
     }
+    await Promise.all(changes);
     this.kick();
   }
 
