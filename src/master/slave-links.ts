@@ -34,7 +34,6 @@ export class SlaveLinks {
   private readonly sessions = new Set<SlaveSession>();
   /** The newest session of each slave name. */
   private readonly byName = new Map<string, SlaveSession>();
-  private readonly peers = new WeakMap<SlaveSession, MasterSideConnection>();
   private heartbeatMs: number;
   private timer: Timer | null = null;
   private stopped = false;
@@ -102,7 +101,6 @@ export class SlaveLinks {
     });
     this.sessions.add(session);
     this.byName.set(conn.name, session);
-    this.peers.set(session, conn);
     conn.onMessage((message) => void session.handle(message));
     conn.onClose((error) => {
       this.sessions.delete(session);
