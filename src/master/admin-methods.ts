@@ -2,7 +2,7 @@
 // contract): each checks its arguments, asks the master's parts, and
 // answers plain JSON.
 
-import { AbsError, BadArgumentError, JobNotFoundError } from "../errors.js";
+import { AbsError, JobNotFoundError } from "../errors.js";
 import { isFinished, type Job } from "../jobsdir/job.js";
 import type { JobQuery } from "../jobsdir/job-query.js";
 import type { JsonObject, JsonValue } from "../json-shape.js";
@@ -192,8 +192,8 @@ export function jobView(job: Job, waitReason: string | null): JobView {
   };
 }
 
+/** Job `id` with its log, live or archived; `id` was checked by the method's argument parser. */
 async function detail(master: Master, id: number): Promise<JobDetail> {
-  if (!Number.isSafeInteger(id) || id < 1) throw new BadArgumentError(`bad job id ${id}`, "id");
   const live = master.store.get(id);
   const job = live ?? (await master.store.readArchived(id));
   return {
