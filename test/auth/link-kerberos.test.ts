@@ -9,54 +9,21 @@
 //               keytab too: GSSAPI accepts its tickets, and only the realm
 //               check refuses them.
 
-import { spawn } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import t from "tap";
 import type { ConnectOptions } from "../../src/auth/link-client.js";
 import { connectToMaster } from "../../src/auth/link-client.js";
 import type { MasterSideConnection } from "../../src/auth/link-connection.js";
 import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import {
-  WAIT_MS,
   rejection,
+  runSlaveChild as runSlave,
   startMaster,
   startRelay,
-  within,
   type TestMaster,
 } from "../fixtures/link-harness.js";
 
-const FIXTURE = fileURLToPath(new URL("../fixtures/link-slave.js", import.meta.url));
 const SERVICE = "abs/127.0.0.1";
-
-interface SlaveOutcome {
-  ok?: { identity: string; name: string; master: string; mode: string; heartbeat: number };
-  error?: { code: string; message: string };
-}
-
-/** Runs a slave in a child process; resolves with the line it printed. */
-function runSlave(options: ConnectOptions, env: Record<string, string>): Promise<SlaveOutcome> {
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(options)], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<SlaveOutcome>((resolve, reject) => {
-    child.once("exit", () => {
-      try {
-        resolve(JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as SlaveOutcome);
-      } catch {
-        reject(
-          new Error(`the slave child printed no result; stdout:\n${stdout}\nstderr:\n${stderr}`),
-        );
-      }
-    });
-  });
-  return within(done, "the slave child", WAIT_MS * 2).finally(() => child.kill());
-}
 
 /** Answers every heartbeat of every authenticated slave. */
 function echoHeartbeats(master: TestMaster): void {

@@ -1,44 +1,18 @@
 // A real abs-master in Kerberos mode against a real MIT KDC on loopback:
 // a slave's principal must vouch for the name it registers under, or one
 // host's keytab could report another host's jobs. Slaves run in child
-// processes (test/fixtures/link-slave.ts), since MIT selects a keytab
+// processes (link-harness.ts runSlaveChild), since MIT selects a keytab
 // process-wide.
 
-import { spawn } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import t from "tap";
 import type { ConnectOptions } from "../../src/auth/link-client.js";
 import { readCertificateFingerprint } from "../../src/auth/tls.js";
+import { runSlaveChild as runSlave } from "../fixtures/link-harness.js";
 import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import { MasterProcess } from "../helpers/master-process.js";
 
-const FIXTURE = fileURLToPath(new URL("../fixtures/link-slave.js", import.meta.url));
 const SERVICE = "abs/127.0.0.1";
-
-interface SlaveOutcome {
-  ok?: { identity: string; name: string; heartbeat: number };
-  error?: { code: string; message: string };
-}
-
-/** A slave child: authenticates, waits for the master's heartbeat, prints one JSON line. */
-function runSlave(options: ConnectOptions, env: Record<string, string>): Promise<SlaveOutcome> {
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(options)], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let stdout = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once("exit", () => {
-      try {
-        resolve(JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as SlaveOutcome);
-      } catch {
-        reject(new Error(`the slave child printed no result: ${stdout}`));
-      }
-    });
-  });
-}
 
 const options = await kerberosTestOptions(t);
 
