@@ -10,7 +10,7 @@
 import path from "node:path";
 import { JobsDirIoError, describeError } from "../errors.js";
 import { TEMP_PREFIX } from "./layout.js";
-import type { FsOps } from "./fs-ops.js";
+import type { FsOps } from "../storage/fs-ops.js";
 
 export interface FileWrite {
   /** Name within the directory (no slashes). */

@@ -21,6 +21,7 @@ import {
   JobNotFoundError,
   JobsDirClosedError,
   JobsDirIoError,
+  JobsDirLockedError,
   JobsDirVersionError,
   QueueFullError,
   describeError,
@@ -29,7 +30,7 @@ import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { type ReadBatch, readFilesInWorker } from "./file-reader.js";
-import { type FsOps, hasCode, realFsOps } from "./fs-ops.js";
+import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
@@ -45,17 +46,25 @@ import {
   DRAIN_FILE,
   JOBSDIR_VERSION,
   KNOWN_FILES,
+  LOCK_FILE,
   QUARANTINE_DIR,
   SCHEDULE_STATE_FILE,
   SERIAL_FILE,
   SLAVES_FILE,
+  TEMP_PREFIX,
   VERSION_FILE,
   archiveBucket,
   isTempName,
   jobFileName,
   jobIdFromFileName,
 } from "./layout.js";
-import { JobsDirLock, type LockOwner, type ProcessProbe, linuxProcessProbe } from "./lock.js";
+import {
+  DirLock,
+  type LockKind,
+  type LockOwner,
+  type ProcessProbe,
+  linuxProcessProbe,
+} from "../storage/dir-lock.js";
 
 export interface JobStoreOptions {
   /** The jobs directory. Created (with its version file) when it does not exist. */
@@ -90,6 +99,16 @@ export interface ArchiveOutcome {
 }
 
 export type StoreState = "open" | "closing" | "closed";
+
+/** The jobs directory's lock: one master per directory. */
+const JOBS_DIR_LOCK: LockKind = {
+  holder: "abs-master",
+  what: "jobs directory",
+  file: LOCK_FILE,
+  tempPrefix: TEMP_PREFIX,
+  locked: (message, context) => new JobsDirLockedError(message, context),
+  io: (message, file, cause) => new JobsDirIoError(message, file, cause),
+};
 
 /** Milliseconds on a clock that never steps back (deferred writes must not wait for a wall clock set back). */
 function monotonicNow(): number {
@@ -180,7 +199,7 @@ export class JobStore {
 
   private constructor(
     opts: Required<Pick<JobStoreOptions, "dir" | "maxJobs" | "logger" | "clock" | "fs">>,
-    private readonly lock: JobsDirLock,
+    private readonly lock: DirLock,
     loaded: Loaded,
   ) {
     this.dir = opts.dir;
@@ -220,10 +239,16 @@ export class JobStore {
       );
     }
     let staleLock: LockOwner | null = null;
-    const lock = await JobsDirLock.acquire(fs, dir, options.probe ?? linuxProcessProbe, (prev) => {
-      staleLock = prev;
-      logger.warn(`took over the stale lock of abs-master pid ${prev?.pid ?? "?"} in ${dir}`);
-    });
+    const lock = await DirLock.acquire(
+      fs,
+      dir,
+      JOBS_DIR_LOCK,
+      options.probe ?? linuxProcessProbe,
+      (prev) => {
+        staleLock = prev;
+        logger.warn(`took over the stale lock of abs-master pid ${prev?.pid ?? "?"} in ${dir}`);
+      },
+    );
     try {
       const loaded = await loadDirectory(dir, fs, logger);
       loaded.report.staleLock = staleLock;

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { commitFiles } from "../../src/jobsdir/durable-files.js";
-import { type FsOps, realFsOps } from "../../src/jobsdir/fs-ops.js";
+import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { tempDir } from "../helpers/tmp.js";
 
 function failing(code: string, when: (op: string, file: string) => boolean): FsOps {

@@ -13,12 +13,12 @@ import os from "node:os";
 import path from "node:path";
 import t, { type Test } from "tap";
 import { AbsError } from "../../src/errors.js";
-import { type FsOps, realFsOps } from "../../src/jobsdir/fs-ops.js";
+import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { recordProgress, transition } from "../../src/jobsdir/job-state.js";
 import type { NewJob } from "../../src/jobsdir/job.js";
 import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
-import type { ProcessProbe } from "../../src/jobsdir/lock.js";
+import type { ProcessProbe } from "../../src/storage/dir-lock.js";
 import { CollectingLogger } from "../helpers/log.js";
 import { sampleJob } from "../helpers/job.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -160,12 +160,12 @@ t.test("a lock from another host is never taken", async (t) => {
   );
   await t.rejects(JobStore.open({ dir }), {
     code: "JOBSDIR_LOCKED",
-    message: `jobs directory ${dir} is locked by abs-master pid 1 on elsewhere since 1970-01-01T00:00:00.000Z; if that master is gone, remove ${dir}/lock`,
+    message: `jobs directory ${dir} is locked by abs-master pid 1 on elsewhere since 1970-01-01T00:00:00.000Z; if that abs-master is gone, remove ${dir}/lock`,
   });
   writeFileSync(path.join(dir, "lock"), "garbage");
   await t.rejects(JobStore.open({ dir }), {
     code: "JOBSDIR_LOCKED",
-    message: /does not name a master/,
+    message: /does not name a process/,
   });
 });
 

@@ -1,6 +1,6 @@
 import t, { type Test } from "tap";
 import { isFinished } from "../../src/jobsdir/job.js";
-import { realFsOps } from "../../src/jobsdir/fs-ops.js";
+import { realFsOps } from "../../src/storage/fs-ops.js";
 import { JobStore } from "../../src/jobsdir/job-store.js";
 import { transition } from "../../src/jobsdir/job-state.js";
 import type { AbsError } from "../../src/errors.js";

@@ -1,4 +1,5 @@
-// The file operations the jobs directory needs, behind one small interface so
+// The file operations the daemons' own directories need (the master's jobs
+// directory, the slave's state directory), behind one small interface so
 // tests can make a write fail (ENOSPC, EIO) at a chosen moment. Production
 // uses `realFsOps`.
 

@@ -1,9 +1,10 @@
-// The exclusive lock of a jobs directory: at most one master uses it.
+// The exclusive lock of a daemon's directory: at most one master uses a jobs
+// directory, at most one slave a state directory.
 //
 // Node has no flock(), so the lock is a file created atomically with link(2)
 // (which fails with EEXIST when the lock exists) holding the holder's pid,
-// host, boot id and process start time. A second master fails at once with
-// the holder's pid. A lock left by a master that died is stale when its
+// host, boot id and process start time. A second daemon fails at once with
+// the holder's pid. A lock left by a daemon that died is stale when its
 // process is gone, the machine has rebooted since, or its pid now belongs to
 // a process that started at another time; a stale lock is moved aside and
 // taken. A lock from another host cannot be checked from here and is never
@@ -12,9 +13,8 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { JobsDirIoError, JobsDirLockedError, describeError } from "../errors.js";
+import { type AbsError, type ErrorContext, describeError } from "../errors.js";
 import { type FsOps, hasCode } from "./fs-ops.js";
-import { LOCK_FILE, TEMP_PREFIX } from "./layout.js";
 
 export interface LockOwner {
   pid: number;
@@ -61,25 +61,43 @@ export const linuxProcessProbe: ProcessProbe = {
   },
 };
 
-export class JobsDirLock {
+/** What a kind of lock is called in messages, its file names and the errors it throws. */
+export interface LockKind {
+  /** The daemon that holds it: "abs-master". */
+  holder: string;
+  /** The directory it guards: "jobs directory". */
+  what: string;
+  /** Name of the lock file in the directory. */
+  file: string;
+  /** Prefix of temp files in the directory (removed by the directory's owner). */
+  tempPrefix: string;
+  /** Thrown when another daemon holds the lock. */
+  locked(message: string, context: ErrorContext): AbsError;
+  /** Thrown when the lock file cannot be read or written. */
+  io(message: string, file: string, cause: unknown): AbsError;
+}
+
+export class DirLock {
   private constructor(
     private readonly fs: FsOps,
+    private readonly kind: LockKind,
     private readonly file: string,
     readonly owner: LockOwner,
   ) {}
 
   /**
-   * Takes the lock of `dir` or throws JobsDirLockedError naming the holder.
+   * Takes the lock of `dir` or throws `kind.locked` naming the holder.
    * `onStale` is told about a stale lock that was taken over.
    */
   static async acquire(
     fs: FsOps,
     dir: string,
+    kind: LockKind,
     probe: ProcessProbe = linuxProcessProbe,
     onStale: (previous: LockOwner | null) => void = () => undefined,
     now: number = Date.now(),
-  ): Promise<JobsDirLock> {
-    const file = path.join(dir, LOCK_FILE);
+  ): Promise<DirLock> {
+    const file = path.join(dir, kind.file);
     const owner: LockOwner = {
       pid: process.pid,
       host: probe.hostname(),
@@ -87,11 +105,11 @@ export class JobsDirLock {
       startTime: probe.startTimeOf(process.pid),
       since: now,
     };
-    const temp = path.join(dir, `${TEMP_PREFIX}lock-${process.pid}-${now}`);
+    const temp = path.join(dir, `${kind.tempPrefix}lock-${process.pid}-${now}`);
     try {
       await fs.writeSynced(temp, JSON.stringify(owner) + "\n");
     } catch (err) {
-      throw new JobsDirIoError(`cannot create a lock in ${dir}: ${describeError(err)}`, dir, err);
+      throw kind.io(`cannot create a lock in ${dir}: ${describeError(err)}`, dir, err);
     }
     try {
       // Two rounds: a stale lock is moved aside in the first, taken in the second.
@@ -99,47 +117,45 @@ export class JobsDirLock {
         try {
           await fs.link(temp, file);
           await fs.fsyncDir(dir);
-          return new JobsDirLock(fs, file, owner);
+          return new DirLock(fs, kind, file, owner);
         } catch (err) {
           if (!hasCode(err, "EEXIST")) {
-            throw new JobsDirIoError(`cannot create ${file}: ${describeError(err)}`, file, err);
+            throw kind.io(`cannot create ${file}: ${describeError(err)}`, file, err);
           }
         }
-        const holder = await readOwner(fs, file);
+        const holder = await readOwner(fs, kind, file);
         if (holder === "gone") continue;
         if (holder === "unreadable") {
-          throw new JobsDirLockedError(
-            `${file} exists but does not name a master; if no abs-master uses ${dir}, remove ${file}`,
+          throw kind.locked(
+            `${file} exists but does not name a process; if no ${kind.holder} uses ${dir}, remove ${file}`,
             { file },
           );
         }
         const verdict = judge(holder, owner, probe);
         if (verdict !== "stale") {
-          throw new JobsDirLockedError(
-            `jobs directory ${dir} is locked by abs-master pid ${holder.pid} on ${holder.host}` +
+          throw kind.locked(
+            `${kind.what} ${dir} is locked by ${kind.holder} pid ${holder.pid} on ${holder.host}` +
               ` since ${new Date(holder.since).toISOString()}` +
-              (verdict === "foreign-host" ? `; if that master is gone, remove ${file}` : ""),
+              (verdict === "foreign-host"
+                ? `; if that ${kind.holder} is gone, remove ${file}`
+                : ""),
             { file, pid: holder.pid },
           );
         }
         // Move the stale lock aside rather than unlinking it by name, so that a
         // lock another starting master has just taken is not the one removed.
-        const aside = path.join(dir, `${TEMP_PREFIX}stale-lock-${process.pid}-${round}`);
+        const aside = path.join(dir, `${kind.tempPrefix}stale-lock-${process.pid}-${round}`);
         try {
           await fs.rename(file, aside);
           await fs.unlink(aside);
         } catch (err) {
           if (!hasCode(err, "ENOENT")) {
-            throw new JobsDirIoError(
-              `cannot remove stale ${file}: ${describeError(err)}`,
-              file,
-              err,
-            );
+            throw kind.io(`cannot remove stale ${file}: ${describeError(err)}`, file, err);
           }
         }
         onStale(holder);
       }
-      throw new JobsDirLockedError(`cannot take ${file}: another master keeps taking it`, { file });
+      throw kind.locked(`cannot take ${file}: another ${kind.holder} keeps taking it`, { file });
     } finally {
       await fs.unlink(temp).catch(() => undefined);
     }
@@ -147,7 +163,7 @@ export class JobsDirLock {
 
   /** Releases the lock if it is still ours. */
   async release(): Promise<void> {
-    const holder = await readOwner(this.fs, this.file);
+    const holder = await readOwner(this.fs, this.kind, this.file);
     if (
       typeof holder === "string" ||
       holder.pid !== this.owner.pid ||
@@ -160,13 +176,17 @@ export class JobsDirLock {
   }
 }
 
-async function readOwner(fs: FsOps, file: string): Promise<LockOwner | "gone" | "unreadable"> {
+async function readOwner(
+  fs: FsOps,
+  kind: LockKind,
+  file: string,
+): Promise<LockOwner | "gone" | "unreadable"> {
   let text: string;
   try {
     text = await fs.readFile(file);
   } catch (err) {
     if (hasCode(err, "ENOENT")) return "gone";
-    throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
+    throw kind.io(`cannot read ${file}: ${describeError(err)}`, file, err);
   }
   try {
     const v = JSON.parse(text) as Partial<LockOwner>;
