@@ -18,6 +18,9 @@ export type ErrorCode =
   | "JOBSDIR_IO"
   | "JOBSDIR_CLOSED"
   | "BAD_JOB_FILE"
+  // The slave's state directory.
+  | "STATE_DIR_LOCKED"
+  | "STATE_DIR_IO"
   // Wire protocol (frames and messages).
   | "PROTOCOL"
   | "FRAME_TOO_LARGE"
@@ -206,6 +209,8 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   JOBSDIR_IO: true,
   JOBSDIR_CLOSED: true,
   BAD_JOB_FILE: true,
+  STATE_DIR_LOCKED: true,
+  STATE_DIR_IO: true,
   PROTOCOL: true,
   FRAME_TOO_LARGE: true,
   AUTH_FAILED: true,

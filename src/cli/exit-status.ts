@@ -58,6 +58,8 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "JOBSDIR_IO":
     case "JOBSDIR_CLOSED":
     case "BAD_JOB_FILE":
+    case "STATE_DIR_LOCKED":
+    case "STATE_DIR_IO":
     case "PROTOCOL":
     case "FRAME_TOO_LARGE":
     case "AUTH_FAILED":

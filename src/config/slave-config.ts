@@ -208,3 +208,14 @@ export function loadSlaveConfig(
     },
   };
 }
+
+/** One line for `abs-slave -t`: what this config makes the slave do. */
+export function summarizeSlaveConfig(c: SlaveConfig): string {
+  const master = c.master.host.includes(":")
+    ? `[${c.master.host}]:${c.master.port}`
+    : `${c.master.host}:${c.master.port}`;
+  return (
+    `${c.file}: OK; slave ${c.name}, master ${master} (${c.auth}), ` +
+    `max_jobs ${c.maxJobs}, allowed paths ${c.allowedPaths.join(", ")}, state in ${c.stateDir}`
+  );
+}

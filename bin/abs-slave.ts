@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// The slave daemon. Thin: parses argv, checks slave.conf, starts the Slave
+// (src/slave/slave.ts), re-reads slave.conf on SIGHUP or when it is edited,
+// and maps failures to exit statuses.
+//
+//   abs-slave [-f] [-d] [-c FILE] [-t]
+//
+// Exit statuses: 0 stopped cleanly (or -t: the config is valid); 1 the
+// config is invalid or the slave could not start (the message says why);
+// 2 bad usage.
+
+import { mkdir, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type FSWatcher, watch } from "chokidar";
+import { Command, CommanderError, Option } from "commander";
+import { formatIssues } from "../src/config/issues.js";
+import {
+  type SlaveConfig,
+  loadSlaveConfig,
+  summarizeSlaveConfig,
+} from "../src/config/slave-config.js";
+import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
+import { describeError } from "../src/errors.js";
+import { createDaemonLogger } from "../src/log.js";
+import { removePidFile, writePidFile } from "../src/pid-file.js";
+import { handleSignals } from "../src/signals.js";
+import { Slave } from "../src/slave/slave.js";
+import { SLAVE_PID_FILE } from "../src/slave/state-dir.js";
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const DEFAULT_CONFIG = "/etc/abs/slave.conf";
+/** A burst of writes to slave.conf (an editor's save) is one reload. */
+const EDIT_SETTLE_MS = 300;
+
+function program(): Command {
+  return new Command("abs-slave")
+    .description("the ABS slave daemon: runs the backup jobs its master dispatches")
+    .option("-f, --foreground", "stay in the foreground and log to the console too")
+    .option("-d, --debug", "log at debug level")
+    .addOption(
+      new Option("-c, --config <file>", "the slave's config file").default(
+        process.env.ABS_SLAVE_CONFIG ?? DEFAULT_CONFIG,
+        "$ABS_SLAVE_CONFIG or /etc/abs/slave.conf",
+      ),
+    )
+    .option("-t, --test", "check the config: print every error and exit 1, or a summary and exit 0")
+    .exitOverride()
+    .allowExcessArguments(false);
+}
+
+type Loaded = { config: SlaveConfig } | { errors: string };
+
+/** Reads and checks slave.conf; every problem as `file:line: key "value": why` lines. */
+async function readConfig(file: string): Promise<Loaded> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    return { errors: `${file}: cannot read: ${describeError(err)}` };
+  }
+  const loaded = loadSlaveConfig(file, text, { hostName: os.hostname() });
+  return "errors" in loaded ? { errors: formatIssues(loaded.errors) } : loaded;
+}
+
+async function main(): Promise<number> {
+  const cmd = program();
+  cmd.parse(process.argv);
+  const o = cmd.opts<{ foreground?: boolean; debug?: boolean; config: string; test?: boolean }>();
+  const configFile = path.resolve(o.config);
+  const foreground = o.foreground === true;
+
+  // Checked before anything starts, and before going into the background,
+  // so mistakes reach the terminal.
+  const loaded = await readConfig(configFile);
+  if ("errors" in loaded) {
+    process.stderr.write(`${loaded.errors}\n`);
+    process.stderr.write(`abs-slave: the config is invalid\n`);
+    return EXIT_FAILURE;
+  }
+  const config = loaded.config;
+  if (o.test === true) {
+    process.stdout.write(`${summarizeSlaveConfig(config)}\n`);
+    return 0;
+  }
+
+  if (!foreground && !isDaemonChild()) {
+    const report = await startDaemonChild();
+    if (report.ready) return 0;
+    process.stderr.write(`abs-slave: ${report.error}\n`);
+    return EXIT_FAILURE;
+  }
+
+  await mkdir(config.logDir, { recursive: true, mode: 0o750 });
+  // Records, archives' partial files and command output the slave creates
+  // are its own unless a method sets a mode on purpose.
+  process.umask(0o077);
+  const logger = createDaemonLogger({
+    file: path.join(config.logDir, "slave-daemon.log"),
+    console: foreground && !isDaemonChild(),
+    debug: o.debug === true,
+  });
+  const pidFile = path.join(config.stateDir, SLAVE_PID_FILE);
+
+  let slave: Slave | undefined;
+  let watcher: FSWatcher | undefined;
+  let settle: NodeJS.Timeout | undefined;
+  let exit: (status: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (exit = resolve));
+
+  const reload = async (): Promise<void> => {
+    const next = await readConfig(configFile);
+    if ("errors" in next) {
+      for (const line of next.errors.split("\n")) logger.error(`reload refused: ${line}`);
+      logger.error("reload refused: the running config is kept");
+      throw new Error("bad config");
+    }
+    slave?.reload(next.config);
+  };
+
+  const startup = (async () => {
+    slave = await Slave.start({ config, logger });
+    await writePidFile(pidFile);
+    // An edit of slave.conf acts like SIGHUP. The directory is watched, not
+    // the file: editors save by writing a new file and renaming it.
+    watcher = watch(path.dirname(configFile), { ignoreInitial: true, depth: 0 });
+    watcher.on("all", (_event, file) => {
+      if (path.resolve(file) !== configFile) return;
+      clearTimeout(settle);
+      settle = setTimeout(() => {
+        logger.info(`${configFile} changed: re-reading it`);
+        reload().catch(() => undefined);
+      }, EDIT_SETTLE_MS);
+    });
+    watcher.on("error", (err) => logger.warn(`watching ${configFile}: ${describeError(err)}`));
+    const w = watcher;
+    await new Promise<void>((resolve) => w.once("ready", resolve));
+  })();
+
+  const removeSignals = handleSignals({
+    logger,
+    reload: async () => {
+      if (slave === undefined) {
+        logger.info("SIGHUP during startup: the config being started with was read just now");
+        return;
+      }
+      await reload();
+    },
+    stop: async () => {
+      await startup.catch(() => undefined);
+      clearTimeout(settle);
+      await watcher?.close();
+      await slave?.stop("slave stopped (SIGTERM)");
+      await removePidFile(pidFile);
+      await logger.close();
+    },
+    exit: (status) => exit(status),
+  });
+
+  try {
+    await startup;
+  } catch (err) {
+    removeSignals();
+    logger.error(`cannot start: ${describeError(err)}`);
+    await logger.close();
+    if (isDaemonChild()) reportToParent({ ready: false, error: describeError(err) });
+    else process.stderr.write(`abs-slave: ${describeError(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  logger.info(`abs-slave pid ${process.pid} running (${summarizeSlaveConfig(config)})`);
+  if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
+  return exited;
+}
+
+main().then(
+  (status) => process.exit(status),
+  (err: unknown) => {
+    if (err instanceof CommanderError) {
+      const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
+      process.exit(ok ? 0 : EXIT_USAGE);
+    }
+    process.stderr.write(`abs-slave: ${describeError(err)}\n`);
+    process.exit(EXIT_FAILURE);
+  },
+);

@@ -1,0 +1,416 @@
+// The slave's jobs: runs what the master dispatches, streams progress, and
+// keeps every result until the master acknowledges it.
+//
+// A job's life on the slave, and why in this order:
+//  1. dispatch: a repeat of an attempt it runs is ignored (`started` again);
+//     one whose result waits for an ack gets the result again. Otherwise the
+//     job is checked (method, parameters, allowed paths, max_jobs) and
+//     refused with `reject` if it cannot run.
+//  2. A run record is written to the state directory, then `started` is
+//     sent: after a crash the next slave knows the job died with it.
+//  3. The method runs with an abort signal (cancel, max run time, the slave
+//     stopping) and reports progress, sent at most every 250 ms.
+//  4. Its result is written to the state directory, then sent. It is
+//     removed when the master acks it, and repeated at every registration
+//     until then. So a result reaches the master exactly once.
+//
+// Sending never waits for the master: with no session, `started` and
+// progress are dropped (registration reports running jobs), results wait in
+// the state directory. Losing the master never stops a job.
+
+import { AbsError, describeError } from "../errors.js";
+import type { JsonObject } from "../json-shape.js";
+import type { Logger } from "../log.js";
+import { formatDuration } from "../config/duration.js";
+import type {
+  CancelMessage,
+  DispatchMessage,
+  JobAttempt,
+  JobResultReport,
+  Outcome,
+  RunningJobReport,
+  SlaveToMasterMessage,
+} from "../protocol/slave-messages.js";
+import { type MethodContext, type MethodResult, runMethod } from "./methods/method.js";
+import { isMethodName, preflight, removeLeftovers } from "./methods/preflight.js";
+import type { StateDir, StateDirContents } from "./state-dir.js";
+import type { RunRecord } from "./state-records.js";
+
+/** Where the runner's messages go: the current session, or nowhere. */
+export interface RunnerPort {
+  /** Sends if a session is registered; false (message dropped) otherwise. */
+  send(message: SlaveToMasterMessage): boolean;
+}
+
+/** The settings a reload may change while jobs run. */
+export interface RunnerLimits {
+  maxJobs: number;
+  allowedPaths: readonly string[];
+}
+
+export interface JobRunnerOptions {
+  /** The slave's name, in messages. */
+  name: string;
+  stateDir: StateDir;
+  logger: Logger;
+  limits: RunnerLimits;
+  /** Default working directory of `command` jobs (the state directory). */
+  workDir: string;
+  now?: () => number;
+  /** Runs a method; tests replace it. Default runMethod. */
+  run?: (method: string, params: JsonObject, ctx: MethodContext) => Promise<MethodResult>;
+  /** Milliseconds between SIGTERM and SIGKILL of a command. Default 5,000. */
+  killGraceMs?: number;
+}
+
+/** Why a running job was told to stop. */
+type StopReason =
+  | { kind: "cancel" }
+  | { kind: "max-run-time"; limitMs: number }
+  | { kind: "slave-stopping"; why: string };
+
+interface RunningJob {
+  dispatch: DispatchMessage;
+  state: "starting" | "running" | "canceling";
+  controller: AbortController;
+  stop: StopReason | null;
+  progress: { files: number; bytes: number; path: string | null } | null;
+  timer: NodeJS.Timeout | undefined;
+  done: Promise<void>;
+}
+
+interface PendingResult {
+  report: JobResultReport;
+  /** Resolves once the result is on disk (or its write failed and was logged). */
+  written: Promise<void>;
+}
+
+const NOWHERE: RunnerPort = { send: () => false };
+
+const key = (a: JobAttempt): string => `${a.jobId}/${a.attempt}`;
+
+export class JobRunner {
+  private readonly running = new Map<string, RunningJob>();
+  private readonly results = new Map<string, PendingResult>();
+  private port: RunnerPort = NOWHERE;
+  private limits: RunnerLimits;
+  private readonly now: () => number;
+  private readonly run: NonNullable<JobRunnerOptions["run"]>;
+  private stopping = false;
+
+  constructor(private readonly opts: JobRunnerOptions) {
+    this.limits = opts.limits;
+    this.now = opts.now ?? Date.now;
+    this.run =
+      opts.run ??
+      ((method, params, ctx) => {
+        if (!isMethodName(method)) throw new AbsError("BAD_ARGUMENT", `unknown method "${method}"`);
+        return runMethod(method, params, ctx);
+      });
+  }
+
+  /**
+   * Takes over what the state directory held at startup: unacknowledged
+   * results are kept to be reported; jobs that were running died with the
+   * previous process and are recorded as failed, their leftovers removed.
+   */
+  async recover(contents: StateDirContents): Promise<void> {
+    for (const r of contents.results) {
+      this.results.set(key(r), { report: r, written: Promise.resolve() });
+    }
+    for (const run of contents.running) {
+      const removed = await removeLeftovers(run.method, run.params, run.definition);
+      const since = new Date(run.startedAt).toISOString();
+      const message =
+        `slave restarted: the job was running when abs-slave pid ${run.pid} stopped` +
+        ` (started ${since})` +
+        (removed.length > 0 ? `; removed ${removed.length} partial file(s)` : "");
+      this.opts.logger.warn(`job ${run.jobId}: ${message}`, { job: run.jobId });
+      await this.finish(run, "failed", message, { code: "SLAVE_RESTARTED" });
+    }
+  }
+
+  /** Where messages go from now on: a registered session. */
+  attach(port: RunnerPort): void {
+    this.port = port;
+  }
+
+  /** The session of `port` is over: messages go nowhere until the next attach. */
+  detach(port: RunnerPort): void {
+    if (this.port === port) this.port = NOWHERE;
+  }
+
+  setLimits(limits: RunnerLimits): void {
+    this.limits = limits;
+  }
+
+  /** What `register` reports: the jobs running here and the unacknowledged results. */
+  reports(): { running: RunningJobReport[]; results: JobResultReport[] } {
+    const running: RunningJobReport[] = [];
+    for (const job of this.running.values()) {
+      if (job.state === "starting") continue; // not started: the master queues it again
+      running.push({
+        jobId: job.dispatch.jobId,
+        attempt: job.dispatch.attempt,
+        state: job.state,
+        progress: job.progress,
+      });
+    }
+    return { running, results: [...this.results.values()].map((r) => r.report) };
+  }
+
+  /** The number of jobs running (or starting) now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Sends every unacknowledged result (after a registration that did not carry them all). */
+  resendResults(except: ReadonlySet<string>): void {
+    for (const [k, r] of this.results) {
+      if (!except.has(k))
+        void r.written.then(() => this.port.send({ type: "result", ...r.report }));
+    }
+  }
+
+  dispatch(d: DispatchMessage): void {
+    const k = key(d);
+    const meta = { job: d.jobId };
+    const current = this.running.get(k);
+    if (current !== undefined) {
+      this.opts.logger.info(
+        `job ${d.jobId}: dispatch of attempt ${d.attempt} repeated; it runs already`,
+        meta,
+      );
+      if (current.state !== "starting")
+        this.port.send({ type: "started", jobId: d.jobId, attempt: d.attempt });
+      return;
+    }
+    const pending = this.results.get(k);
+    if (pending !== undefined) {
+      this.opts.logger.info(
+        `job ${d.jobId}: dispatch of attempt ${d.attempt} repeated; it is over, its result is sent again`,
+        meta,
+      );
+      void pending.written.then(() => this.port.send({ type: "result", ...pending.report }));
+      return;
+    }
+    if (this.stopping) {
+      this.reject(d, "the slave is stopping");
+      return;
+    }
+    if (this.running.size >= this.limits.maxJobs) {
+      this.reject(
+        d,
+        `${this.opts.name} is at its limit ${this.running.size}/${this.limits.maxJobs}`,
+      );
+      return;
+    }
+    const job: RunningJob = {
+      dispatch: d,
+      state: "starting",
+      controller: new AbortController(),
+      stop: null,
+      progress: null,
+      timer: undefined,
+      done: Promise.resolve(),
+    };
+    this.running.set(k, job);
+    job.done = this.start(job);
+  }
+
+  cancel(c: CancelMessage): void {
+    const k = key(c);
+    const job = this.running.get(k);
+    if (job !== undefined) {
+      this.opts.logger.info(`job ${c.jobId}: cancel requested by the master`, { job: c.jobId });
+      this.stopJob(job, { kind: "cancel" });
+      return;
+    }
+    const pending = this.results.get(k);
+    if (pending !== undefined) {
+      void pending.written.then(() => this.port.send({ type: "result", ...pending.report }));
+      return;
+    }
+    // Not here: the master waits for a confirmation, so give it one.
+    const message = `canceled: ${this.opts.name} does not run job ${c.jobId} attempt ${c.attempt}`;
+    this.opts.logger.info(`job ${c.jobId}: ${message}`, { job: c.jobId });
+    void this.finish(c, "canceled", message, {});
+  }
+
+  /** The master has the result on disk: forget it. */
+  ack(a: JobAttempt): void {
+    const k = key(a);
+    const pending = this.results.get(k);
+    if (pending === undefined) return; // a repeat ack
+    this.results.delete(k);
+    void pending.written
+      .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
+      .catch((err: unknown) =>
+        this.opts.logger.warn(`job ${a.jobId}: ${describeError(err)} (it will be reported again)`, {
+          job: a.jobId,
+        }),
+      );
+  }
+
+  /**
+   * Stops every running job (`why`, e.g. "slave stopped (SIGTERM)"): each
+   * ends failed with that reason, recorded like any result. Resolves when
+   * all are recorded. No job is accepted afterwards.
+   */
+  async stopAll(why: string): Promise<void> {
+    this.stopping = true;
+    const jobs = [...this.running.values()];
+    for (const job of jobs) this.stopJob(job, { kind: "slave-stopping", why });
+    await Promise.all(jobs.map((j) => j.done));
+    await Promise.all([...this.results.values()].map((r) => r.written));
+  }
+
+  private stopJob(job: RunningJob, reason: StopReason): void {
+    if (job.stop === null) job.stop = reason;
+    if (job.state === "running") job.state = "canceling";
+    if (!job.controller.signal.aborted) job.controller.abort(new Error(stopText(reason)));
+  }
+
+  private reject(d: DispatchMessage, reason: string): void {
+    this.opts.logger.warn(`job ${d.jobId}: refused: ${reason}`, { job: d.jobId });
+    this.port.send({ type: "reject", jobId: d.jobId, attempt: d.attempt, reason });
+  }
+
+  private async start(job: RunningJob): Promise<void> {
+    const d = job.dispatch;
+    const meta = { job: d.jobId };
+    try {
+      await preflight(d.method, d.params, d.definition, this.limits.allowedPaths);
+    } catch (err) {
+      this.running.delete(key(d));
+      this.reject(d, describeError(err));
+      return;
+    }
+    const record: RunRecord = {
+      jobId: d.jobId,
+      attempt: d.attempt,
+      definition: d.definition,
+      method: d.method,
+      params: d.params,
+      maxRunTimeMs: d.maxRunTimeMs,
+      startedAt: this.now(),
+      pid: process.pid,
+    };
+    try {
+      await this.opts.stateDir.writeRun(record);
+    } catch (err) {
+      this.running.delete(key(d));
+      this.reject(d, `cannot record the job in the state directory: ${describeError(err)}`);
+      return;
+    }
+    if (job.stop !== null) {
+      // Canceled (or the slave stopping) while it was being checked and recorded.
+      await this.end(job, null, new AbsError("CANCELED", `${d.method} canceled before it started`));
+      return;
+    }
+    job.state = "running";
+    this.opts.logger.info(
+      `job ${d.jobId}: started ${d.definition} (${d.method}, attempt ${d.attempt})`,
+      meta,
+    );
+    this.port.send({ type: "started", jobId: d.jobId, attempt: d.attempt });
+    if (d.maxRunTimeMs !== null) {
+      const limitMs = d.maxRunTimeMs;
+      job.timer = setTimeout(() => this.stopJob(job, { kind: "max-run-time", limitMs }), limitMs);
+    }
+    let result: MethodResult | null = null;
+    let failure: unknown = null;
+    try {
+      result = await this.run(d.method, d.params, {
+        signal: job.controller.signal,
+        onProgress: (p) => {
+          job.progress = { files: p.files, bytes: p.bytes, path: p.path === "" ? null : p.path };
+          this.port.send({ type: "progress", jobId: d.jobId, attempt: d.attempt, ...job.progress });
+        },
+        allowedPaths: this.limits.allowedPaths,
+        now: this.now,
+        definition: d.definition,
+        workDir: this.opts.workDir,
+        ...(this.opts.killGraceMs === undefined ? {} : { killGraceMs: this.opts.killGraceMs }),
+      });
+    } catch (err) {
+      failure = err;
+    }
+    clearTimeout(job.timer);
+    await this.end(job, result, failure);
+  }
+
+  /** Turns how the method ended into an outcome, and records it. */
+  private async end(job: RunningJob, result: MethodResult | null, failure: unknown): Promise<void> {
+    const d = job.dispatch;
+    let outcome: Outcome;
+    let message: string;
+    let data: JsonObject;
+    if (result !== null) {
+      [outcome, message, data] = ["succeeded", result.message, result.data];
+    } else {
+      const err = failure;
+      const code = err instanceof AbsError ? err.code : "INTERNAL";
+      const text = describeError(err);
+      data = { code, ...(isDataError(err) ? err.data : {}) };
+      if (code === "CANCELED" && job.stop !== null) {
+        // A job stopped at its max run time ends canceled, as the master's
+        // own max-run-time cancel does: the outcome is the same whichever
+        // of the two clocks fires first; the message says which limit.
+        const stop = job.stop;
+        outcome = stop.kind === "slave-stopping" ? "failed" : "canceled";
+        message = stop.kind === "cancel" ? text : `${stopText(stop)}: ${text}`;
+      } else {
+        [outcome, message] = ["failed", text];
+      }
+    }
+    this.opts.logger.info(`job ${d.jobId}: ${outcome}: ${message}`, { job: d.jobId });
+    await this.finish(d, outcome, message, data);
+  }
+
+  /** Records a result (durably), forgets the run, sends the result. */
+  private async finish(
+    a: JobAttempt,
+    outcome: Outcome,
+    message: string,
+    data: JsonObject,
+  ): Promise<void> {
+    const report: JobResultReport = {
+      jobId: a.jobId,
+      attempt: a.attempt,
+      outcome,
+      message,
+      data,
+    };
+    const k = key(a);
+    const written = this.opts.stateDir.writeResult(report).catch((err: unknown) => {
+      // Kept in memory and reported while this process lives; lost if it dies.
+      this.opts.logger.error(
+        `job ${a.jobId}: the result could not be written to the state directory: ${describeError(err)}`,
+        { job: a.jobId },
+      );
+    });
+    this.results.set(k, { report, written });
+    this.running.delete(k);
+    await written;
+    // Still waiting for its ack (an ack cannot come before the result is sent).
+    if (this.results.has(k)) this.port.send({ type: "result", ...report });
+  }
+}
+
+function stopText(reason: StopReason): string {
+  switch (reason.kind) {
+    case "cancel":
+      return "canceled by the master";
+    case "max-run-time":
+      return `stopped at its max run time of ${formatDuration(reason.limitMs)}`;
+    case "slave-stopping":
+      return reason.why;
+  }
+}
+
+function isDataError(err: unknown): err is AbsError & { data: JsonObject } {
+  return (
+    err instanceof AbsError && "data" in err && typeof err.data === "object" && err.data !== null
+  );
+}
