@@ -125,7 +125,6 @@ export class JobRunner {
         `slave restarted: the job was running when abs-slave pid ${run.pid} stopped` +
         ` (started ${since})` +
         (removed.length > 0 ? `; removed ${removed.length} partial file(s)` : "");
-      this.opts.logger.warn(`job ${run.jobId}: ${message}`, { job: run.jobId });
       await this.finish(run, "failed", message, { code: "SLAVE_RESTARTED" });
     }
   }
@@ -233,7 +232,6 @@ export class JobRunner {
     }
     // Not here: the master waits for a confirmation, so give it one.
     const message = `canceled: ${this.opts.name} does not run job ${c.jobId} attempt ${c.attempt}`;
-    this.opts.logger.info(`job ${c.jobId}: ${message}`, { job: c.jobId });
     void this.finish(c, "canceled", message, {});
   }
 
@@ -243,6 +241,9 @@ export class JobRunner {
     const pending = this.results.get(k);
     if (pending === undefined) return; // a repeat ack
     this.results.delete(k);
+    this.opts.logger.info(`job ${a.jobId}: the master has the result of attempt ${a.attempt}`, {
+      job: a.jobId,
+    });
     void pending.written
       .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
       .catch((err: unknown) =>
@@ -364,7 +365,6 @@ export class JobRunner {
         [outcome, message] = ["failed", text];
       }
     }
-    this.opts.logger.info(`job ${d.jobId}: ${outcome}: ${message}`, { job: d.jobId });
     await this.finish(d, outcome, message, data);
   }
 
@@ -393,6 +393,9 @@ export class JobRunner {
     this.results.set(k, { report, written });
     this.running.delete(k);
     await written;
+    const line = `job ${a.jobId}: ${outcome}: ${message}`;
+    if (outcome === "succeeded") this.opts.logger.info(line, { job: a.jobId });
+    else this.opts.logger.warn(line, { job: a.jobId });
     // Still waiting for its ack (an ack cannot come before the result is sent).
     if (this.results.has(k)) this.port.send({ type: "result", ...report });
   }

@@ -237,10 +237,8 @@ export class MasterLink {
           this.opts.logger.warn(`the master at ${where} says: ${m.code}: ${m.message}`);
           return;
         }
-        if (!registered) {
-          conn.close(new ProtocolError(`${m.type} before registered`));
-          return;
-        }
+        // The master answers the results and jobs of `register` (ack,
+        // cancel) before it says `registered`: handled as they come.
         switch (m.type) {
           case "dispatch":
             runner.dispatch(m);
@@ -262,7 +260,9 @@ export class MasterLink {
         if (this.conn === conn) this.conn = null;
         runner.detach(port);
         const why = err === null ? "closed" : describeError(err);
-        if (registered) {
+        if (this.state === "stopped") {
+          this.opts.logger.info(`session with the master at ${where} closed`);
+        } else if (registered) {
           this.opts.logger.warn(`lost the master at ${where}: ${why}; running jobs go on`);
         } else {
           this.opts.logger.warn(`the master at ${where} closed before registering: ${why}`);

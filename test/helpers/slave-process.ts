@@ -1,0 +1,78 @@
+// A real abs-slave process for integration tests: a temp directory with a
+// slave.conf pointing at a test master (realm key, 127.0.0.1), its state
+// and log dirs inside it, started with -f. The test edits slave.conf,
+// signals the process and waits on what it prints.
+
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DaemonProcess, type Teardown } from "./daemon-process.js";
+import { tempDir } from "./tmp.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const SLAVE_BIN = path.resolve(here, "../../bin/abs-slave.js");
+
+export interface SlaveSetup {
+  /** The master to register with. */
+  master: { port: number; keyFile: string };
+  /** Default "green-acres". */
+  name?: string;
+  /** Extra `key: value` lines. */
+  extra?: string;
+  env?: Record<string, string>;
+}
+
+export class SlaveProcess extends DaemonProcess {
+  readonly confPath: string;
+  readonly stateDir: string;
+  readonly name: string;
+
+  private constructor(
+    t: Teardown,
+    readonly dir: string,
+    private setup: SlaveSetup,
+  ) {
+    super(t, "abs-slave", SLAVE_BIN);
+    this.confPath = path.join(dir, "slave.conf");
+    this.stateDir = path.join(dir, "state");
+    this.name = setup.name ?? "green-acres";
+  }
+
+  /** Writes slave.conf in a new temp dir and starts the slave; resolves once it has registered. */
+  static async start(t: Teardown, setup: SlaveSetup): Promise<SlaveProcess> {
+    const s = SlaveProcess.prepare(t, setup);
+    await s.launch();
+    await s.waitForOutput(/registered with master/);
+    return s;
+  }
+
+  static prepare(t: Teardown, setup: SlaveSetup): SlaveProcess {
+    const s = new SlaveProcess(t, tempDir(t, "abs-slave-"), setup);
+    s.writeConfig(setup);
+    return s;
+  }
+
+  /** Rewrites slave.conf (the running slave notices, or is sent SIGHUP by the test). */
+  writeConfig(setup: SlaveSetup): void {
+    this.setup = setup;
+    writeFileSync(
+      this.confPath,
+      [
+        "# written by the test",
+        `master: 127.0.0.1:${setup.master.port}`,
+        `name: ${this.name}`,
+        `state_dir: ${this.stateDir}`,
+        `log_dir: ${path.join(this.dir, "log")}`,
+        `realm_key_file: ${setup.master.keyFile}`,
+        setup.extra ?? "",
+        "",
+      ].join("\n"),
+    );
+  }
+
+  /** Starts abs-slave -f; resolves when it says it runs. */
+  async launch(extraArgs: string[] = []): Promise<void> {
+    this.spawnDaemon(["-f", "-c", this.confPath, ...extraArgs], this.setup.env ?? {});
+    await this.waitForOutput(/abs-slave pid \d+ running/);
+  }
+}
