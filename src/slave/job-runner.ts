@@ -235,16 +235,16 @@ export class JobRunner {
     void this.finish(c, "canceled", message, {});
   }
 
-  /** The master has the result on disk: forget it. */
-  ack(a: JobAttempt): void {
+  /** The master has the result on disk: forget it. Resolves once its record is removed. */
+  ack(a: JobAttempt): Promise<void> {
     const k = key(a);
     const pending = this.results.get(k);
-    if (pending === undefined) return; // a repeat ack
+    if (pending === undefined) return Promise.resolve(); // a repeat ack
     this.results.delete(k);
     this.opts.logger.info(`job ${a.jobId}: the master has the result of attempt ${a.attempt}`, {
       job: a.jobId,
     });
-    void pending.written
+    return pending.written
       .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
       .catch((err: unknown) =>
         this.opts.logger.warn(`job ${a.jobId}: ${describeError(err)} (it will be reported again)`, {

@@ -247,7 +247,7 @@ export class MasterLink {
             runner.cancel(m);
             return;
           case "ack":
-            runner.ack(m);
+            void runner.ack(m);
             return;
           default:
             // Handshake messages never reach here (link-connection.ts refuses them).

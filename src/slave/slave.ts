@@ -10,8 +10,9 @@
 // A reload (SIGHUP, or an edit of slave.conf) applies what it can while
 // jobs run: a new master or new credentials end the session and register
 // there; max_jobs registers again; allowed_paths apply to the next
-// dispatch, heartbeat_interval to the next registration. name, state_dir
-// and log_dir need a restart: a reload keeps their old values and says so.
+// dispatch, heartbeat_interval to the next registration. name, state_dir,
+// log_dir, keytab and ccache need a restart: a reload keeps their old values
+// and says so.
 
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
@@ -28,6 +29,9 @@ export const RESTART_ONLY_KEYS = [
   ["name", "name"],
   ["stateDir", "state_dir"],
   ["logDir", "log_dir"],
+  // The Kerberos library reads these from process-wide settings once (auth/kerberos.ts).
+  ["keytab", "keytab"],
+  ["ccache", "ccache"],
 ] as const satisfies readonly (readonly [keyof SlaveConfig, string])[];
 
 /** Settings that decide where and how the slave connects: a change means a new session. */
@@ -35,9 +39,7 @@ const CONNECTION_KEYS = [
   "master",
   "auth",
   "realmKeyFile",
-  "keytab",
   "principal",
-  "ccache",
   "masterPrincipal",
   "masterFingerprint",
   "masterCa",

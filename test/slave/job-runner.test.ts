@@ -1,0 +1,322 @@
+// The job runner with a real state directory and methods the test controls:
+// the order of record and message, repeats, refusals, cancel, max run time,
+// acks, a stop, and recovery after a crash. Every wait is on an event.
+
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import t, { type Test } from "tap";
+import type { JsonObject } from "../../src/json-shape.js";
+import { silentLogger } from "../../src/log.js";
+import type { DispatchMessage, SlaveToMasterMessage } from "../../src/protocol/slave-messages.js";
+import { JobRunner, type RunnerPort } from "../../src/slave/job-runner.js";
+import {
+  type MethodContext,
+  type MethodResult,
+  canceledError,
+} from "../../src/slave/methods/method.js";
+import { StateDir } from "../../src/slave/state-dir.js";
+import { tempDir } from "../helpers/tmp.js";
+
+/** A method the test ends by hand; it stops when its signal is aborted. */
+interface Held {
+  ctx: MethodContext;
+  finish(r: MethodResult): void;
+}
+
+class Harness {
+  readonly sent: SlaveToMasterMessage[] = [];
+  readonly held: Held[] = [];
+  private waiters: (() => void)[] = [];
+  readonly port: RunnerPort = {
+    send: (m) => {
+      this.sent.push(m);
+      this.wake();
+      return true;
+    },
+  };
+
+  constructor(
+    readonly runner: JobRunner,
+    readonly dir: string,
+  ) {}
+
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when `pred` holds (checked after every message and method start). */
+  async until(pred: () => boolean): Promise<void> {
+    while (!pred()) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  async message<T extends SlaveToMasterMessage["type"]>(
+    type: T,
+    jobId: number,
+  ): Promise<Extract<SlaveToMasterMessage, { type: T }>> {
+    const find = () => this.sent.find((m) => m.type === type && "jobId" in m && m.jobId === jobId);
+    await this.until(() => find() !== undefined);
+    return find() as Extract<SlaveToMasterMessage, { type: T }>;
+  }
+
+  records(): string[] {
+    return readdirSync(this.dir)
+      .filter((n) => /^(run|result)-/.test(n))
+      .sort();
+  }
+}
+
+async function harness(
+  t: Test,
+  opts: { maxJobs?: number; allowed?: string[] } = {},
+): Promise<Harness> {
+  const dir = path.join(tempDir(t), "state");
+  const { stateDir } = await StateDir.open(dir, { logger: silentLogger });
+  t.teardown(() => stateDir.close());
+  // The method reports to the harness made below, before any job runs.
+  const box: { h?: Harness } = {};
+  const run = (_m: string, _p: JsonObject, ctx: MethodContext): Promise<MethodResult> =>
+    new Promise((resolve, reject) => {
+      ctx.signal.addEventListener("abort", () => reject(canceledError(ctx.signal, "test method")));
+      box.h?.held.push({ ctx, finish: resolve });
+      box.h?.wake();
+    });
+  const runner = new JobRunner({
+    name: "green-acres",
+    stateDir,
+    logger: silentLogger,
+    limits: { maxJobs: opts.maxJobs ?? 2, allowedPaths: opts.allowed ?? ["/"] },
+    workDir: dir,
+    run,
+  });
+  const h = new Harness(runner, dir);
+  box.h = h;
+  runner.attach(h.port);
+  return h;
+}
+
+function dispatch(jobId: number, extra: Partial<DispatchMessage> = {}): DispatchMessage {
+  return {
+    type: "dispatch",
+    jobId,
+    attempt: 1,
+    definition: "nightly",
+    method: "command",
+    params: { program: "/bin/true" },
+    maxRunTimeMs: null,
+    ...extra,
+  };
+}
+
+t.test(
+  "a job is recorded before `started`, its result before `result`; ack forgets it",
+  async (t) => {
+    const h = await harness(t);
+    h.runner.dispatch(dispatch(1));
+    await h.message("started", 1);
+    t.same(h.records(), ["run-1-1.json"], "recorded before started was sent");
+    t.same(h.runner.reports().running, [
+      { jobId: 1, attempt: 1, state: "running", progress: null },
+    ]);
+    await h.until(() => h.held.length === 1);
+    h.held[0]?.ctx.onProgress({ files: 3, bytes: 4096, path: "/home/a" });
+    const progress = await h.message("progress", 1);
+    t.same(progress, {
+      type: "progress",
+      jobId: 1,
+      attempt: 1,
+      files: 3,
+      bytes: 4096,
+      path: "/home/a",
+    });
+
+    h.held[0]?.finish({ message: "done", data: { n: 1 } });
+    const result = await h.message("result", 1);
+    t.same(result, {
+      type: "result",
+      jobId: 1,
+      attempt: 1,
+      outcome: "succeeded",
+      message: "done",
+      data: { n: 1 },
+    });
+    t.same(h.records(), ["result-1-1.json"], "the result is on disk, the run record gone");
+    t.same(h.runner.reports(), {
+      running: [],
+      results: [{ jobId: 1, attempt: 1, outcome: "succeeded", message: "done", data: { n: 1 } }],
+    });
+    await h.runner.ack({ jobId: 1, attempt: 1 });
+    t.same(h.records(), [], "forgotten once acknowledged");
+    await h.runner.ack({ jobId: 1, attempt: 1 }); // a repeat changes nothing
+    t.same(h.runner.reports(), { running: [], results: [] });
+  },
+);
+
+t.test(
+  "repeats: a dispatch of a running attempt, of a finished one, a cancel of a finished one",
+  async (t) => {
+    const h = await harness(t);
+    h.runner.dispatch(dispatch(1));
+    await h.until(() => h.held.length === 1);
+    h.runner.dispatch(dispatch(1));
+    await h.until(() => h.sent.filter((m) => m.type === "started").length === 2);
+    t.equal(h.held.length, 1, "the method runs once");
+    h.held[0]?.finish({ message: "done", data: {} });
+    await h.message("result", 1);
+    h.runner.dispatch(dispatch(1));
+    await h.until(() => h.sent.filter((m) => m.type === "result").length === 2);
+    h.runner.cancel({ type: "cancel", jobId: 1, attempt: 1 });
+    await h.until(() => h.sent.filter((m) => m.type === "result").length === 3);
+    t.same(
+      h.sent.filter((m) => m.type === "result").map((m) => m.type === "result" && m.outcome),
+      ["succeeded", "succeeded", "succeeded"],
+      "the same result each time",
+    );
+    t.equal(h.held.length, 1, "never run again");
+  },
+);
+
+t.test("refusals: the limit, an unknown method, bad parameters, a path outside", async (t) => {
+  const data = tempDir(t);
+  const h = await harness(t, { maxJobs: 1, allowed: [data] });
+  h.runner.dispatch(dispatch(1));
+  await h.until(() => h.held.length === 1);
+  h.runner.dispatch(dispatch(2));
+  t.same(await h.message("reject", 2), {
+    type: "reject",
+    jobId: 2,
+    attempt: 1,
+    reason: "green-acres is at its limit 1/1",
+  });
+  h.held[0]?.finish({ message: "done", data: {} });
+  await h.message("result", 1);
+  h.runner.dispatch(dispatch(3, { method: "ftp" }));
+  t.equal(
+    (await h.message("reject", 3)).reason,
+    'unknown method "ftp"; this slave runs tar, restore, verify, command',
+  );
+  h.runner.dispatch(dispatch(4, { method: "tar", params: { sources: "/x" } }));
+  t.equal(
+    (await h.message("reject", 4)).reason,
+    'tar: params.sources: expected an array, got "/x"',
+  );
+  h.runner.dispatch(
+    dispatch(5, { method: "tar", params: { sources: ["/etc"], destination: `${data}/b` } }),
+  );
+  t.equal(
+    (await h.message("reject", 5)).reason,
+    `tar.sources "/etc" is outside the slave's allowed paths: ${data}`,
+  );
+  t.notOk(
+    h.sent.some((m) => m.type === "started" && m.jobId > 1),
+    "none of them started",
+  );
+  t.same(h.records(), ["result-1-1.json"], "and none was recorded");
+});
+
+t.test("cancel, a cancel of what does not run here, the max run time", async (t) => {
+  const h = await harness(t);
+  h.runner.dispatch(dispatch(1));
+  await h.until(() => h.held.length === 1);
+  h.runner.cancel({ type: "cancel", jobId: 1, attempt: 1 });
+  t.same(
+    h.runner.reports().running.map((r) => r.state),
+    ["canceling"],
+  );
+  const canceled = await h.message("result", 1);
+  t.equal(canceled.outcome, "canceled");
+  t.equal(canceled.message, "test method canceled: canceled by the master");
+
+  h.runner.cancel({ type: "cancel", jobId: 7, attempt: 3 });
+  const unknown = await h.message("result", 7);
+  t.same(
+    [unknown.outcome, unknown.message],
+    ["canceled", "canceled: green-acres does not run job 7 attempt 3"],
+  );
+
+  h.runner.dispatch(dispatch(2, { maxRunTimeMs: 50 }));
+  const timedOut = await h.message("result", 2);
+  t.equal(timedOut.outcome, "canceled", "the same outcome as the master's own max-run-time cancel");
+  t.equal(
+    timedOut.message,
+    "stopped at its max run time of 50ms: test method canceled: stopped at its max run time of 50ms",
+  );
+});
+
+t.test("stopAll fails running jobs with the reason and refuses new ones", async (t) => {
+  const h = await harness(t);
+  h.runner.dispatch(dispatch(1));
+  h.runner.dispatch(dispatch(2));
+  await h.until(() => h.held.length === 2);
+  await h.runner.stopAll("slave stopped (SIGTERM)");
+  // Written in parallel: in any order.
+  const results = h.sent
+    .filter((m) => m.type === "result")
+    .sort((a, b) => (a.type === "result" && b.type === "result" ? a.jobId - b.jobId : 0));
+  t.same(
+    results.map((m) => m.type === "result" && [m.jobId, m.outcome, m.message]),
+    [
+      [1, "failed", "slave stopped (SIGTERM): test method canceled: slave stopped (SIGTERM)"],
+      [2, "failed", "slave stopped (SIGTERM): test method canceled: slave stopped (SIGTERM)"],
+    ],
+  );
+  t.same(h.records(), ["result-1-1.json", "result-2-1.json"]);
+  h.runner.dispatch(dispatch(3));
+  t.equal((await h.message("reject", 3)).reason, "the slave is stopping");
+});
+
+t.test(
+  "recover: jobs that died with the previous process fail; unacknowledged results stay",
+  async (t) => {
+    const dir = path.join(tempDir(t), "state");
+    const first = await StateDir.open(dir, { logger: silentLogger });
+    await first.stateDir.writeRun({
+      jobId: 5,
+      attempt: 1,
+      definition: "nightly",
+      method: "command",
+      params: {},
+      maxRunTimeMs: null,
+      startedAt: Date.UTC(2026, 10, 23, 2, 0),
+      pid: 777,
+    });
+    await first.stateDir.writeResult({
+      jobId: 6,
+      attempt: 2,
+      outcome: "succeeded",
+      message: "ok",
+      data: {},
+    });
+    await first.stateDir.close();
+
+    const { stateDir, contents } = await StateDir.open(dir, { logger: silentLogger });
+    t.teardown(() => stateDir.close());
+    const runner = new JobRunner({
+      name: "green-acres",
+      stateDir,
+      logger: silentLogger,
+      limits: { maxJobs: 2, allowedPaths: ["/"] },
+      workDir: dir,
+    });
+    await runner.recover(contents);
+    t.same(runner.reports(), {
+      running: [],
+      results: [
+        { jobId: 6, attempt: 2, outcome: "succeeded", message: "ok", data: {} },
+        {
+          jobId: 5,
+          attempt: 1,
+          outcome: "failed",
+          message:
+            "slave restarted: the job was running when abs-slave pid 777 stopped (started 2026-11-23T02:00:00.000Z)",
+          data: { code: "SLAVE_RESTARTED" },
+        },
+      ],
+    });
+    t.same(
+      readdirSync(dir)
+        .filter((n) => /^(run|result)-/.test(n))
+        .sort(),
+      ["result-5-1.json", "result-6-2.json"],
+    );
+  },
+);
