@@ -2,6 +2,7 @@
 // JSON lines. With no name, lists them.
 
 import { runAuthBench } from "./auth.js";
+import { runBackupBench } from "./backup.js";
 import { runDispatchBench } from "./dispatch.js";
 import { runJobsDirBench } from "./jobsdir.js";
 import { runStartupBench } from "./startup.js";
@@ -11,6 +12,7 @@ const SCENARIOS: Record<string, () => Promise<void>> = {
   auth: runAuthBench,
   dispatch: runDispatchBench,
   startup: runStartupBench,
+  backup: runBackupBench,
 };
 
 async function main(): Promise<void> {
