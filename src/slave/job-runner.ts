@@ -357,10 +357,10 @@ export class JobRunner {
       if (code === "CANCELED" && job.stop !== null) {
         // A job stopped at its max run time ends canceled, as the master's
         // own max-run-time cancel does: the outcome is the same whichever
-        // of the two clocks fires first; the message says which limit.
-        const stop = job.stop;
-        outcome = stop.kind === "slave-stopping" ? "failed" : "canceled";
-        message = stop.kind === "cancel" ? text : `${stopText(stop)}: ${text}`;
+        // of the two clocks fires first. The method's message carries the
+        // abort's reason ("... canceled: stopped at its max run time of 2h").
+        outcome = job.stop.kind === "slave-stopping" ? "failed" : "canceled";
+        message = text;
       } else {
         [outcome, message] = ["failed", text];
       }

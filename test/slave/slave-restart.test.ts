@@ -250,3 +250,20 @@ t.test("a second abs-slave on the same state directory is refused", async (t) =>
   );
   t.ok(existsSync(path.join(s.stateDir, "abs-slave.pid")), "the first slave's pid file is kept");
 });
+
+t.test(
+  "SIGTERM of the slave: its running job ends failed with the reason, reported before it exits",
+  async (t) => {
+    const data = tempDir(t, "abs-data-");
+    const fifo = makeFifo(data);
+    const m = await MasterProcess.start(t, { jobs: waitingJob("long", fifo) });
+    const s = await SlaveProcess.start(t, { master: m });
+    const [id] = await runDefinition(m, "long");
+    await waitForState(m, id, "running");
+    const exit = await s.stop();
+    t.same(exit, { code: 0, signal: null }, "exits 0");
+    const failed = await waitForState(m, id, "failed");
+    t.match(failed.result, /^command ".*" canceled: slave stopped \(SIGTERM\)/);
+    t.notOk(existsSync(path.join(s.stateDir, "abs-slave.pid")), "the pid file is removed");
+  },
+);
