@@ -267,3 +267,26 @@ t.test(
     t.notOk(existsSync(path.join(s.stateDir, "abs-slave.pid")), "the pid file is removed");
   },
 );
+
+t.test(
+  "a master that stops answering (SIGSTOP) is given up after three heartbeats; the slave comes back when it does",
+  async (t) => {
+    const m = await MasterProcess.start(t, { master: "heartbeat_interval = 200ms" });
+    const s = await SlaveProcess.start(t, { master: m });
+    const from = s.log.length;
+    m.signal("SIGSTOP");
+    t.teardown(() => m.signal("SIGCONT"));
+    await s.waitForOutput(
+      /lost the master at .*: no word from the master for 3 heartbeat intervals; running jobs go on/,
+      30_000,
+      from,
+    );
+    m.signal("SIGCONT");
+    await s.waitForOutput(
+      /registered with master/,
+      60_000,
+      s.log.indexOf("no word from the master"),
+    );
+    t.pass("registered again");
+  },
+);
