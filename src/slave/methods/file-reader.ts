@@ -2,7 +2,8 @@
 // the many small files of a typical tree, a thread-pool round trip per
 // open/fstat/read/close costs ~20x the syscalls themselves (10,000 files of
 // 4 KiB: ~3 s asynchronous, ~0.2 s synchronous). Each call blocks the event
-// loop for at most one chunk (1 MiB), and the archiver yields between files.
+// loop for at most one buffer (1 MiB), and the archiver yields at every
+// buffer it writes (tar-writer.ts).
 // Tests inject a counting wrapper to prove an unchanged file is never re-read.
 
 import { type Stats, closeSync, fstatSync, openSync, readSync } from "node:fs";

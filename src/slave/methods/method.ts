@@ -39,7 +39,7 @@ export interface MethodContext {
   workDir?: string;
   /** Milliseconds between SIGTERM and SIGKILL when a command is stopped. Default 5,000. */
   killGraceMs?: number;
-  /** How file contents are opened for reading (tests count reads through it). Default: fs.promises.open. */
+  /** How file contents are opened for reading (tests count reads through it). Default: `openForReading` (synchronous calls). */
   openFile?: FileOpener;
 }
 

@@ -36,10 +36,16 @@ function vanished(err: unknown): boolean {
 }
 
 export function entryOf(rel: string, st: Stats, target: string | null): ManifestEntry | null {
-  const base = { path: rel, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777, sha256: null };
-  if (st.isFile()) return { ...base, type: "file", size: st.size, target: null };
-  if (st.isDirectory()) return { ...base, type: "directory", size: 0, target: null };
-  if (st.isSymbolicLink()) return { ...base, type: "symlink", size: 0, target };
+  // Literal objects, not spreads: this runs for every path of every scan.
+  // The key order is the manifest's.
+  const mtime = Math.floor(st.mtimeMs);
+  const mode = st.mode & 0o7777;
+  if (st.isFile())
+    return { path: rel, mtime, mode, sha256: null, type: "file", size: st.size, target: null };
+  if (st.isDirectory())
+    return { path: rel, mtime, mode, sha256: null, type: "directory", size: 0, target: null };
+  if (st.isSymbolicLink())
+    return { path: rel, mtime, mode, sha256: null, type: "symlink", size: 0, target };
   return null;
 }
 
