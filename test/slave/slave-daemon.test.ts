@@ -276,3 +276,37 @@ t.test("a command that fails, and one stopped at its max run time", async (t) =>
   const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
   t.notMatch(ps, /^\/bin\/sleep 600$/m, "the command was killed");
 });
+
+t.test("a full destination fails the job with the reason; the slave goes on serving", async (t) => {
+  const { m, data } = await setup(
+    t,
+    (d) =>
+      [
+        job("full-disk", [
+          "method = tar",
+          `tar.sources = ${d}/src`,
+          `tar.destination = ${d}/small`,
+        ]),
+        job("ok", ["method = command", "command.program = /bin/true"]),
+      ].join("\n"),
+    (d) => {
+      makeTree(path.join(d, "src"));
+      writeFileSync(path.join(d, "src", "big"), Buffer.alloc(600_000, 1));
+      mkdirSync(path.join(d, "small"));
+    },
+  );
+  const small = path.join(data, "small");
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", small], { stdio: "ignore" });
+  } catch {
+    t.comment("skipped: cannot mount a tmpfs here (not root?)");
+    return;
+  }
+  t.teardown(() => execFileSync("umount", [small]));
+  const [id] = await runDefinition(m, "full-disk");
+  const failed = await waitForState(m, id, "failed");
+  t.match(failed.result, /no space left on the device/);
+  t.same(readdirSync(small), [], "no partial file left on the full disk");
+  const [ok] = await runDefinition(m, "ok");
+  await waitForState(m, ok, "succeeded");
+});
