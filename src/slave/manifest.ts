@@ -72,19 +72,50 @@ export interface Plan {
  * What an incremental against `previous` must store, given the tree as
  * scanned now (entries without sha256 yet). With no previous manifest,
  * everything is stored (a full backup).
+ *
+ * An unchanged entry is the previous manifest's own object: it holds the
+ * same fields and the sha256 to carry over, and a copy per entry is what an
+ * unchanged tree of many files would pay for. `deleted` is in the previous
+ * tree's order.
  */
 export function planBackup(previous: Manifest | null, scanned: readonly ManifestEntry[]): Plan {
   if (previous === null) return { store: [...scanned], unchanged: [], deleted: [] };
-  const before = new Map(previous.tree.map((e) => [e.path, e]));
+  return planInPlace(previous.tree, scanned) ?? planByPath(previous.tree, scanned);
+}
+
+/**
+ * The plan when the tree holds the same paths in the same order as before
+ * (the scan's order is stable, so this is any backup where nothing was added
+ * or deleted), found without a lookup; null otherwise.
+ */
+function planInPlace(
+  tree: readonly ManifestEntry[],
+  scanned: readonly ManifestEntry[],
+): Plan | null {
+  if (tree.length !== scanned.length) return null;
+  const plan: Plan = { store: [], unchanged: [], deleted: [] };
+  for (let i = 0; i < scanned.length; i++) {
+    const old = tree[i];
+    const entry = scanned[i];
+    if (old.path !== entry.path) return null;
+    if (changed(old, entry)) plan.store.push(entry);
+    else plan.unchanged.push(old);
+  }
+  return plan;
+}
+
+function planByPath(tree: readonly ManifestEntry[], scanned: readonly ManifestEntry[]): Plan {
+  const before = new Map<string, ManifestEntry>();
+  for (const e of tree) before.set(e.path, e);
   const plan: Plan = { store: [], unchanged: [], deleted: [] };
   const seen = new Set<string>();
   for (const entry of scanned) {
     seen.add(entry.path);
     const old = before.get(entry.path);
     if (old === undefined || changed(old, entry)) plan.store.push(entry);
-    else plan.unchanged.push({ ...entry, sha256: old.sha256 });
+    else plan.unchanged.push(old);
   }
-  for (const e of previous.tree) if (!seen.has(e.path)) plan.deleted.push(e.path);
+  for (const e of tree) if (!seen.has(e.path)) plan.deleted.push(e.path);
   return plan;
 }
 
@@ -92,7 +123,16 @@ export function serializeManifest(m: Manifest): string {
   return JSON.stringify(m) + "\n";
 }
 
-/** Parses a manifest file's text; throws AbsError BAD_ARGUMENT naming the file and field. */
+/**
+ * Parses a manifest file's text; throws AbsError BAD_ARGUMENT naming the file
+ * and field.
+ *
+ * A manifest holds an entry per path of the tree, and an incremental reads
+ * one before anything else: a well-formed one is checked in one pass with
+ * plain comparisons (`readManifest`). Anything that pass does not accept is
+ * read again field by field (`readManifestByField`), which throws the error
+ * naming the field; the two accept the same manifests.
+ */
 export function parseManifest(text: string, file: string): Manifest {
   let value: unknown;
   try {
@@ -102,22 +142,10 @@ export function parseManifest(text: string, file: string): Manifest {
       context: { file },
     });
   }
+  const manifest = readManifest(value);
+  if (manifest !== null) return manifest;
   try {
-    const f = new Fields(value);
-    const version = f.int("version", { min: 1 });
-    if (version !== MANIFEST_VERSION) {
-      throw new ShapeError("version", `manifest format ${version} is not ${MANIFEST_VERSION}`);
-    }
-    return {
-      version,
-      level: f.oneOf("level", ["full", "incremental"] as const),
-      createdAt: f.int("createdAt", { min: 0 }),
-      archive: f.string("archive", { nonEmpty: true }),
-      previous: f.raw.previous === null ? null : f.string("previous", { nonEmpty: true }),
-      tree: f.objects("tree", readEntry),
-      stored: strings(f, "stored"),
-      deleted: strings(f, "deleted"),
-    };
+    return readManifestByField(value);
   } catch (err) {
     if (err instanceof ShapeError) {
       throw new AbsError("BAD_ARGUMENT", `${file}: ${err.field}: ${err.why}`, {
@@ -128,6 +156,97 @@ export function parseManifest(text: string, file: string): Manifest {
   }
 }
 
+/**
+ * A path component that is empty, "." or "..", or a NUL anywhere: "", "/a",
+ * "a//b", "a/", "./a", "a/../b" all hold one.
+ */
+const UNSAFE_PATH = /(?:^|\/)\.{0,2}(?:\/|$)|\0/;
+
+/** A relative path that cannot step outside the root it is joined to. */
+export function isSafeRelativePath(p: string): boolean {
+  return !UNSAFE_PATH.test(p);
+}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max;
+}
+
+function isStrings(v: unknown): v is string[] {
+  if (!Array.isArray(v)) return false;
+  for (const s of v) if (typeof s !== "string") return false;
+  return true;
+}
+
+const MAX = Number.MAX_SAFE_INTEGER;
+const MIN = Number.MIN_SAFE_INTEGER;
+
+/** The manifest if `value` is a valid one, else null (see `readManifestByField` for why). */
+function readManifest(value: unknown): Manifest | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const { version, level, createdAt, archive, previous, tree, stored, deleted } = value as Record<
+    string,
+    unknown
+  >;
+  if (
+    version !== MANIFEST_VERSION ||
+    (level !== "full" && level !== "incremental") ||
+    !isInt(createdAt, 0, MAX) ||
+    typeof archive !== "string" ||
+    archive === "" ||
+    (previous !== null && (typeof previous !== "string" || previous === "")) ||
+    !Array.isArray(tree) ||
+    !isStrings(stored) ||
+    !isStrings(deleted)
+  ) {
+    return null;
+  }
+  const entries: ManifestEntry[] = [];
+  for (const item of tree as unknown[]) {
+    const entry = readEntry(item);
+    if (entry === null) return null;
+    entries.push(entry);
+  }
+  return { version, level, createdAt, archive, previous, tree: entries, stored, deleted };
+}
+
+/** A tree entry if `item` is a valid one, else null. A new object: unknown keys are dropped. */
+function readEntry(item: unknown): ManifestEntry | null {
+  if (typeof item !== "object" || item === null || Array.isArray(item)) return null;
+  const { path, type, size, mtime, mode, sha256, target } = item as Record<string, unknown>;
+  if (
+    typeof path !== "string" ||
+    !isSafeRelativePath(path) ||
+    (type !== "file" && type !== "directory" && type !== "symlink") ||
+    !isInt(size, 0, MAX) ||
+    !isInt(mtime, MIN, MAX) ||
+    !isInt(mode, 0, 0o7777) ||
+    (sha256 !== null && typeof sha256 !== "string") ||
+    (target !== null && typeof target !== "string")
+  ) {
+    return null;
+  }
+  return { path, type, size, mtime, mode, sha256, target };
+}
+
+/** The manifest read field by field: throws ShapeError naming the first bad field. */
+function readManifestByField(value: unknown): Manifest {
+  const f = new Fields(value);
+  const version = f.int("version", { min: 1 });
+  if (version !== MANIFEST_VERSION) {
+    throw new ShapeError("version", `manifest format ${version} is not ${MANIFEST_VERSION}`);
+  }
+  return {
+    version,
+    level: f.oneOf("level", ["full", "incremental"] as const),
+    createdAt: f.int("createdAt", { min: 0 }),
+    archive: f.string("archive", { nonEmpty: true }),
+    previous: f.raw.previous === null ? null : f.string("previous", { nonEmpty: true }),
+    tree: f.objects("tree", readEntryByField),
+    stored: strings(f, "stored"),
+    deleted: strings(f, "deleted"),
+  };
+}
+
 function strings(f: Fields, key: string): string[] {
   return f.array(key).map((v, i) => {
     if (typeof v !== "string") throw new ShapeError(`${key}[${i}]`, "expected a string");
@@ -135,13 +254,7 @@ function strings(f: Fields, key: string): string[] {
   });
 }
 
-/** A relative path that cannot step outside the root it is joined to. */
-export function isSafeRelativePath(p: string): boolean {
-  if (p === "" || p.startsWith("/") || p.includes("\0")) return false;
-  return p.split("/").every((part) => part !== "" && part !== "." && part !== "..");
-}
-
-function readEntry(f: Fields): ManifestEntry {
+function readEntryByField(f: Fields): ManifestEntry {
   const path = f.string("path", { nonEmpty: true });
   if (!isSafeRelativePath(path))
     throw new ShapeError(`${f.prefix}.path`, `"${path}" is not a safe relative path`);

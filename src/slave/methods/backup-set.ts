@@ -87,9 +87,25 @@ export async function readManifestFile(file: string): Promise<Manifest> {
   return parseManifest(text, file);
 }
 
+/** The stamp in a manifest's name (see `manifestRe`). */
+const NAME_STAMP = new RegExp(
+  `-(${STAMP})-(?:full|incremental)\\.tar(?:\\.gz)?\\.manifest\\.json$`,
+);
+
+function stampOf(name: string): string {
+  return NAME_STAMP.exec(name)?.[1] ?? "";
+}
+
 /**
  * The newest manifest in `dir` (of `definition`, or of any definition when
- * null), or null when there is none.
+ * null), or null when there is none: the one with the latest `createdAt`, the
+ * last by name among equals.
+ *
+ * A destination gathers one manifest per backup, each listing the whole
+ * tree, and a manifest's name holds its `createdAt` (`archiveName`): the
+ * newest by name is read alone, and taken when its `createdAt` is the one its
+ * name says. When it is not (a manifest renamed or edited by hand), all of
+ * them are read to compare their `createdAt`.
  */
 export async function newestManifest(
   dir: string,
@@ -97,6 +113,14 @@ export async function newestManifest(
 ): Promise<{ file: string; manifest: Manifest } | null> {
   const re = manifestRe(definition);
   const names = (await readdir(dir)).filter((n) => re.test(n)).sort();
+  if (names.length === 0) return null;
+  // Sorted by name, then (stable) by stamp: the last is the newest by name.
+  const byStamp = names.map((n) => ({ n, stamp: stampOf(n) }));
+  byStamp.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0));
+  const last = byStamp[byStamp.length - 1];
+  const file = path.join(dir, last.n);
+  const manifest = await readManifestFile(file);
+  if (utcStamp(manifest.createdAt) === last.stamp) return { file, manifest };
   let best: { file: string; manifest: Manifest } | null = null;
   for (const n of names) {
     const file = path.join(dir, n);

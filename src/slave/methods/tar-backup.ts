@@ -14,10 +14,11 @@
 //     header's size comes from the open file's fstat, so a file that changed
 //     since the scan is still archived consistently; one that vanished is
 //     skipped with a warning.
-//  4. fsync the archive, rename it, then write, fsync and rename the
-//     manifest, then fsync the directory. A manifest exists only for a
-//     complete archive, so a crash leaves at most a partial file or an
-//     archive without a manifest, never a backup that looks complete.
+//  4. Write the manifest beside the partial archive and fsync both (the two
+//     fsyncs at once), rename the archive, then the manifest, then fsync the
+//     directory. A manifest exists only for a complete archive, so a crash
+//     leaves at most partial files or an archive without a manifest, never a
+//     backup that looks complete.
 // Cancel (the signal) stops between entries and between buffers of a big
 // file, and removes the partial file. Memory is bounded by the writer's two
 // buffers, whatever the tree.
@@ -104,8 +105,9 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
   await checkAllowed(destination, "tar.destination", ctx.allowedPaths);
   const exclude = compileExclude(params.exclude);
   // The destination is never archived into itself.
+  const inDestination = destination + "/";
   const skip = (abs: string): boolean =>
-    abs === destination || abs.startsWith(destination + "/") || exclude(abs);
+    abs === destination || abs.startsWith(inDestination) || exclude(abs);
 
   try {
     await mkdir(destination, { recursive: true });
@@ -126,9 +128,11 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
   const previous =
     params.level === "incremental" ? await newestManifest(destination, definition) : null;
   const level = previous === null ? "full" : "incremental";
-  const scan = await scanSources(params.sources, skip, ctx.signal).catch((err: unknown) => {
-    throw ioError("tar: scanning", params.sources.join(", "), err);
-  });
+  const scan = await scanSources(params.sources, skip, ctx.signal, previous?.manifest.tree).catch(
+    (err: unknown) => {
+      throw ioError("tar: scanning", params.sources.join(", "), err);
+    },
+  );
   const plan = planBackup(previous?.manifest ?? null, scan.entries);
 
   const archive = archiveName(definition, createdAt, level, params.gzip);
@@ -146,7 +150,9 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     throw ioError("tar: cannot write", partial, err);
   }
 
-  const stored = new Map<string, ManifestEntry>();
+  // What was archived, in plan order, with the values read: a planned entry
+  // that vanished or is no longer a regular file is not among them.
+  const stored: ManifestEntry[] = [];
   let bytes = 0;
   const openFile = ctx.openFile ?? openForReading;
   try {
@@ -165,27 +171,22 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
         continue;
       }
       if (r.warning !== null) warnings.push(r.warning);
-      stored.set(r.entry.path, r.entry);
+      stored.push(r.entry);
       progress.add(1, 0, abs);
     }
-    await writer.finish();
-    await rename(partial, archiveFile);
   } catch (err) {
     await writer.abort();
     if (err instanceof AbsError) throw err;
     throw ioError("tar: cannot write", partial, err);
   }
 
-  // The tree as archived: what was stored now (with the values read) and
-  // what is unchanged, in scan order; deletions are the rest of the previous tree.
-  const unchanged = new Map(plan.unchanged.map((e) => [e.path, e]));
-  const tree: ManifestEntry[] = [];
-  for (const e of scan.entries) {
-    const kept = stored.get(e.path) ?? unchanged.get(e.path);
-    if (kept !== undefined) tree.push(kept);
-  }
-  const inTree = new Set(tree.map((e) => e.path));
-  const deleted = (previous?.manifest.tree ?? []).map((e) => e.path).filter((p) => !inTree.has(p));
+  // The tree as archived: what was stored now and what is unchanged, in scan
+  // order; deletions are the rest of the previous tree.
+  const tree = treeAsArchived(scan.entries, plan.unchanged, stored);
+  const deleted =
+    stored.length === plan.store.length
+      ? plan.deleted
+      : deletedSince(previous?.manifest.tree ?? [], tree);
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
     level,
@@ -193,27 +194,44 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     archive,
     previous: previous === null ? null : path.basename(previous.file),
     tree,
-    stored: [...stored.keys()],
+    stored: stored.map((e) => e.path),
     deleted,
   };
   const manifestName = manifestNameOf(archive);
   const manifestFile = path.join(destination, manifestName);
   const manifestPartial = path.join(destination, `.${manifestName}${PARTIAL_SUFFIX}`);
+  // The file a failure is reported on, and what is in place so far.
+  let failing = partial;
+  let archiveRenamed = false;
+  let manifestRenamed = false;
   try {
     throwIfCanceled(ctx.signal, "tar backup");
-    await writeFile(manifestPartial, serializeManifest(manifest), {
-      flag: "wx",
-      flush: true,
-      mode: 0o600,
-    });
+    const text = serializeManifest(manifest);
+    // Both files are made durable at once (their fsyncs in flight together),
+    // and only then renamed into place, the archive first: a manifest is
+    // never in place for an archive that is not.
+    const [archiveDone, manifestDone] = await Promise.allSettled([
+      writer.finish(),
+      writeFile(manifestPartial, text, { flag: "wx", flush: true, mode: 0o600 }),
+    ]);
+    if (archiveDone.status === "rejected") throw archiveDone.reason;
+    failing = manifestPartial;
+    if (manifestDone.status === "rejected") throw manifestDone.reason;
+    failing = partial;
+    await rename(partial, archiveFile);
+    archiveRenamed = true;
+    failing = manifestPartial;
     await rename(manifestPartial, manifestFile);
+    manifestRenamed = true;
     await fsyncDir(destination);
   } catch (err) {
-    // Without its manifest the archive is not a backup: remove both.
+    // An archive without its manifest is not a backup, and a manifest
+    // without its archive is a broken one: remove both, the manifest first.
+    if (manifestRenamed) await removeQuietly(manifestFile);
     await removeQuietly(manifestPartial);
-    await removeQuietly(archiveFile);
-    if (err instanceof AbsError) throw err;
-    throw ioError("tar: cannot write", manifestPartial, err);
+    await writer.abort();
+    if (archiveRenamed) await removeQuietly(archiveFile);
+    throw ioError("tar: cannot write", failing, err);
   }
   progress.flush();
 
@@ -243,6 +261,34 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
       warnings: warnings.slice(0, 100),
     },
   };
+}
+
+/**
+ * The entries of `scanned` (in its order) that are in `unchanged` or
+ * `stored`, both in scan order (a plan keeps it), taken from those: a merge,
+ * without a map of either.
+ */
+function treeAsArchived(
+  scanned: readonly ManifestEntry[],
+  unchanged: ManifestEntry[],
+  stored: ManifestEntry[],
+): ManifestEntry[] {
+  if (stored.length === 0 && unchanged.length === scanned.length) return unchanged;
+  if (unchanged.length === 0 && stored.length === scanned.length) return stored;
+  const tree: ManifestEntry[] = [];
+  let u = 0;
+  let s = 0;
+  for (const e of scanned) {
+    if (u < unchanged.length && unchanged[u].path === e.path) tree.push(unchanged[u++]);
+    else if (s < stored.length && stored[s].path === e.path) tree.push(stored[s++]);
+  }
+  return tree;
+}
+
+/** Paths of `before` not in `tree`, in `before`'s order. */
+function deletedSince(before: readonly ManifestEntry[], tree: readonly ManifestEntry[]): string[] {
+  const inTree = new Set(tree.map((e) => e.path));
+  return before.map((e) => e.path).filter((p) => !inTree.has(p));
 }
 
 function closeQuietly(handle: ReadableFile | null | undefined): void {

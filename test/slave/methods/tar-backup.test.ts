@@ -301,3 +301,44 @@ t.test(
     t.equal(bigEntry?.size, big.length);
   },
 );
+
+t.test(
+  "an incremental: a changed file that vanishes before it is read is recorded deleted",
+  async (t) => {
+    const dir = tempDir(t);
+    const src = path.join(dir, "src");
+    const dest = path.join(dir, "dest");
+    makeTree(src);
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const ctx = (more = {}) => makeCtx([dir], { now: () => (clock += 1000), ...more });
+    await tarBackup(params(src, dest), ctx());
+    const victim = path.join(src, "docs/a.txt");
+    writeFileSync(victim, "alpha changed\n");
+    writeFileSync(path.join(src, "new.txt"), "new\n");
+    const openFile = (p: string) => {
+      if (p === victim) unlinkSync(victim);
+      return openForReading(p);
+    };
+    const r = await tarBackup(params(src, dest, { level: "incremental" }), ctx({ openFile }));
+    t.match(r.data.warnings, [/docs\/a\.txt: vanished/]);
+    const m = await readManifestFile(path.join(dest, str(r.data.manifest)));
+    const rel = src.slice(1);
+    t.same(m.deleted, [`${rel}/docs/a.txt`]);
+    t.same(
+      m.stored,
+      [`${rel}`, `${rel}/new.txt`],
+      "the source directory (a file added) and the new file",
+    );
+    t.notOk(m.tree.some((e) => e.path === `${rel}/docs/a.txt`));
+    t.ok(m.tree.find((e) => e.path === `${rel}/new.txt`)?.sha256, "the new file's hash");
+    t.ok(
+      m.tree.find((e) => e.path === `${rel}/script.sh`)?.sha256,
+      "an unchanged file's hash carried",
+    );
+    t.same(
+      m.tree.map((e) => e.path),
+      [...m.tree.map((e) => e.path)].sort(),
+      "in scan order",
+    );
+  },
+);

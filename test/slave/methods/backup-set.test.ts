@@ -1,0 +1,78 @@
+import { renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import t from "tap";
+import { type Manifest, serializeManifest } from "../../../src/slave/manifest.js";
+import {
+  archiveName,
+  manifestNameOf,
+  newestManifest,
+} from "../../../src/slave/methods/backup-set.js";
+import { tempDir } from "../../helpers/tmp.js";
+
+/** Writes the manifest of a backup of `definition` made at `createdAt`; returns its name. */
+function put(
+  dir: string,
+  definition: string,
+  createdAt: number,
+  level: Manifest["level"] = "full",
+): string {
+  const archive = archiveName(definition, createdAt, level, false);
+  const m: Manifest = {
+    version: 1,
+    level,
+    createdAt,
+    archive,
+    previous: null,
+    tree: [],
+    stored: [],
+    deleted: [],
+  };
+  const name = manifestNameOf(archive);
+  writeFileSync(path.join(dir, name), serializeManifest(m));
+  return name;
+}
+
+const T = Date.parse("2026-03-01T00:00:00Z");
+
+t.test("the newest manifest is the latest createdAt, of the definition or of any", async (t) => {
+  const dir = tempDir(t);
+  t.equal(await newestManifest(dir, "home"), null);
+  put(dir, "home", T);
+  const newest = put(dir, "home", T + 86_400_000, "incremental");
+  put(dir, "home", T + 1000);
+  const other = put(dir, "a-other", T + 2 * 86_400_000);
+  writeFileSync(path.join(dir, "notes.txt"), "not a manifest");
+  t.equal(path.basename((await newestManifest(dir, "home"))?.file ?? ""), newest);
+  t.equal(
+    path.basename((await newestManifest(dir, null))?.file ?? ""),
+    other,
+    "names of other definitions sort before, yet are newer",
+  );
+  t.equal((await newestManifest(dir, "home"))?.manifest.level, "incremental");
+});
+
+t.test("only the newest is read while it agrees with its name", async (t) => {
+  const dir = tempDir(t);
+  const old = put(dir, "home", T);
+  writeFileSync(path.join(dir, old), "{ not json");
+  const newest = put(dir, "home", T + 1000);
+  t.equal(path.basename((await newestManifest(dir, "home"))?.file ?? ""), newest);
+  // A broken newest is an error, as before.
+  writeFileSync(path.join(dir, newest), "{ not json");
+  await t.rejects(newestManifest(dir, "home"), { code: "BAD_ARGUMENT", message: /not a manifest/ });
+});
+
+t.test(
+  "a newest manifest that disagrees with its name: all are compared by createdAt",
+  async (t) => {
+    const dir = tempDir(t);
+    const a = put(dir, "home", T + 5000);
+    const b = put(dir, "home", T);
+    // b's content, under a name newer than a's.
+    const renamed = manifestNameOf(archiveName("home", T + 9000, "full", false));
+    renameSync(path.join(dir, b), path.join(dir, renamed));
+    const r = await newestManifest(dir, "home");
+    t.equal(path.basename(r?.file ?? ""), a);
+    t.equal(r?.manifest.createdAt, T + 5000);
+  },
+);
