@@ -15,10 +15,13 @@
 //    6  configuration error (abs reload with a bad config, a bad master.conf)
 //   10  abs watch: the job failed
 //   11  abs watch: the job was canceled
-// keygen and fingerprint touch local files only and exit 0, 1 or 2.
+// keygen and fingerprint touch local files only and exit 0, 1 or 2. demo
+// (a master and a slave of its own in a directory) fails with 1 or 2 too.
 //
 // The admin socket is found as src/cli/socket.ts says (and --help repeats).
 
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { readCertificateFingerprint } from "../src/auth/tls.js";
 import { generateRealmKey } from "../src/auth/realm-key.js";
@@ -33,6 +36,7 @@ import {
   parseOnOff,
 } from "../src/cli/args.js";
 import { archive, autoarchive } from "../src/cli/commands/archive.js";
+import { DEFAULT_DEMO_DIR, demo, stopDemo } from "../src/cli/commands/demo.js";
 import { drain, reload, status } from "../src/cli/commands/master.js";
 import { cancel, run } from "../src/cli/commands/run.js";
 import { showJob } from "../src/cli/commands/show-job.js";
@@ -50,6 +54,7 @@ import {
   failureText,
 } from "../src/cli/exit-status.js";
 import { resolveAdminSocket, SOCKET_HELP } from "../src/cli/socket.js";
+import { BadArgumentError } from "../src/errors.js";
 
 interface GlobalOptions {
   socket?: string;
@@ -127,6 +132,41 @@ function program(): Command {
     .addHelpText("after", examples("abs fingerprint /var/lib/abs/master/tls-cert.pem"))
     .action(async (file: string) => {
       process.stdout.write(`${await local(readCertificateFingerprint(file))}\n`);
+    });
+
+  abs
+    .command("demo")
+    .description(
+      "try ABS on this host: write DIR (a realm key, a sample tree, master.conf and slave.conf), start abs-master and abs-slave there, back the sample up every 10 s, and show the jobs once the first backup has succeeded",
+    )
+    .argument("[dir]", "the demo's directory, created if missing", DEFAULT_DEMO_DIR)
+    .option("--stop", "stop the demo's master and the slaves configured in DIR, and wait for them")
+    .addHelpText(
+      "after",
+      examples(
+        "abs demo",
+        "abs demo /tmp/abs-demo",
+        "abs demo --stop",
+        "abs demo --stop /tmp/abs-demo",
+      ),
+    )
+    .action(async (dir: string, o: { stop?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (g.socket !== undefined || g.config !== undefined) {
+        throw new BadArgumentError(
+          "abs demo runs its own master in DIR: --socket and --config do not apply to it",
+        );
+      }
+      const env = {
+        binDir: path.dirname(fileURLToPath(import.meta.url)),
+        execPath: process.execPath,
+        cwd: process.cwd(),
+        env: process.env,
+        out: { write: (text: string) => process.stdout.write(text), isTTY: false },
+        // Under npx (npm exec), the hints say npx abs: a clone has no abs on PATH.
+        absCommand: process.env.npm_command === "exec" ? "npx abs" : "abs",
+      };
+      await (o.stop === true ? stopDemo(dir, env) : demo(dir, env));
     });
 
   abs

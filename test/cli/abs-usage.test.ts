@@ -12,6 +12,7 @@ import { tempDir } from "../helpers/tmp.js";
 const SUBCOMMANDS = [
   ["keygen"],
   ["fingerprint"],
+  ["demo"],
   ["status"],
   ["show"],
   ["show", "jobs"],
