@@ -19,6 +19,8 @@ export interface SlaveSetup {
   name?: string;
   /** Extra `key: value` lines. */
   extra?: string;
+  /** Kerberos instead of the realm key: the slave's keytab, the master's principal and certificate pin. */
+  kerberos?: { keytab: string; masterPrincipal: string; masterFingerprint: string };
   env?: Record<string, string>;
 }
 
@@ -63,7 +65,14 @@ export class SlaveProcess extends DaemonProcess {
         `name: ${this.name}`,
         `state_dir: ${this.stateDir}`,
         `log_dir: ${path.join(this.dir, "log")}`,
-        `realm_key_file: ${setup.master.keyFile}`,
+        ...(setup.kerberos === undefined
+          ? [`realm_key_file: ${setup.master.keyFile}`]
+          : [
+              "auth: kerberos",
+              `keytab: ${setup.kerberos.keytab}`,
+              `master_principal: ${setup.kerberos.masterPrincipal}`,
+              `master_fingerprint: ${setup.kerberos.masterFingerprint}`,
+            ]),
         setup.extra ?? "",
         "",
       ].join("\n"),
