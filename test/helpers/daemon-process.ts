@@ -7,6 +7,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 
 export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
+  /** tap's: false once an assertion of the test failed. */
+  passing?(): boolean;
+  comment?(...message: unknown[]): void;
 }
 
 export type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
@@ -14,6 +17,8 @@ export type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
 export class DaemonProcess {
   private child: ChildProcess | null = null;
   private output = "";
+  /** Everything printed by every start of the process, shown when the test fails. */
+  private history = "";
   private readonly watchers = new Set<() => void>();
   private exited: Promise<ExitInfo> | null = null;
 
@@ -34,6 +39,7 @@ export class DaemonProcess {
     this.child = child;
     const onData = (chunk: Buffer): void => {
       this.output += chunk.toString();
+      this.history += chunk.toString();
       for (const w of [...this.watchers]) w();
     };
     child.stdout?.on("data", onData);
@@ -47,6 +53,14 @@ export class DaemonProcess {
     this.t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     });
+    if (this.history === "") {
+      // Once per process object: what it printed helps explain a failure.
+      this.t.teardown(() => {
+        if (this.t.passing?.() === false) {
+          this.t.comment?.(`${this.program} printed:\n${this.history}`);
+        }
+      });
+    }
   }
 
   /** Everything the process printed since it was (re)started. */
