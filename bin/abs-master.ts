@@ -3,7 +3,7 @@
 // Master (src/master/master.ts), installs the signal handlers, and maps
 // failures to exit statuses.
 //
-//   abs-master [-f] [-d] [-c FILE] [-t]
+//   abs-master [-f] [-d] [-c FILE] [-t] [--no-voting [--yes-do-it]]
 //
 // Exit statuses: 0 stopped cleanly (or -t: the config is valid); 1 the
 // config is invalid or the master could not start (the message says why);
@@ -11,6 +11,7 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import { createInterface } from "node:readline/promises";
 import { type FSWatcher, watch } from "chokidar";
 import { Command, CommanderError, Option } from "commander";
 import { formatIssues } from "../src/config/issues.js";
@@ -20,11 +21,14 @@ import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemoniz
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
 import { Master } from "../src/master/master.js";
+import { runStartupVote } from "../src/master/startup-vote.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
 import { handleSignals } from "../src/signals.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
+/** Set for the background copy: the starting process did the startup vote (or skipped it). */
+const STARTUP_CHECK_ENV = "ABS_STARTUP_CHECKED";
 const DEFAULT_CONFIG = "/etc/abs/master.conf";
 /** A burst of edits in jobs.d (an editor's save, a deploy) is one reload. */
 const JOBS_D_SETTLE_MS = 300;
@@ -48,6 +52,11 @@ function program(): Command {
       ).default(process.env.ABS_CONFIG ?? DEFAULT_CONFIG, "$ABS_CONFIG or /etc/abs/master.conf"),
     )
     .option("-t, --test", "check the config: print every error and exit 1, or a summary and exit 0")
+    .option(
+      "--no-voting",
+      "start without asking the peers whether another master runs (asks for a confirmation)",
+    )
+    .option("--yes-do-it", "with --no-voting: no confirmation (for scripts)")
     .exitOverride()
     .allowExcessArguments(false);
 }
@@ -55,7 +64,14 @@ function program(): Command {
 async function main(): Promise<number> {
   const cmd = program();
   cmd.parse(process.argv);
-  const o = cmd.opts<{ foreground?: boolean; debug?: boolean; config: string; test?: boolean }>();
+  const o = cmd.opts<{
+    foreground?: boolean;
+    debug?: boolean;
+    config: string;
+    test?: boolean;
+    voting: boolean;
+    yesDoIt?: boolean;
+  }>();
   const flags: Flags = {
     foreground: o.foreground === true,
     debug: o.debug === true,
@@ -75,6 +91,34 @@ async function main(): Promise<number> {
   if (flags.test) {
     process.stdout.write(`${summarizeMasterConfig(config)}\n`);
     return 0;
+  }
+
+  // The startup vote, or the admin's confirmation to skip it, before going
+  // into the background, so the answer reaches the terminal. The background
+  // copy is told it was done (STARTUP_CHECK_ENV) and does not ask again.
+  const voteLog: string[] = [];
+  if (process.env[STARTUP_CHECK_ENV] === undefined) {
+    if (!o.voting) {
+      if (o.yesDoIt !== true && !(await confirmNoVoting())) return EXIT_FAILURE;
+      voteLog.push("started with --no-voting: the peers were not asked whether a master runs");
+    } else {
+      const collect = (line: string): void => void voteLog.push(line);
+      try {
+        await runStartupVote(config, {
+          debug: collect,
+          info: collect,
+          warn: collect,
+          error: collect,
+        });
+      } catch (err) {
+        for (const line of voteLog) process.stderr.write(`abs-master: ${line}\n`);
+        process.stderr.write(`abs-master: ${describeError(err)}\n`);
+        return EXIT_FAILURE;
+      }
+    }
+    process.env[STARTUP_CHECK_ENV] = "1";
+  } else if (!o.voting) {
+    voteLog.push("started with --no-voting: the peers were not asked whether a master runs");
   }
 
   if (!flags.foreground && !isDaemonChild()) {
@@ -99,6 +143,7 @@ async function main(): Promise<number> {
     debug: flags.debug,
   });
   const accessLog = createDaemonLogger({ file: path.join(config.logDir, "admin-access.log") });
+  for (const line of voteLog) logger.info(line);
   const pidFile = path.join(path.dirname(config.adminSocket), "abs-master.pid");
   const closeLogs = async (): Promise<void> => {
     await logger.close();
@@ -166,6 +211,33 @@ async function main(): Promise<number> {
   logger.info(`abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`);
   if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
   return exited;
+}
+
+/**
+ * Asks on the terminal whether to start without voting; false (with the
+ * reason on stderr) when there is no terminal to ask on or the answer is
+ * not "yes".
+ */
+async function confirmNoVoting(): Promise<boolean> {
+  if (process.stdin.isTTY !== true) {
+    process.stderr.write(
+      "abs-master: --no-voting needs a confirmation on a terminal; add --yes-do-it to start without one\n",
+    );
+    return false;
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(
+      "Starting without voting: if another master of this realm runs, two masters will\n" +
+        "dispatch the same jobs and their jobs directories will disagree.\n" +
+        "Start anyway? Type yes to continue: ",
+    );
+    if (answer.trim().toLowerCase() === "yes") return true;
+    process.stderr.write("abs-master: not started\n");
+    return false;
+  } finally {
+    rl.close();
+  }
 }
 
 main().then(

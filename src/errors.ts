@@ -33,6 +33,8 @@ export type ErrorCode =
   | "TLS"
   // The admin link: the master cannot be reached.
   | "UNREACHABLE"
+  // The startup vote found another master, or too few peers.
+  | "VOTE_FAILED"
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
@@ -220,6 +222,7 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   KDC_UNREACHABLE: true,
   TLS: true,
   UNREACHABLE: true,
+  VOTE_FAILED: true,
   CONFIG: true,
   BAD_ARGUMENT: true,
   PATH_NOT_ALLOWED: true,

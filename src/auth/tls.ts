@@ -267,6 +267,12 @@ export interface SlaveTlsOptions {
   pin?: string | null;
   /** PEM file of CA certificates to verify the master's certificate with. Default none. */
   ca?: string | null;
+  /**
+   * A master's startup vote asking a peer whether a master runs there
+   * (master/startup-vote.ts): it trusts nothing it is told, so Kerberos
+   * needs neither pin nor CA. Default false.
+   */
+  probe?: boolean;
 }
 
 /** A checked SlaveTlsOptions: the CA file read, the pin normalised. */
@@ -296,7 +302,7 @@ export async function compileSlaveTls(
     }
   }
   const caFile = opts.ca ?? undefined;
-  if (mode === "kerberos" && pin === undefined && caFile === undefined) {
+  if (mode === "kerberos" && pin === undefined && caFile === undefined && opts.probe !== true) {
     throw new ConfigError(
       "Kerberos authentication needs master_fingerprint or master_ca: the Kerberos exchange is not bound to the TLS session, so the slave must verify the master's certificate",
       { field: "master_fingerprint" },

@@ -60,6 +60,7 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "BAD_JOB_FILE":
     case "STATE_DIR_LOCKED":
     case "STATE_DIR_IO":
+    case "VOTE_FAILED":
     case "PROTOCOL":
     case "FRAME_TOO_LARGE":
     case "AUTH_FAILED":

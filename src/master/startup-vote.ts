@@ -1,0 +1,154 @@
+// The startup check against two masters, after Ganeti's voting
+// (ganeti-masterd.8: "it will abort if it doesn't get half plus one
+// positive answers"). The jobs directory's lock keeps two masters off one
+// directory; this keeps a second master off the realm when the directory
+// was copied to another host.
+//
+// The config's `peers` are the other hosts that may run the master. Before
+// it starts, the master asks each one, on its slave-link port, with the
+// realm's own credentials, whether a master answers there:
+//
+//   authenticated      a master of this realm runs there: refuse to start
+//   refused auth,      something answers that is not a master of this realm
+//   TLS trouble or     (another realm's master, another service): the host
+//   nothing listening  is up, and it is not our master — a vote for us
+//   no answer          (timeout, host or network unreachable): no vote
+//
+// The master starts only if no master answered and at least half plus one
+// of the peers voted. `--no-voting` skips the check (bin/abs-master.ts asks
+// for a confirmation first), for a peer that is down for good.
+
+import { hostname } from "node:os";
+import { connectToMaster, type SlaveAuthOptions } from "../auth/link-client.js";
+import { formatHostPort, type HostPort } from "../config/host-port.js";
+import type { MasterConfig } from "../config/master-config.js";
+import { AbsError, describeError } from "../errors.js";
+import type { Logger } from "../log.js";
+
+/** Time a peer has to answer (TCP, TLS and authentication each), in ms. */
+export const VOTE_TIMEOUT_MS = 5_000;
+
+/** What one peer said. */
+export type PeerAnswer =
+  | { peer: string; kind: "master"; master: string }
+  | { peer: string; kind: "vote"; why: string }
+  | { peer: string; kind: "silent"; why: string };
+
+/** The outcome of the vote: start, or refuse with the reason. Pure. */
+export function decideVote(
+  realm: string,
+  answers: readonly PeerAnswer[],
+): { start: true; votes: number } | { start: false; why: string } {
+  if (answers.length === 0) return { start: true, votes: 0 }; // no peers listed: nobody to ask
+  const masters = answers.filter((a) => a.kind === "master");
+  if (masters.length > 0) {
+    const where = masters.map((a) => `${a.peer} (master ${a.master})`).join(", ");
+    return {
+      start: false,
+      why: `another master of realm ${realm} answers at ${where}; stop it first (or start with --no-voting)`,
+    };
+  }
+  const votes = answers.filter((a) => a.kind === "vote").length;
+  const needed = Math.floor(answers.length / 2) + 1;
+  if (votes < needed) {
+    const silent = answers
+      .filter((a) => a.kind === "silent")
+      .map((a) => `${a.peer}: ${a.kind === "silent" ? a.why : ""}`)
+      .join("; ");
+    return {
+      start: false,
+      why: `only ${votes} of ${answers.length} peers answered, and half plus one (${needed}) must: ${silent}; check them and the network (or start with --no-voting)`,
+    };
+  }
+  return { start: true, votes };
+}
+
+/** How this master authenticates to a peer: as a slave of its own realm would. */
+function probeAuth(config: MasterConfig): SlaveAuthOptions {
+  if (config.auth === "kerberos") {
+    return {
+      mode: "kerberos",
+      // Peers are named like this master: abs/<host>.
+      servicePrincipal: config.servicePrincipal ?? `abs/${hostname()}`,
+      ...(config.keytab === null ? {} : { keytab: config.keytab }),
+      ...(config.servicePrincipal === null ? {} : { principal: config.servicePrincipal }),
+    };
+  }
+  return { mode: "realm-key", keyFile: config.realmKeyFile ?? "" };
+}
+
+/** The name the probe says hello with: it never registers, so any valid name does. */
+function probeName(): string {
+  const host =
+    hostname()
+      .split(".")[0]
+      ?.replace(/[^A-Za-z0-9_-]/g, "-") ?? "";
+  return `vote-${host === "" ? "master" : host}`.slice(0, 63);
+}
+
+/** Asks one peer; never rejects. */
+export async function askPeer(config: MasterConfig, peer: HostPort): Promise<PeerAnswer> {
+  const where = formatHostPort(peer);
+  const auth = probeAuth(config);
+  try {
+    const conn = await connectToMaster({
+      host: peer.host,
+      port: peer.port,
+      name: probeName(),
+      auth: auth.mode === "kerberos" ? { ...auth, servicePrincipal: `abs/${peer.host}` } : auth,
+      // The probe only asks whether a master of the realm is there; it trusts
+      // nothing it is told, so it does not need the peer's certificate.
+      tls: { probe: true },
+      handshakeTimeoutMs: VOTE_TIMEOUT_MS,
+    });
+    const master = conn.master;
+    conn.close();
+    return { peer: where, kind: "master", master };
+  } catch (err) {
+    return classify(where, err);
+  }
+}
+
+function classify(peer: string, err: unknown): PeerAnswer {
+  const why = describeError(err);
+  if (!(err instanceof AbsError)) return { peer, kind: "silent", why };
+  switch (err.code) {
+    case "AUTH_RATE_LIMITED":
+      // Only a master rate-limits: whose realm it serves is unknown, so it counts as one.
+      return { peer, kind: "master", master: "(rate-limited; realm unknown)" };
+    case "AUTH_FAILED":
+    case "TLS":
+      return { peer, kind: "vote", why };
+    case "UNREACHABLE": {
+      const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+      // A refused connection comes from the host itself: it is up, and no master listens.
+      return code === "ECONNREFUSED" ? { peer, kind: "vote", why } : { peer, kind: "silent", why };
+    }
+    default:
+      // AUTH_TIMEOUT and the rest: no answer that says anything.
+      return { peer, kind: "silent", why };
+  }
+}
+
+/**
+ * Asks every peer at once and decides. Resolves when the master may start
+ * (at once without peers); rejects with VOTE_FAILED saying why not.
+ */
+export async function runStartupVote(config: MasterConfig, logger: Logger): Promise<void> {
+  if (config.peers.length === 0) return;
+  const answers = await Promise.all(config.peers.map((p) => askPeer(config, p)));
+  for (const a of answers) {
+    const said =
+      a.kind === "master"
+        ? `a master (${a.master}) answers`
+        : a.kind === "vote"
+          ? `no master (${a.why})`
+          : `no answer (${a.why})`;
+    logger.info(`startup vote: ${a.peer}: ${said}`);
+  }
+  const decision = decideVote(config.realm, answers);
+  if (!decision.start) throw new AbsError("VOTE_FAILED", `startup vote: ${decision.why}`);
+  logger.info(
+    `startup vote: ${decision.votes} of ${answers.length} peers agree that no master runs`,
+  );
+}
