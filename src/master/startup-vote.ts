@@ -63,6 +63,10 @@ export function decideVote(
   return { start: true, votes };
 }
 
+function withRealm(principal: string, realm: string): string {
+  return principal.includes("@") ? principal : `${principal}@${realm}`;
+}
+
 /** How this master authenticates to a peer: as a slave of its own realm would. */
 function probeAuth(config: MasterConfig): SlaveAuthOptions {
   if (config.auth === "kerberos") {
@@ -71,14 +75,27 @@ function probeAuth(config: MasterConfig): SlaveAuthOptions {
       // Peers are named like this master: abs/<host>.
       servicePrincipal: config.servicePrincipal ?? `abs/${hostname()}`,
       ...(config.keytab === null ? {} : { keytab: config.keytab }),
-      ...(config.servicePrincipal === null ? {} : { principal: config.servicePrincipal }),
+      // The initiator names itself as name@REALM.
+      ...(config.servicePrincipal === null
+        ? {}
+        : { principal: withRealm(config.servicePrincipal, config.realm) }),
     };
   }
   return { mode: "realm-key", keyFile: config.realmKeyFile ?? "" };
 }
 
-/** The name the probe says hello with: it never registers, so any valid name does. */
-function probeName(): string {
+/**
+ * The name the probe says hello with. It never registers; with Kerberos it
+ * is a name the master's own principal may use (slave-identity.ts), so a
+ * master of the realm lets the probe through instead of refusing it.
+ */
+function probeName(config: MasterConfig): string {
+  const principal = config.auth === "kerberos" ? config.servicePrincipal : null;
+  if (principal !== null) {
+    const host = principal.replace(/@.*$/, "").split("/")[1] ?? "";
+    const label = host.split(".")[0] ?? "";
+    if (label !== "") return label;
+  }
   const host =
     hostname()
       .split(".")[0]
@@ -90,11 +107,12 @@ function probeName(): string {
 export async function askPeer(config: MasterConfig, peer: HostPort): Promise<PeerAnswer> {
   const where = formatHostPort(peer);
   const auth = probeAuth(config);
+  const kerberos = auth.mode === "kerberos";
   try {
     const conn = await connectToMaster({
       host: peer.host,
       port: peer.port,
-      name: probeName(),
+      name: probeName(config),
       auth: auth.mode === "kerberos" ? { ...auth, servicePrincipal: `abs/${peer.host}` } : auth,
       // The probe only asks whether a master of the realm is there; it trusts
       // nothing it is told, so it does not need the peer's certificate.
@@ -105,18 +123,33 @@ export async function askPeer(config: MasterConfig, peer: HostPort): Promise<Pee
     conn.close();
     return { peer: where, kind: "master", master };
   } catch (err) {
-    return classify(where, err);
+    return classify(where, err, kerberos);
   }
 }
 
-function classify(peer: string, err: unknown): PeerAnswer {
+function classify(peer: string, err: unknown, kerberos: boolean): PeerAnswer {
   const why = describeError(err);
   if (!(err instanceof AbsError)) return { peer, kind: "silent", why };
+  const refusedByPeer = err.message.startsWith("master refused authentication");
   switch (err.code) {
     case "AUTH_RATE_LIMITED":
       // Only a master rate-limits: whose realm it serves is unknown, so it counts as one.
       return { peer, kind: "master", master: "(rate-limited; realm unknown)" };
     case "AUTH_FAILED":
+      if (!kerberos) {
+        // Realm key: a master of this realm never refuses the right key; one
+        // that does, or cannot prove the key itself, serves another realm.
+        return { peer, kind: "vote", why };
+      }
+      // Kerberos: a refusal from the peer may come after it decrypted our
+      // ticket (the probe's principal is not one it takes as a slave), which
+      // only a master of this realm can do; it cannot be told apart from a
+      // refusal by another realm's master, so it counts as a master: a
+      // wrong refusal to start is safe, a wrong start is not. A failure on
+      // our side (our keytab, our KDC) says nothing about the peer.
+      return refusedByPeer
+        ? { peer, kind: "master", master: `(refused this master's principal: ${why})` }
+        : { peer, kind: "silent", why };
     case "TLS":
       return { peer, kind: "vote", why };
     case "UNREACHABLE": {

@@ -9,6 +9,7 @@ import net from "node:net";
 import path from "node:path";
 import t from "tap";
 import { type PeerAnswer, decideVote } from "../../src/master/startup-vote.js";
+import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { freeTcpPort } from "../helpers/ports.js";
 
@@ -148,3 +149,35 @@ t.test("--no-voting asks on the terminal: 'no' does not start, 'yes' does", asyn
   await gone;
   await b.stop();
 });
+
+const kerberosOptions = await kerberosTestOptions(t);
+
+t.test(
+  "Kerberos: a master of the realm answers the vote; the second master does not start",
+  kerberosOptions,
+  async (t) => {
+    const kdc = await startKdc({ realm: "VOTE.TEST" });
+    t.teardown(() => kdc.stop());
+    const keytab = await kdc.addPrincipal("abs/127.0.0.1");
+    const kerberos = { realm: "VOTE.TEST", keytab, servicePrincipal: "abs/127.0.0.1" };
+    const b = await MasterProcess.start(t, { kerberos, env: kdc.env });
+    const a = await MasterProcess.prepare(t, {
+      kerberos,
+      env: kdc.env,
+      master: `peers = 127.0.0.1:${b.port}`,
+    });
+    const r = await runNode([MASTER_BIN, "-f", "-c", a.confPath], kdc.env);
+    t.equal(r.status, 1);
+    t.match(
+      r.stderr,
+      new RegExp(
+        `startup vote: another master of realm VOTE\\.TEST answers at 127\\.0\\.0\\.1:${b.port} \\(master \\S+\\)`,
+      ),
+    );
+    await b.stop();
+    // With the peer's master stopped, nothing listens there: a vote.
+    await a.launch();
+    t.match(a.log, /startup vote: 1 of 1 peers agree that no master runs/);
+    await a.stop();
+  },
+);
