@@ -4,6 +4,7 @@
 import { runAuthBench } from "./auth.js";
 import { runBackupBench } from "./backup.js";
 import { runDispatchBench } from "./dispatch.js";
+import { runFailoverBench } from "./failover.js";
 import { runJobsDirBench } from "./jobsdir.js";
 import { runStartupBench } from "./startup.js";
 
@@ -13,6 +14,7 @@ const SCENARIOS: Record<string, () => Promise<void>> = {
   dispatch: runDispatchBench,
   startup: runStartupBench,
   backup: runBackupBench,
+  failover: runFailoverBench,
 };
 
 async function main(): Promise<void> {
