@@ -144,7 +144,8 @@ const MASTER_SCHEMA = {
   timezone: timeZone,
 };
 
-const MASTER_KEYS: readonly string[] = Object.keys(MASTER_SCHEMA);
+/** Every key of the [master] section. */
+export const MASTER_KEYS: readonly string[] = Object.keys(MASTER_SCHEMA);
 
 /** The master's local time zone, the default of `timezone`. */
 function localTimeZone(): string {

@@ -91,6 +91,9 @@ const SLAVE_SCHEMA = {
   heartbeat_interval: duration(100),
 };
 
+/** Every key slave.conf takes. */
+export const SLAVE_KEYS: readonly string[] = Object.keys(SLAVE_SCHEMA);
+
 const KERBEROS_KEYS = ["keytab", "principal", "ccache", "master_principal"];
 
 export interface SlaveLoadOptions {
