@@ -3,13 +3,14 @@
 // Master (src/master/master.ts), installs the signal handlers, and maps
 // failures to exit statuses.
 //
-//   abs-master [-f] [-d] [-c FILE] [-t] [--no-voting [--yes-do-it]]
+//   abs-master [-f] [-d] [-c FILE] [-t] [--no-voting [--yes-do-it]] [--disaster]
 //
 // Exit statuses: 0 stopped cleanly (or -t: the config is valid); 1 the
 // config is invalid or the master could not start (the message says why);
 // 2 bad usage.
 
 import { mkdir } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { type FSWatcher, watch } from "chokidar";
@@ -20,6 +21,7 @@ import { jobsDirOf, readMasterConfigFiles } from "../src/config/read-config-file
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
+import { FakeMaster } from "../src/master/fake-master.js";
 import { Master } from "../src/master/master.js";
 import { runStartupVote } from "../src/master/startup-vote.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
@@ -57,6 +59,10 @@ function program(): Command {
       "start without asking the peers whether another master runs (asks for a confirmation)",
     )
     .option("--yes-do-it", "with --no-voting: no confirmation (for scripts)")
+    .option(
+      "--disaster",
+      "run the fake master of disaster mode: no jobs directory; record what slaves report",
+    )
     .exitOverride()
     .allowExcessArguments(false);
 }
@@ -71,7 +77,9 @@ async function main(): Promise<number> {
     test?: boolean;
     voting: boolean;
     yesDoIt?: boolean;
+    disaster?: boolean;
   }>();
+  const disaster = o.disaster === true;
   const flags: Flags = {
     foreground: o.foreground === true,
     debug: o.debug === true,
@@ -97,7 +105,10 @@ async function main(): Promise<number> {
   // into the background, so the answer reaches the terminal. The background
   // copy is told it was done (STARTUP_CHECK_ENV) and does not ask again.
   const voteLog: string[] = [];
-  if (process.env[STARTUP_CHECK_ENV] === undefined) {
+  if (disaster) {
+    // The fake master stands in for a master that is gone: no vote.
+    voteLog.push("disaster mode: the fake master; no startup vote");
+  } else if (process.env[STARTUP_CHECK_ENV] === undefined) {
     if (!o.voting) {
       if (o.yesDoIt !== true && !(await confirmNoVoting())) return EXIT_FAILURE;
       voteLog.push("started with --no-voting: the peers were not asked whether a master runs");
@@ -153,6 +164,7 @@ async function main(): Promise<number> {
   // Signals are handled from the start: a SIGTERM during startup stops the
   // master once it has started (never half-way), a SIGHUP then is moot.
   let master: Master | undefined;
+  let fake: FakeMaster | undefined;
   let watcher: FSWatcher | undefined;
   let settle: NodeJS.Timeout | undefined;
   let exit: (status: number) => void = () => undefined;
@@ -161,6 +173,10 @@ async function main(): Promise<number> {
   const removeSignals = handleSignals({
     logger,
     reload: async () => {
+      if (fake !== undefined) {
+        logger.info("SIGHUP: the fake master has no config to re-read; restart it to change one");
+        return;
+      }
       if (master === undefined) {
         logger.info("SIGHUP during startup: the config being started with was read just now");
         return;
@@ -172,6 +188,7 @@ async function main(): Promise<number> {
       clearTimeout(settle);
       await watcher?.close();
       await master?.stop();
+      await fake?.stop();
       await removePidFile(pidFile);
       await closeLogs();
     },
@@ -179,6 +196,11 @@ async function main(): Promise<number> {
   });
 
   async function startMaster(): Promise<void> {
+    if (disaster) {
+      fake = await FakeMaster.start({ config, logger, accessLog, hostName: os.hostname() });
+      await writePidFile(pidFile);
+      return;
+    }
     master = await Master.start({ configPath: flags.config, config, logger, accessLog });
     await writePidFile(pidFile);
     // Adding, changing or removing a definition file in jobs.d acts like SIGHUP.
@@ -208,7 +230,11 @@ async function main(): Promise<number> {
     else process.stderr.write(`abs-master: ${describeError(err)}\n`);
     return EXIT_FAILURE;
   }
-  logger.info(`abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`);
+  logger.info(
+    disaster
+      ? `abs-master pid ${process.pid} serving as the fake master (disaster mode)`
+      : `abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`,
+  );
   if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
   return exited;
 }

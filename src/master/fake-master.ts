@@ -1,0 +1,326 @@
+// The fake master of disaster mode (`abs-master --disaster`), after the
+// Athena Backup System's: while the real master and its jobs directory are
+// unavailable, it accepts any slave authenticated in its realm and writes
+// down what they report, so that no outcome is lost.
+//
+// - No jobs directory: nothing is read, locked or written there.
+// - Any slave of the realm: the realm key, or any Kerberos principal of the
+//   realm (allowed_principals does not apply); a principal still vouches
+//   for the name it registers under, as on the real master.
+// - It never answers "no such job": every report is taken, appended to the
+//   disaster log (disaster-log.ts) and, for results, acknowledged once
+//   fsynced. Running jobs are neither canceled nor reattached: they go on.
+// - It dispatches nothing.
+// - `abs status` and `abs show jobs` show what the slaves reported; the
+//   other admin methods answer that they need the real master.
+
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { LinkServer } from "../auth/link-server.js";
+import type { MasterSideConnection } from "../auth/link-connection.js";
+import { loadRealmKey } from "../auth/realm-key.js";
+import { principalMayUseName } from "../auth/slave-identity.js";
+import { loadOrCreateMasterTls } from "../auth/tls.js";
+import { formatHostPort } from "../config/host-port.js";
+import type { MasterConfig } from "../config/master-config.js";
+import { AbsError, AuthError, describeError } from "../errors.js";
+import type { JobState } from "../jobsdir/job.js";
+import type { JsonObject, JsonValue } from "../json-shape.js";
+import type { Logger } from "../log.js";
+import {
+  ADMIN_METHODS,
+  type JobView,
+  type StatusResult,
+  parseNoArgs,
+  parseShowJobsArgs,
+} from "../protocol/admin-api.js";
+import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
+import { type AdminMethod, AdminServer } from "./admin-server.js";
+import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
+
+/** The disaster log's name in the master's state directory. */
+export const DISASTER_LOG_FILE = "disaster-log.jsonl";
+
+export interface FakeMasterOptions {
+  config: MasterConfig;
+  logger: Logger;
+  accessLog?: Logger;
+  hostName: string;
+}
+
+/** What the slaves said about one attempt, for `abs show jobs`. */
+interface Reported {
+  view: JobView;
+}
+
+export class FakeMaster {
+  readonly startedAt = Date.now();
+  private readonly reported = new Map<string, Reported>();
+  private readonly connections = new Set<MasterSideConnection>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private admin: AdminServer | null = null;
+  private serial = 0;
+
+  private constructor(
+    private readonly opts: FakeMasterOptions,
+    private readonly link: LinkServer,
+    readonly log: DisasterLog,
+  ) {
+    link.on("connection", (conn) => this.accept(conn));
+    this.heartbeat = setInterval(() => {
+      for (const c of this.connections) c.send({ type: "heartbeat", time: Date.now() });
+    }, opts.config.heartbeatIntervalMs);
+  }
+
+  static async start(opts: FakeMasterOptions): Promise<FakeMaster> {
+    const { config, logger } = opts;
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    const log = await DisasterLog.open(path.join(config.stateDir, DISASTER_LOG_FILE));
+    const cleanups: (() => Promise<void>)[] = [() => log.close()];
+    try {
+      const tls = await loadOrCreateMasterTls({
+        certFile: config.tlsCert,
+        keyFile: config.tlsKey,
+        stateDir: config.stateDir,
+        hostName: opts.hostName,
+      });
+      logger.info(`TLS certificate ${tls.certFile}, SHA-256 fingerprint ${tls.fingerprint}`);
+      const realmKey =
+        config.realmKeyFile === null ? undefined : await loadRealmKey(config.realmKeyFile);
+      const kerberos =
+        config.auth === "kerberos" && config.keytab !== null && config.servicePrincipal !== null
+          ? {
+              keytab: config.keytab,
+              realm: config.realm,
+              servicePrincipal: config.servicePrincipal,
+            }
+          : undefined;
+      const link = await LinkServer.listen({
+        host: config.listen.host,
+        port: config.listen.port,
+        tls,
+        masterName: opts.hostName,
+        realmKey,
+        kerberos,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        logger,
+      });
+      cleanups.push(() => link.close());
+      logger.info(
+        `slave link listening on ${formatHostPort({ ...config.listen, port: link.port })}`,
+      );
+      const fake = new FakeMaster(opts, link, log);
+      fake.admin = await AdminServer.listen({
+        path: config.adminSocket,
+        mode: config.adminSocketMode,
+        methods: fake.methods(),
+        logger,
+        accessLog: opts.accessLog,
+      });
+      logger.info(
+        `disaster mode: no jobs directory; every report goes to ${log.file}; admin socket ${config.adminSocket}; ready`,
+      );
+      return fake;
+    } catch (err) {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get linkPort(): number {
+    return this.link.port;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await this.admin?.close();
+    for (const c of this.connections) c.close();
+    await this.link.close();
+    await this.log.close();
+  }
+
+  private accept(conn: MasterSideConnection): void {
+    const { logger } = this.opts;
+    if (conn.mode === "kerberos") {
+      const why = principalMayUseName(conn.identity, conn.name);
+      if (why !== null) {
+        logger.warn(`slave link: ${conn.peer} refused: ${why}`, { slave: conn.name });
+        conn.close(new AuthError("AUTH_FAILED", why));
+        return;
+      }
+    }
+    this.connections.add(conn);
+    // One message at a time: a result is acknowledged after the lines before it.
+    let queue: Promise<void> = Promise.resolve();
+    conn.onMessage((m) => {
+      queue = queue.then(() =>
+        this.handle(conn, m).catch((err: unknown) => {
+          // Not acknowledged: the slave keeps the result and reports it again.
+          logger.error(`slave ${conn.name}: ${describeError(err)}`, { slave: conn.name });
+        }),
+      );
+    });
+    conn.onClose((err) => {
+      this.connections.delete(conn);
+      logger.info(`slave ${conn.name} disconnected${err === null ? "" : `: ${err.message}`}`, {
+        slave: conn.name,
+      });
+    });
+  }
+
+  private async handle(conn: MasterSideConnection, m: SlaveToMasterMessage): Promise<void> {
+    const base = { time: Date.now(), slave: conn.name, identity: conn.identity };
+    switch (m.type) {
+      case "register": {
+        const records: DisasterRecord[] = [
+          ...m.running.map((r): DisasterRecord => ({
+            ...base,
+            report: "running",
+            jobId: r.jobId,
+            attempt: r.attempt,
+            state: r.state,
+            progress: r.progress,
+          })),
+          ...m.results.map((r): DisasterRecord => ({
+            ...base,
+            report: "result",
+            jobId: r.jobId,
+            attempt: r.attempt,
+            outcome: r.outcome,
+            message: r.message,
+            data: r.data,
+          })),
+        ];
+        await this.record(records);
+        for (const r of m.results) conn.send({ type: "ack", jobId: r.jobId, attempt: r.attempt });
+        conn.send({
+          type: "registered",
+          master: this.opts.hostName,
+          heartbeatMs: this.opts.config.heartbeatIntervalMs,
+        });
+        this.opts.logger.info(
+          `slave ${conn.name} registered with the fake master: ${m.running.length} running, ${m.results.length} results`,
+          { slave: conn.name },
+        );
+        return;
+      }
+      case "started":
+        return this.record([{ ...base, report: "started", jobId: m.jobId, attempt: m.attempt }]);
+      case "progress":
+        return this.record([
+          {
+            ...base,
+            report: "progress",
+            jobId: m.jobId,
+            attempt: m.attempt,
+            progress: { files: m.files, bytes: m.bytes, path: m.path },
+          },
+        ]);
+      case "result":
+        await this.record([
+          {
+            ...base,
+            report: "result",
+            jobId: m.jobId,
+            attempt: m.attempt,
+            outcome: m.outcome,
+            message: m.message,
+            data: m.data,
+          },
+        ]);
+        conn.send({ type: "ack", jobId: m.jobId, attempt: m.attempt });
+        return;
+      case "reject":
+        return this.record([
+          { ...base, report: "reject", jobId: m.jobId, attempt: m.attempt, reason: m.reason },
+        ]);
+      default:
+        return; // heartbeats; handshake messages never get here
+    }
+  }
+
+  /** Appends to the disaster log (durably) and updates what `abs show jobs` shows. */
+  private async record(records: DisasterRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.log.append(records);
+    for (const r of records) this.note(r);
+  }
+
+  private note(r: DisasterRecord): void {
+    const key = `${r.slave}/${r.jobId}/${r.attempt}`;
+    const known = this.reported.get(key)?.view;
+    const state: JobState =
+      r.report === "result"
+        ? (r.outcome ?? "failed")
+        : r.report === "reject"
+          ? "failed"
+          : r.report === "running"
+            ? (r.state ?? "running")
+            : (known?.state ?? "running");
+    this.serial += 1;
+    const view: JobView = {
+      id: r.jobId,
+      definition: known?.definition ?? "?",
+      slave: r.slave,
+      method: known?.method ?? "?",
+      state,
+      priority: 0,
+      attempt: r.attempt,
+      received: known?.received ?? r.time,
+      dispatched: known?.dispatched ?? null,
+      started: known?.started ?? (r.report === "started" ? r.time : null),
+      ended: r.report === "result" || r.report === "reject" ? r.time : (known?.ended ?? null),
+      notBefore: null,
+      progress: r.progress ?? known?.progress ?? null,
+      result:
+        r.report === "result"
+          ? (r.message ?? "")
+          : r.report === "reject"
+            ? `refused by the slave: ${r.reason ?? ""}`
+            : (known?.result ?? null),
+      waitReason: null,
+      serial: this.serial,
+    };
+    this.reported.set(key, { view });
+  }
+
+  private methods(): ReadonlyMap<string, AdminMethod> {
+    const map = new Map<string, AdminMethod>();
+    for (const name of ADMIN_METHODS) {
+      map.set(name, () => {
+        throw new AbsError(
+          "BAD_ARGUMENT",
+          `${name} needs the real master: this is the fake master of disaster mode (abs-master --disaster), which only records what slaves report`,
+        );
+      });
+    }
+    map.set("status", (args: JsonObject): JsonValue => {
+      parseNoArgs(args);
+      const c = this.opts.config;
+      const status: StatusResult = {
+        master: this.opts.hostName,
+        realm: c.realm,
+        mode: "disaster",
+        pid: process.pid,
+        startedAt: this.startedAt,
+        listen: `${c.listen.host}:${this.link.port}`,
+        jobsDir: null,
+        jobs: this.reported.size,
+        drained: false,
+        slavesConnected: new Set([...this.connections].map((x) => x.name)).size,
+      };
+      return status as unknown as JsonValue;
+    });
+    map.set("show-jobs", (args: JsonObject): JsonValue => {
+      const a = parseShowJobsArgs(args);
+      const jobs = [...this.reported.values()]
+        .map((r) => r.view)
+        .filter((v) => a.states === null || a.states.includes(v.state))
+        .filter((v) => a.slave === null || v.slave === a.slave)
+        .sort((x, y) => x.id - y.id || x.attempt - y.attempt);
+      const limited = a.limit === null ? jobs : jobs.slice(-a.limit);
+      return { jobs: limited } as unknown as JsonValue;
+    });
+    return map;
+  }
+}
