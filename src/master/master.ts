@@ -370,7 +370,7 @@ export class Master {
     this.links.stop();
     await this.link.close();
     this.dispatcher.stop();
-    await this.registry.flush();
+    await this.registry.close();
     await this.store.close();
     this.state = "stopped";
     this.opts.logger.info("stopped; jobs running on slaves keep running");

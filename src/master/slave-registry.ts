@@ -15,6 +15,7 @@ export class SlaveRegistry {
   private readonly records = new Map<string, SlaveRecord>();
   private saving: Promise<void> | null = null;
   private dirty = false;
+  private closed = false;
 
   constructor(
     private readonly store: JobStore,
@@ -34,6 +35,9 @@ export class SlaveRegistry {
   /** Records what is known of a slave now and saves it soon. */
   note(record: SlaveRecord): void {
     this.records.set(record.name, record);
+    // After close (the master stopping, its slaves' connections closing one
+    // by one) the jobs directory is closed: kept in memory only.
+    if (this.closed) return;
     this.dirty = true;
     this.saving ??= this.saveLoop();
   }
@@ -41,6 +45,12 @@ export class SlaveRegistry {
   /** Resolves once everything noted so far is saved. */
   async flush(): Promise<void> {
     while (this.saving !== null) await this.saving;
+  }
+
+  /** Saves what was noted and saves nothing more: the jobs directory closes next. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
   }
 
   private async saveLoop(): Promise<void> {
