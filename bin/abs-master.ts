@@ -14,10 +14,11 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { type FSWatcher, watch } from "chokidar";
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { formatIssues } from "../src/config/issues.js";
 import { loadMasterConfig, summarizeMasterConfig } from "../src/config/master-config.js";
 import { jobsDirOf, readMasterConfigFiles } from "../src/config/read-config-files.js";
+import { EXIT_FAILURE, failureExitStatus, reportStartFailure } from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
@@ -27,8 +28,6 @@ import { runStartupVote } from "../src/master/startup-vote.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
 import { handleSignals } from "../src/signals.js";
 
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 /** Set for the background copy: the starting process did the startup vote (or skipped it). */
 const STARTUP_CHECK_ENV = "ABS_STARTUP_CHECKED";
 const DEFAULT_CONFIG = "/etc/abs/master.conf";
@@ -226,8 +225,7 @@ async function main(): Promise<number> {
     removeSignals();
     logger.error(`cannot start: ${describeError(err)}`);
     await closeLogs();
-    if (isDaemonChild()) reportToParent({ ready: false, error: describeError(err) });
-    else process.stderr.write(`abs-master: ${describeError(err)}\n`);
+    reportStartFailure("abs-master", err);
     return EXIT_FAILURE;
   }
   logger.info(
@@ -268,12 +266,5 @@ async function confirmNoVoting(): Promise<boolean> {
 
 main().then(
   (status) => process.exit(status),
-  (err: unknown) => {
-    if (err instanceof CommanderError) {
-      const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
-      process.exit(ok ? 0 : EXIT_USAGE);
-    }
-    process.stderr.write(`abs-master: ${describeError(err)}\n`);
-    process.exit(EXIT_FAILURE);
-  },
+  (err: unknown) => process.exit(failureExitStatus("abs-master", err)),
 );

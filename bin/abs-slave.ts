@@ -13,13 +13,14 @@ import { mkdir, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type FSWatcher, watch } from "chokidar";
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { formatIssues } from "../src/config/issues.js";
 import {
   type SlaveConfig,
   loadSlaveConfig,
   summarizeSlaveConfig,
 } from "../src/config/slave-config.js";
+import { EXIT_FAILURE, failureExitStatus, reportStartFailure } from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
@@ -28,8 +29,6 @@ import { handleSignals } from "../src/signals.js";
 import { Slave } from "../src/slave/slave.js";
 import { SLAVE_PID_FILE } from "../src/slave/state-dir.js";
 
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 const DEFAULT_CONFIG = "/etc/abs/slave.conf";
 /** A burst of writes to slave.conf (an editor's save) is one reload. */
 const EDIT_SETTLE_MS = 300;
@@ -164,8 +163,7 @@ async function main(): Promise<number> {
     removeSignals();
     logger.error(`cannot start: ${describeError(err)}`);
     await logger.close();
-    if (isDaemonChild()) reportToParent({ ready: false, error: describeError(err) });
-    else process.stderr.write(`abs-slave: ${describeError(err)}\n`);
+    reportStartFailure("abs-slave", err);
     return EXIT_FAILURE;
   }
   logger.info(`abs-slave pid ${process.pid} running (${summarizeSlaveConfig(config)})`);
@@ -175,12 +173,5 @@ async function main(): Promise<number> {
 
 main().then(
   (status) => process.exit(status),
-  (err: unknown) => {
-    if (err instanceof CommanderError) {
-      const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
-      process.exit(ok ? 0 : EXIT_USAGE);
-    }
-    process.stderr.write(`abs-slave: ${describeError(err)}\n`);
-    process.exit(EXIT_FAILURE);
-  },
+  (err: unknown) => process.exit(failureExitStatus("abs-slave", err)),
 );

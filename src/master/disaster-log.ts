@@ -59,8 +59,7 @@ export class DisasterLog {
     for (const r of records) this.waiting.push(JSON.stringify(r) + "\n");
     // One flush at a time; records arriving meanwhile join the next one.
     this.flushing ??= this.chain.then(() => this.flush());
-    const mine = this.flushing;
-    return mine;
+    return this.flushing;
   }
 
   private async flush(): Promise<void> {

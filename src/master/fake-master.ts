@@ -16,14 +16,10 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { LinkServer } from "../auth/link-server.js";
+import type { LinkServer } from "../auth/link-server.js";
 import type { MasterSideConnection } from "../auth/link-connection.js";
-import { loadRealmKey } from "../auth/realm-key.js";
-import { principalMayUseName } from "../auth/slave-identity.js";
-import { loadOrCreateMasterTls } from "../auth/tls.js";
-import { formatHostPort } from "../config/host-port.js";
 import type { MasterConfig } from "../config/master-config.js";
-import { AbsError, AuthError, describeError } from "../errors.js";
+import { AbsError, describeError } from "../errors.js";
 import type { JobState } from "../jobsdir/job.js";
 import type { JsonObject, JsonValue } from "../json-shape.js";
 import type { Logger } from "../log.js";
@@ -37,6 +33,7 @@ import {
 import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
+import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
 
 /** The disaster log's name in the master's state directory. */
 export const DISASTER_LOG_FILE = "disaster-log.jsonl";
@@ -48,14 +45,10 @@ export interface FakeMasterOptions {
   hostName: string;
 }
 
-/** What the slaves said about one attempt, for `abs show jobs`. */
-interface Reported {
-  view: JobView;
-}
-
 export class FakeMaster {
   readonly startedAt = Date.now();
-  private readonly reported = new Map<string, Reported>();
+  /** What the slaves said of each attempt (`slave/job/attempt`), for `abs show jobs`. */
+  private readonly reported = new Map<string, JobView>();
   private readonly connections = new Set<MasterSideConnection>();
   private readonly heartbeat: NodeJS.Timeout;
   private admin: AdminServer | null = null;
@@ -78,37 +71,9 @@ export class FakeMaster {
     const log = await DisasterLog.open(path.join(config.stateDir, DISASTER_LOG_FILE));
     const cleanups: (() => Promise<void>)[] = [() => log.close()];
     try {
-      const tls = await loadOrCreateMasterTls({
-        certFile: config.tlsCert,
-        keyFile: config.tlsKey,
-        stateDir: config.stateDir,
-        hostName: opts.hostName,
-      });
-      logger.info(`TLS certificate ${tls.certFile}, SHA-256 fingerprint ${tls.fingerprint}`);
-      const realmKey =
-        config.realmKeyFile === null ? undefined : await loadRealmKey(config.realmKeyFile);
-      const kerberos =
-        config.auth === "kerberos" && config.keytab !== null && config.servicePrincipal !== null
-          ? {
-              keytab: config.keytab,
-              realm: config.realm,
-              servicePrincipal: config.servicePrincipal,
-            }
-          : undefined;
-      const link = await LinkServer.listen({
-        host: config.listen.host,
-        port: config.listen.port,
-        tls,
-        masterName: opts.hostName,
-        realmKey,
-        kerberos,
-        handshakeTimeoutMs: config.handshakeTimeoutMs,
-        logger,
-      });
+      const secrets = await loadSlaveLinkSecrets(config, opts.hostName, logger, true);
+      const link = await listenForSlaves(config, secrets, opts.hostName, logger);
       cleanups.push(() => link.close());
-      logger.info(
-        `slave link listening on ${formatHostPort({ ...config.listen, port: link.port })}`,
-      );
       const fake = new FakeMaster(opts, link, log);
       fake.admin = await AdminServer.listen({
         path: config.adminSocket,
@@ -141,14 +106,7 @@ export class FakeMaster {
 
   private accept(conn: MasterSideConnection): void {
     const { logger } = this.opts;
-    if (conn.mode === "kerberos") {
-      const why = principalMayUseName(conn.identity, conn.name);
-      if (why !== null) {
-        logger.warn(`slave link: ${conn.peer} refused: ${why}`, { slave: conn.name });
-        conn.close(new AuthError("AUTH_FAILED", why));
-        return;
-      }
-    }
+    if (!vouchedFor(conn, logger)) return;
     this.connections.add(conn);
     // One message at a time: a result is acknowledged after the lines before it.
     let queue: Promise<void> = Promise.resolve();
@@ -248,7 +206,7 @@ export class FakeMaster {
 
   private note(r: DisasterRecord): void {
     const key = `${r.slave}/${r.jobId}/${r.attempt}`;
-    const known = this.reported.get(key)?.view;
+    const known = this.reported.get(key);
     const state: JobState =
       r.report === "result"
         ? (r.outcome ?? "failed")
@@ -281,7 +239,7 @@ export class FakeMaster {
       waitReason: null,
       serial: this.serial,
     };
-    this.reported.set(key, { view });
+    this.reported.set(key, view);
   }
 
   private methods(): ReadonlyMap<string, AdminMethod> {
@@ -314,7 +272,6 @@ export class FakeMaster {
     map.set("show-jobs", (args: JsonObject): JsonValue => {
       const a = parseShowJobsArgs(args);
       const jobs = [...this.reported.values()]
-        .map((r) => r.view)
         .filter((v) => a.states === null || a.states.includes(v.state))
         .filter((v) => a.slave === null || v.slave === a.slave)
         .sort((x, y) => x.id - y.id || x.attempt - y.attempt);

@@ -19,11 +19,8 @@
 // `stopped` after.
 
 import os from "node:os";
-import { LinkServer } from "../auth/link-server.js";
-import { loadRealmKey } from "../auth/realm-key.js";
-import { loadOrCreateMasterTls } from "../auth/tls.js";
+import type { LinkServer } from "../auth/link-server.js";
 import { type Clock, systemClock } from "../clock.js";
-import { formatHostPort } from "../config/host-port.js";
 import { configErrorFromIssues } from "../config/issues.js";
 import { methodParams, type JobDefinition } from "../config/job-definition.js";
 import {
@@ -42,6 +39,7 @@ import { Dispatcher, type DispatchLimits } from "./dispatcher.js";
 import { policyFor } from "./job-policy.js";
 import { type FireReason, type ScheduledDefinition, Scheduler } from "./scheduler.js";
 import { SlaveLinks } from "./slave-links.js";
+import { listenForSlaves, loadSlaveLinkSecrets } from "./slave-listener.js";
 import { SlaveRegistry } from "./slave-registry.js";
 
 export interface MasterOptions {
@@ -120,28 +118,7 @@ export class Master {
       logger.info(`jobs directory ${config.jobsDir}: ${store.size} jobs`);
 
       // 2. Secrets.
-      const tls = await loadOrCreateMasterTls({
-        certFile: config.tlsCert,
-        keyFile: config.tlsKey,
-        stateDir: config.stateDir,
-        hostName,
-      });
-      if (tls.created) logger.info(`generated a TLS certificate in ${tls.certFile}`);
-      logger.info(`TLS certificate ${tls.certFile}, SHA-256 fingerprint ${tls.fingerprint}`);
-      const realmKey =
-        config.realmKeyFile === null ? undefined : await loadRealmKey(config.realmKeyFile);
-      const kerberos =
-        config.auth === "kerberos" && config.keytab !== null && config.servicePrincipal !== null
-          ? {
-              keytab: config.keytab,
-              realm: config.realm,
-              servicePrincipal: config.servicePrincipal,
-              // An empty list in the config means every principal of the
-              // realm; to the acceptor, a list means only those.
-              allowedPrincipals:
-                config.allowedPrincipals.length === 0 ? undefined : config.allowedPrincipals,
-            }
-          : undefined;
+      const secrets = await loadSlaveLinkSecrets(config, hostName, logger);
 
       // 3. The dispatcher.
       const dispatcher = new Dispatcher({ store, clock, logger, limits: limitsOf(config) });
@@ -149,20 +126,8 @@ export class Master {
       await dispatcher.start();
 
       // 4. The slave link.
-      const link = await LinkServer.listen({
-        host: config.listen.host,
-        port: config.listen.port,
-        tls,
-        masterName: hostName,
-        realmKey,
-        kerberos,
-        handshakeTimeoutMs: config.handshakeTimeoutMs,
-        logger,
-      });
+      const link = await listenForSlaves(config, secrets, hostName, logger);
       cleanups.push(() => link.close());
-      logger.info(
-        `slave link listening on ${formatHostPort({ ...config.listen, port: link.port })}`,
-      );
       const registry = new SlaveRegistry(store, logger);
       const links = new SlaveLinks({
         server: link,

@@ -7,14 +7,14 @@
 
 import type { LinkServer } from "../auth/link-server.js";
 import type { MasterSideConnection } from "../auth/link-connection.js";
-import { principalMayUseName } from "../auth/slave-identity.js";
 import type { Clock, Timer } from "../clock.js";
-import { AuthError, ProtocolError } from "../errors.js";
+import { ProtocolError } from "../errors.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { SlaveRegistry } from "./slave-registry.js";
 import { SlaveSession } from "./slave-session.js";
+import { vouchedFor } from "./slave-listener.js";
 
 /** A slave silent for this many heartbeat intervals is disconnected. */
 const MISSED_HEARTBEATS = 3;
@@ -58,14 +58,7 @@ export class SlaveLinks {
 
   private accept(conn: MasterSideConnection): void {
     const { logger, clock } = this.opts;
-    if (conn.mode === "kerberos") {
-      const why = principalMayUseName(conn.identity, conn.name);
-      if (why !== null) {
-        logger.warn(`slave link: ${conn.peer} refused: ${why}`, { slave: conn.name });
-        conn.close(new AuthError("AUTH_FAILED", why));
-        return;
-      }
-    }
+    if (!vouchedFor(conn, logger)) return;
     // A new connection of a slave speaks for it from now on: the old one
     // (a half-dead TCP connection, say) is closed and its jobs orphaned
     // before the new one can register and reattach them.

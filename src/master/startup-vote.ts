@@ -52,8 +52,7 @@ export function decideVote(
   const needed = Math.floor(answers.length / 2) + 1;
   if (votes < needed) {
     const silent = answers
-      .filter((a) => a.kind === "silent")
-      .map((a) => `${a.peer}: ${a.kind === "silent" ? a.why : ""}`)
+      .flatMap((a) => (a.kind === "silent" ? [`${a.peer}: ${a.why}`] : []))
       .join("; ");
     return {
       start: false,

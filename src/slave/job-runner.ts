@@ -59,8 +59,6 @@ export interface JobRunnerOptions {
   now?: () => number;
   /** Runs a method; tests replace it. Default runMethod. */
   run?: (method: string, params: JsonObject, ctx: MethodContext) => Promise<MethodResult>;
-  /** Milliseconds between SIGTERM and SIGKILL of a command. Default 5,000. */
-  killGraceMs?: number;
 }
 
 /** Why a running job was told to stop. */
@@ -156,11 +154,6 @@ export class JobRunner {
       });
     }
     return { running, results: [...this.results.values()].map((r) => r.report) };
-  }
-
-  /** The number of jobs running (or starting) now. */
-  get runningCount(): number {
-    return this.running.size;
   }
 
   /** Sends every unacknowledged result (after a registration that did not carry them all). */
@@ -334,7 +327,6 @@ export class JobRunner {
         now: this.now,
         definition: d.definition,
         workDir: this.opts.workDir,
-        ...(this.opts.killGraceMs === undefined ? {} : { killGraceMs: this.opts.killGraceMs }),
       });
     } catch (err) {
       failure = err;

@@ -48,24 +48,11 @@ export interface MasterLinkOptions {
   maxJobs: () => number;
   /** The slave's heartbeat_interval: it sends heartbeats at this or the master's interval, whichever is shorter. */
   heartbeatMs: () => number;
-  /** Replaces connectToMaster (tests). */
-  connect?: (target: MasterTarget) => Promise<SlaveSideConnection>;
-  /** Replaces Math.random (tests). */
-  random?: () => number;
-  backoffFirstMs?: number;
-  backoffMaxMs?: number;
-  /** Told of every registration (the master's name, its address). */
-  onRegistered?: (master: string, address: string) => void;
 }
 
 /** The wait before attempt `failures + 1`: the step doubles, the wait is random in [step/2, step]. */
-export function backoffDelay(
-  failures: number,
-  random: () => number,
-  firstMs = BACKOFF_FIRST_MS,
-  maxMs = BACKOFF_MAX_MS,
-): number {
-  const step = Math.min(maxMs, firstMs * 2 ** Math.min(failures, 30));
+export function backoffDelay(failures: number, random: () => number): number {
+  const step = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(failures, 30));
   return Math.round(step / 2 + (random() * step) / 2);
 }
 
@@ -77,13 +64,9 @@ export class MasterLink {
   private conn: SlaveSideConnection | null = null;
   private wakeUp: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly connect: (target: MasterTarget) => Promise<SlaveSideConnection>;
-  private readonly random: () => number;
 
   constructor(private readonly opts: MasterLinkOptions) {
     this.target = opts.target;
-    this.connect = opts.connect ?? connectToMaster;
-    this.random = opts.random ?? Math.random;
   }
 
   /** The master's address, `host:port`. */
@@ -142,7 +125,7 @@ export class MasterLink {
       this.state = "connecting";
       let registered = false;
       try {
-        const conn = await this.connect(target);
+        const conn = await connectToMaster(target);
         if (gen !== this.generation) {
           conn.close();
           return;
@@ -159,12 +142,7 @@ export class MasterLink {
       }
       if (gen !== this.generation) return;
       failures = registered ? 0 : failures + 1;
-      const delay = backoffDelay(
-        failures,
-        this.random,
-        this.opts.backoffFirstMs,
-        this.opts.backoffMaxMs,
-      );
+      const delay = backoffDelay(failures, Math.random);
       this.state = "waiting";
       this.opts.logger.debug(`next attempt to reach ${where} in ${delay} ms`);
       await new Promise<void>((resolve) => {
@@ -223,7 +201,6 @@ export class MasterLink {
           }
           conn.send({ type: "heartbeat", time: Date.now() });
         }, sendEveryMs);
-        this.opts.onRegistered?.(master, where);
       };
 
       conn.onMessage((m: MasterToSlaveMessage) => {

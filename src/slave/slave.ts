@@ -17,9 +17,6 @@
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
-import type { ProcessProbe } from "../storage/dir-lock.js";
-import type { FsOps } from "../storage/fs-ops.js";
-import type { SlaveSideConnection } from "../auth/link-connection.js";
 import { JobRunner } from "./job-runner.js";
 import { MasterLink, type MasterTarget } from "./master-link.js";
 import { StateDir } from "./state-dir.js";
@@ -48,20 +45,6 @@ const CONNECTION_KEYS = [
 export interface SlaveStartOptions {
   config: SlaveConfig;
   logger: Logger;
-  fs?: FsOps;
-  probe?: ProcessProbe;
-  /** Replaces connectToMaster (tests). */
-  connect?: (target: MasterTarget) => Promise<SlaveSideConnection>;
-  /** Milliseconds between SIGTERM and SIGKILL of a command. Default 5,000. */
-  killGraceMs?: number;
-}
-
-/** What a reload did. */
-export interface ReloadOutcome {
-  /** The session moved to another master or re-registered. */
-  reconnected: boolean;
-  /** Restart-only keys whose change was not applied, by config name. */
-  restartOnly: string[];
 }
 
 export class Slave {
@@ -77,8 +60,6 @@ export class Slave {
     const { config, logger } = opts;
     const { stateDir, contents } = await StateDir.open(config.stateDir, {
       logger,
-      ...(opts.fs === undefined ? {} : { fs: opts.fs }),
-      ...(opts.probe === undefined ? {} : { probe: opts.probe }),
     });
     try {
       const runner = new JobRunner({
@@ -87,7 +68,6 @@ export class Slave {
         logger,
         limits: { maxJobs: config.maxJobs, allowedPaths: config.allowedPaths },
         workDir: config.stateDir,
-        ...(opts.killGraceMs === undefined ? {} : { killGraceMs: opts.killGraceMs }),
       });
       await runner.recover(contents);
       if (contents.results.length > 0 || contents.running.length > 0) {
@@ -104,7 +84,6 @@ export class Slave {
         logger,
         maxJobs: () => settings.config.maxJobs,
         heartbeatMs: () => settings.config.heartbeatIntervalMs,
-        ...(opts.connect === undefined ? {} : { connect: opts.connect }),
       });
       const slave = new Slave(settings, logger, stateDir, runner, link);
       link.start();
@@ -115,13 +94,8 @@ export class Slave {
     }
   }
 
-  /** The config in force. */
-  get current(): SlaveConfig {
-    return this.settings.config;
-  }
-
   /** Applies a config that loaded without errors (see the header for what applies how). */
-  reload(next: SlaveConfig): ReloadOutcome {
+  reload(next: SlaveConfig): void {
     const old = this.settings.config;
     const restartOnly: string[] = [];
     const kept: Partial<SlaveConfig> = {};
@@ -147,7 +121,6 @@ export class Slave {
       this.link.reregister();
     }
     this.logger.info(`reload: slave.conf applied${moved ? "; new session with the master" : ""}`);
-    return { reconnected: moved || config.maxJobs !== old.maxJobs, restartOnly };
   }
 
   /**

@@ -9,36 +9,24 @@
 // teardown stops them with abs demo --stop and kills any left, whatever
 // happened in the test.
 
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import t from "tap";
-import { ABS, type Run, STACK_FRAME } from "../helpers/abs-cli.js";
+import { type Run, STACK_FRAME, runAbs } from "../helpers/abs-cli.js";
 
 const README = fileURLToPath(new URL("../../../README.md", import.meta.url));
 
-/** Runs `node abs.js ...args` in `cwd` with a minimal environment, as runAbs does. */
+/** Runs `node abs.js ...args` in `cwd` (runAbs's minimal environment). */
 function absIn(
   cwd: string,
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ABS, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TZ: "UTC", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runAbs(args, env, cwd);
 }
 
 async function gnuTarList(archive: string): Promise<string[]> {

@@ -20,13 +20,19 @@ export interface Run {
 }
 
 /**
- * Runs `node abs.js ...args` and resolves when it has exited. The
- * environment is only PATH, TZ=UTC and `env`: ABS_ADMIN_SOCKET or
- * ABS_CONFIG of whoever runs the tests must not leak in.
+ * Runs `node abs.js ...args` (in `cwd`, default this process's) and
+ * resolves when it has exited. The environment is only PATH, TZ=UTC and
+ * `env`: ABS_ADMIN_SOCKET or ABS_CONFIG of whoever runs the tests must not
+ * leak in.
  */
-export function runAbs(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+export function runAbs(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ABS, ...args], {
+      ...(cwd === undefined ? {} : { cwd }),
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TZ: "UTC", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -14,7 +14,7 @@ import { generateRealmKey } from "../../src/auth/realm-key.js";
 import { DISASTER_LOG_FILE } from "../../src/master/fake-master.js";
 import { runDefinition, waitForState } from "../helpers/admin-wait.js";
 import { MasterProcess } from "../helpers/master-process.js";
-import { freeTcpPort } from "../helpers/ports.js";
+import { freeLoopbackPort } from "../../src/free-port.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 import { tempDir } from "../helpers/tmp.js";
 import { TestSlave } from "../fixtures/test-slave.js";
@@ -26,7 +26,7 @@ t.test(
     const fifo = path.join(data, "go.fifo");
     execFileSync("mkfifo", [fifo]);
     const m = await MasterProcess.start(t, {
-      listen: `127.0.0.1:${await freeTcpPort()}`,
+      listen: `127.0.0.1:${await freeLoopbackPort()}`,
       jobs: [
         "[job long]",
         "slave = green-acres",

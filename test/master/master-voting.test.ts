@@ -11,7 +11,7 @@ import t from "tap";
 import { type PeerAnswer, decideVote } from "../../src/master/startup-vote.js";
 import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
-import { freeTcpPort } from "../helpers/ports.js";
+import { freeLoopbackPort } from "../../src/free-port.js";
 
 t.test("decideVote: a master anywhere refuses; otherwise half plus one must vote", (t) => {
   const vote = (peer: string): PeerAnswer => ({ peer, kind: "vote", why: "connect ECONNREFUSED" });
@@ -56,7 +56,7 @@ t.test("real masters: refused while a peer runs a master of the realm", async (t
 
 t.test("real masters: a peer with no master, or another realm's, votes for us", async (t) => {
   const other = await MasterProcess.start(t); // its own realm key: another realm
-  const nobody = await freeTcpPort();
+  const nobody = await freeLoopbackPort();
   const a = await MasterProcess.start(t, {
     master: `peers = 127.0.0.1:${nobody}, 127.0.0.1:${other.port}`,
   });

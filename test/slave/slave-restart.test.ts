@@ -20,7 +20,7 @@ import t from "tap";
 import { MasterProcess, runNode } from "../helpers/master-process.js";
 import { SLAVE_BIN, SlaveProcess } from "../helpers/slave-process.js";
 import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
-import { freeTcpPort } from "../helpers/ports.js";
+import { freeLoopbackPort } from "../../src/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** A job that runs until the test writes a byte into `fifo`. */
@@ -158,7 +158,7 @@ t.test(
     const data = tempDir(t, "abs-data-");
     const fifo = makeFifo(data);
     // A fixed port: the slave finds the master where it was after the restart.
-    const listen = `127.0.0.1:${await freeTcpPort()}`;
+    const listen = `127.0.0.1:${await freeLoopbackPort()}`;
     const m = await MasterProcess.start(t, { listen, jobs: waitingJob("long", fifo) });
     const s = await SlaveProcess.start(t, { master: m });
     const [id] = await runDefinition(m, "long");

@@ -33,7 +33,6 @@
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
 import { mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { generateRealmKey } from "../../auth/realm-key.js";
@@ -48,6 +47,7 @@ import { EXIT, ExitError } from "../exit-status.js";
 import { printable } from "../format.js";
 import { showJobs } from "./show-jobs.js";
 import { WATCH_WAIT_MS } from "./watch.js";
+import { freeLoopbackPort } from "../../free-port.js";
 
 /** DIR when none is given, relative to the current directory. */
 export const DEFAULT_DEMO_DIR = "abs-demo";
@@ -270,18 +270,6 @@ function checkDemoPath(dir: string): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function writeSample(root: string): Promise<void> {
   await mkdir(root);
   for (const e of sampleTree(randomBytes)) {
@@ -295,7 +283,7 @@ async function writeSample(root: string): Promise<void> {
 /** Writes a new demo into `l.dir` (missing or empty); the marker last. */
 async function createDemo(l: DemoLayout): Promise<number> {
   await mkdir(l.dir, { recursive: true });
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   await generateRealmKey(l.realmKey);
   await mkdir(l.jobsD);
   await writeSample(l.sample);

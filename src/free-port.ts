@@ -1,9 +1,10 @@
-// A free loopback TCP port, for a daemon that must come back on the same
-// address after a restart (port 0 would give it another one).
+// A free TCP port on 127.0.0.1, for a daemon whose address must be known
+// before it starts and stay the same across restarts (port 0 would give it
+// another one each time): bind port 0, read it, close.
 
 import net from "node:net";
 
-export async function freeTcpPort(): Promise<number> {
+export async function freeLoopbackPort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
