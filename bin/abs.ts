@@ -37,6 +37,7 @@ import {
 } from "../src/cli/args.js";
 import { archive, autoarchive } from "../src/cli/commands/archive.js";
 import { DEFAULT_DEMO_DIR, demo, stopDemo } from "../src/cli/commands/demo.js";
+import { importDisasterLog } from "../src/cli/commands/import-disaster-log.js";
 import { drain, reload, status } from "../src/cli/commands/master.js";
 import { cancel, run } from "../src/cli/commands/run.js";
 import { showJob } from "../src/cli/commands/show-job.js";
@@ -304,6 +305,24 @@ function program(): Command {
     )
     .addHelpText("after", examples("abs reload"))
     .action(async (_o: unknown, cmd: Command) => reload(await contextOf(cmd)));
+
+  abs
+    .command("import-disaster-log")
+    .description(
+      "merge the disaster log of a fake master (abs-master --disaster) into this master's jobs: results of known jobs are applied, jobs it does not know are recorded; importing a log again changes nothing",
+    )
+    .argument("<file>", "the fake master's state_dir/disaster-log.jsonl, readable by this master")
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      examples(
+        "abs import-disaster-log /var/lib/abs/master/disaster-log.jsonl",
+        "abs import-disaster-log ./disaster-log.jsonl --json",
+      ),
+    )
+    .action(async (file: string, o: { json?: boolean }, cmd: Command) =>
+      importDisasterLog(await contextOf(cmd), file, { ...o, cwd: process.cwd() }),
+    );
 
   return abs;
 }

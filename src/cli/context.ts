@@ -11,6 +11,7 @@ import {
   type AutoarchiveResult,
   type CancelResult,
   type DrainResult,
+  type ImportDisasterLogResult,
   type ReloadResult,
   type RunResult,
   type ShowJobResult,
@@ -23,6 +24,7 @@ import {
   parseAutoarchiveArgs,
   parseDrainArgs,
   parseIdArgs,
+  parseImportDisasterLogArgs,
   parseNoArgs,
   parseRunArgs,
   parseShowJobsArgs,
@@ -44,6 +46,7 @@ export interface AdminResults {
   autoarchive: AutoarchiveResult;
   drain: DrainResult;
   reload: ReloadResult;
+  "import-disaster-log": ImportDisasterLogResult;
 }
 
 /** The master's own argument checks, run here too before sending (see call()). */
@@ -60,6 +63,7 @@ const ARG_CHECKS: Record<AdminMethodName, (args: JsonObject) => unknown> = {
   autoarchive: parseAutoarchiveArgs,
   drain: parseDrainArgs,
   reload: parseNoArgs,
+  "import-disaster-log": parseImportDisasterLogArgs,
 };
 
 export interface Output {

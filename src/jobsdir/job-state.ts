@@ -11,9 +11,14 @@
 //   orphaned ──► failed                          (grace period over: "lost")
 //   dispatched, running, orphaned ──► queued     (a retry: attempt + 1)
 //   queued ──► canceled | failed                 (canceled before dispatch, start deadline)
+//
+// Finished is final, with one exception, in correctLost: a job the master
+// failed as lost (its slave did not report it) takes the outcome its slave
+// did report, to a fake master, when the disaster log is imported.
 
 import { IllegalTransitionError, assertNever } from "../errors.js";
 import {
+  isFinished,
   type Job,
   type JobLogEntry,
   type JobProgress,
@@ -118,6 +123,48 @@ export function transition(job: Job, change: Transition): Job {
     progress,
     result,
     log: appendEntry(job.log, now, change.level ?? levelFor(to), change.message),
+    serial: job.serial + 1,
+  };
+}
+
+/**
+ * A result the master decided because the slave did not report the job
+ * (lost): marked in its data, so that an imported disaster log may put the
+ * slave's own outcome in its place. A slave's report never carries the mark.
+ */
+export function lostResult(message: string): JobResult {
+  return { message, data: { lost: true } };
+}
+
+/** Whether `job` failed as lost (see lostResult). */
+export function isLost(job: Job): boolean {
+  return job.state === "failed" && job.result?.data["lost"] === true;
+}
+
+/**
+ * Replaces the master's "lost" verdict on `job` with the outcome its slave
+ * reported while the master was away (disaster-log import). Only a lost
+ * job, only to a finished state with a result.
+ */
+export function correctLost(job: Job, change: Transition): Job {
+  if (!isLost(job)) {
+    throw new IllegalTransitionError(
+      `job ${job.id}: only a job failed as lost takes an imported outcome; it is ${job.state}`,
+      { jobId: job.id },
+    );
+  }
+  if (!isFinished(change.to) || change.result === undefined) {
+    throw new IllegalTransitionError(
+      `job ${job.id}: a lost job takes a finished state with its result, not ${change.to}`,
+      { jobId: job.id },
+    );
+  }
+  return {
+    ...job,
+    state: change.to,
+    timestamps: { ...job.timestamps, ended: change.now, notBefore: null },
+    result: change.result,
+    log: appendEntry(job.log, change.now, change.level ?? levelFor(change.to), change.message),
     serial: job.serial + 1,
   };
 }

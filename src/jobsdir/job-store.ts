@@ -373,14 +373,37 @@ export class JobStore {
   async submit(spec: NewJob): Promise<Job> {
     this.assertOpen();
     if (this.isDrained) throw new DrainedError();
+    return this.create(spec, (job) => job);
+  }
+
+  /**
+   * Creates a job that is already finished: `finish` takes it from queued to
+   * its end (through the transition function) before anything is written,
+   * so the dispatcher never sees it queued. For jobs that ran without this
+   * master knowing (a disaster-log import); allowed while drained, since no
+   * work is added.
+   */
+  async recordFinished(spec: NewJob, finish: (queued: Job) => Job): Promise<Job> {
+    this.assertOpen();
+    return this.create(spec, (queued) => {
+      const job = finish(queued);
+      if (!isFinished(job.state) || job.id !== queued.id) {
+        throw new AbsError("INTERNAL", `job ${queued.id}: a recorded job must be finished`, {
+          context: { jobId: queued.id },
+        });
+      }
+      return job;
+    });
+  }
+
+  /** Gives `spec` the next id, lets `shape` change it, and makes it durable. */
+  private async create(spec: NewJob, shape: (queued: Job) => Job): Promise<Job> {
     if (this.jobs.size + this.pendingSubmissions >= this.maxJobs) {
       throw new QueueFullError(this.maxJobs);
     }
-    this.lastId += 1;
-    const id = this.lastId;
     const now = this.clock();
-    const job: Job = {
-      id,
+    const queued: Job = {
+      id: this.lastId + 1,
       definition: spec.definition,
       slave: spec.slave,
       method: spec.method,
@@ -402,6 +425,8 @@ export class JobStore {
       ],
       serial: 1,
     };
+    const job = shape(queued); // may throw: then no id is used
+    this.lastId = job.id;
     this.pendingSubmissions += 1;
     try {
       await this.persist(job, true);

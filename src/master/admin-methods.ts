@@ -17,6 +17,7 @@ import {
   parseAutoarchiveArgs,
   parseDrainArgs,
   parseIdArgs,
+  parseImportDisasterLogArgs,
   parseNoArgs,
   parseRunArgs,
   parseShowJobsArgs,
@@ -34,6 +35,7 @@ type Handler = (args: JsonObject) => unknown;
 
 export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
   const view = (job: Job): JobView => jobView(job, master.dispatcher.waitReasonOf(job));
+
   const handlers: Record<AdminMethodName, Handler> = {
     status: (args): StatusResult => {
       parseNoArgs(args);
@@ -160,6 +162,11 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
     reload: async (args) => {
       parseNoArgs(args);
       return { summary: await master.reload() };
+    },
+
+    "import-disaster-log": (args) => {
+      const { file } = parseImportDisasterLogArgs(args);
+      return master.importDisasterLog(file);
     },
   };
   return new Map(

@@ -6,11 +6,30 @@
 //
 // Appends are serialized: lines that arrive while an fsync runs go out
 // together with the next one, so a burst of reports costs few fsyncs.
+//
+// Reading it back (readDisasterLog) streams the file, so a log of a long
+// disaster with many progress lines is never held whole in memory. A line
+// that is not a record is an error naming FILE:LINE; only an unfinished last
+// line is skipped: the fake master stopped while writing it, so it was never
+// fsynced nor acknowledged, and the slave still holds what it said.
 
+import { createReadStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { AbsError, describeError } from "../errors.js";
-import type { JsonObject } from "../json-shape.js";
-import type { Outcome, Progress, RunningState } from "../protocol/slave-messages.js";
+import { AbsError, BadArgumentError, describeError } from "../errors.js";
+import { Fields, type JsonObject, ShapeError } from "../json-shape.js";
+import {
+  MAX_IDENTITY_LENGTH,
+  MAX_NAME_LENGTH,
+  MAX_TEXT_LENGTH,
+} from "../protocol/message-fields.js";
+import {
+  OUTCOMES,
+  type Outcome,
+  type Progress,
+  RUNNING_STATES,
+  type RunningState,
+  readProgress,
+} from "../protocol/slave-messages.js";
 
 /** One report of a slave, as the fake master heard it. */
 export interface DisasterRecord {
@@ -31,6 +50,105 @@ export interface DisasterRecord {
   data?: JsonObject;
   /** reject: why the slave refused. */
   reason?: string;
+}
+
+const REPORTS = ["running", "started", "progress", "result", "reject"] as const;
+
+/** Reads one line's JSON as a record; throws ShapeError naming the bad field. */
+export function parseDisasterRecord(value: unknown): DisasterRecord {
+  const f = new Fields(value);
+  const report = f.oneOf("report", REPORTS);
+  const record: DisasterRecord = {
+    time: f.int("time", { min: 0 }),
+    slave: f.string("slave", { nonEmpty: true, maxLength: MAX_NAME_LENGTH }),
+    identity: f.string("identity", { nonEmpty: true, maxLength: MAX_IDENTITY_LENGTH }),
+    report,
+    jobId: f.int("jobId", { min: 1 }),
+    attempt: f.int("attempt", { min: 1 }),
+  };
+  switch (report) {
+    case "running": {
+      const p = f.has("progress") ? f.nullableObject("progress") : null;
+      return {
+        ...record,
+        state: f.oneOf("state", RUNNING_STATES),
+        progress: p === null ? null : readProgress(p),
+      };
+    }
+    case "progress":
+      return { ...record, progress: readProgress(f.object("progress")) };
+    case "result":
+      return {
+        ...record,
+        outcome: f.oneOf("outcome", OUTCOMES),
+        message: f.string("message", { maxLength: MAX_TEXT_LENGTH }),
+        data: f.has("data") ? f.jsonObject("data") : {},
+      };
+    case "reject":
+      return { ...record, reason: f.string("reason", { maxLength: MAX_TEXT_LENGTH }) };
+    case "started":
+      return record;
+  }
+}
+
+/** What reading a disaster log found besides its records. */
+export interface DisasterLogReading {
+  /** Lines read (the unfinished last one included). */
+  lines: number;
+  /** The number of an unfinished last line that was skipped, or null. */
+  unfinishedLine: number | null;
+}
+
+/** At most this many bad lines are named in the error (the count says how many in all). */
+const MAX_BAD_LINES_SHOWN = 20;
+
+/**
+ * Streams the disaster log `file`, calling `onRecord` with each record and
+ * its line number, in order. Throws BAD_ARGUMENT if the file cannot be read
+ * or any complete line is not a record (each named `FILE:LINE: why`):
+ * records already passed to `onRecord` must then not be acted on.
+ */
+export async function readDisasterLog(
+  file: string,
+  onRecord: (record: DisasterRecord, line: number) => void,
+): Promise<DisasterLogReading> {
+  const bad: string[] = [];
+  let badCount = 0;
+  let lineNo = 0;
+  let rest = "";
+  const take = (text: string): void => {
+    lineNo += 1;
+    if (text.trim() === "") return; // a blank line says nothing
+    try {
+      onRecord(parseDisasterRecord(JSON.parse(text)), lineNo);
+    } catch (err) {
+      badCount += 1;
+      const why = err instanceof ShapeError ? err.message : describeError(err);
+      if (bad.length < MAX_BAD_LINES_SHOWN) bad.push(`${file}:${lineNo}: ${why}`);
+    }
+  };
+  try {
+    for await (const chunk of createReadStream(file, { encoding: "utf8" })) {
+      const lines = (rest + (chunk as string)).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) take(line);
+    }
+  } catch (err) {
+    throw new BadArgumentError(
+      `cannot read the disaster log ${file}: ${describeError(err)}`,
+      "file",
+    );
+  }
+  const unfinishedLine = rest === "" ? null : lineNo + 1;
+  if (badCount > 0) {
+    const more = badCount > bad.length ? `\n(${badCount - bad.length} more)` : "";
+    throw new AbsError(
+      "BAD_ARGUMENT",
+      `${file}: ${badCount} line(s) are not disaster-log records; nothing was imported:\n${bad.join("\n")}${more}`,
+      { context: { file, field: "file" } },
+    );
+  }
+  return { lines: unfinishedLine ?? lineNo, unfinishedLine };
 }
 
 export class DisasterLog {

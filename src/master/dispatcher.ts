@@ -28,7 +28,7 @@ import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/duration.js";
 import { describeError } from "../errors.js";
 import { isFinished, type Job, type JobState } from "../jobsdir/job.js";
-import { transition, type Transition } from "../jobsdir/job-state.js";
+import { lostResult, transition, type Transition } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { type SlaveLoad, planDispatch, waitReason } from "./dispatch-plan.js";
@@ -522,7 +522,7 @@ export class Dispatcher {
         await this.moveFrom(
           job,
           ["orphaned"],
-          (j) => afterFailure(j, now, why, { message: why, data: {} }),
+          (j) => afterFailure(j, now, why, lostResult(why)),
           deadline,
         );
         return;

@@ -21,6 +21,7 @@
 import os from "node:os";
 import type { LinkServer } from "../auth/link-server.js";
 import { type Clock, systemClock } from "../clock.js";
+import { type ImportSummary, importDisasterLog } from "./disaster-import.js";
 import { configErrorFromIssues } from "../config/issues.js";
 import { methodParams, type JobDefinition } from "../config/job-definition.js";
 import {
@@ -85,6 +86,7 @@ export class Master {
   readonly startedAt: number;
   private config: MasterConfig;
   private reloading: Promise<unknown> = Promise.resolve();
+  private importing: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly opts: MasterOptions,
@@ -211,6 +213,41 @@ export class Master {
     const run = this.reloading.then(() => this.reloadNow());
     this.reloading = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Merges the fake master's disaster log `file` into the jobs directory
+   * (disaster-import.ts). One import at a time: an attempt this master
+   * does not know is looked up, then recorded.
+   */
+  importDisasterLog(file: string): Promise<ImportSummary> {
+    const run = this.importing.then(() => this.importNow(file));
+    this.importing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async importNow(file: string): Promise<ImportSummary> {
+    const { logger } = this.opts;
+    try {
+      const summary = await importDisasterLog(
+        { store: this.store, now: () => this.clock.now() },
+        file,
+      );
+      const counts = new Map<string, number>();
+      for (const a of summary.attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
+      const said = [...counts].map(([verdict, n]) => `${n} ${verdict}`).join(", ") || "nothing";
+      const unfinished =
+        summary.unfinishedLine === null
+          ? ""
+          : `; unfinished line ${summary.unfinishedLine} skipped`;
+      logger.info(
+        `imported the disaster log ${file}: ${summary.lines} lines, ${summary.attempts.length} reported attempts: ${said}${unfinished}`,
+      );
+      return summary;
+    } catch (err) {
+      logger.error(`import of the disaster log ${file} failed: ${describeError(err)}`);
+      throw err;
+    }
   }
 
   /** Logs its own failure, once; callers need not. */

@@ -26,7 +26,7 @@
 
 import { AbsError, ProtocolError, describeError } from "../errors.js";
 import { isFinished, type Job } from "../jobsdir/job.js";
-import { recordProgress, transition, type Transition } from "../jobsdir/job-state.js";
+import { lostResult, recordProgress, transition, type Transition } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { afterFailure } from "./job-policy.js";
@@ -271,7 +271,7 @@ export class SlaveSession {
         };
       } else {
         const why = `lost: ${name} no longer runs it`;
-        change = afterFailure(job, now, why, { message: why, data: {} });
+        change = afterFailure(job, now, why, lostResult(why));
       }
       this.opts.logger.warn(`job ${job.id}: ${change.message}`, { slave: name, job: job.id });
       // Only from the state decided on: a change landing meanwhile wins.

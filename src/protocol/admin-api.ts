@@ -22,6 +22,7 @@ export const ADMIN_METHODS = [
   "autoarchive",
   "drain",
   "reload",
+  "import-disaster-log",
 ] as const;
 export type AdminMethodName = (typeof ADMIN_METHODS)[number];
 
@@ -203,6 +204,48 @@ export interface ReloadResult {
   summary: string;
 }
 
+/**
+ * `import-disaster-log`: the master reads the fake master's log at `file`
+ * (an absolute path: the master's working directory is not the caller's)
+ * and merges what the slaves reported into the jobs directory.
+ */
+export interface ImportDisasterLogArgs {
+  file: string;
+}
+/** What an import did with one reported attempt (src/master/disaster-import.ts). */
+export type ImportVerdictName =
+  /** The outcome was applied to a job that had none yet. */
+  | "merged"
+  /** The outcome replaced the master's "lost". */
+  | "corrected"
+  /** The job keeps its state; its log says what the disaster log has. */
+  | "noted"
+  /** Nothing to change: imported before, or only reported running. */
+  | "unchanged"
+  /** Not a job of this master: recorded as a new job of definition "(disaster)". */
+  | "recorded"
+  /** The job is archived: left as it is. */
+  | "archived";
+export interface ImportedAttemptView {
+  slave: string;
+  /** The job id and attempt the slave reported. */
+  reportedJobId: number;
+  attempt: number;
+  verdict: ImportVerdictName;
+  /** The job of this master the report went to (a new one when recorded). */
+  jobId: number;
+  state: JobState;
+  /** The log line where the attempt first appears. */
+  line: number;
+}
+export interface ImportDisasterLogResult {
+  file: string;
+  lines: number;
+  /** An unfinished last line, skipped (never acknowledged: its slave still holds it). */
+  unfinishedLine: number | null;
+  attempts: ImportedAttemptView[];
+}
+
 export const MAX_WATCH_TIMEOUT_MS = 60_000;
 const MAX_IDS = 100_000;
 
@@ -282,6 +325,16 @@ export function parseDrainArgs(args: JsonObject): DrainArgs {
   const f = new Fields(args, "args");
   f.onlyKeys(["on"]);
   return { on: f.boolean("on") };
+}
+
+export function parseImportDisasterLogArgs(args: JsonObject): ImportDisasterLogArgs {
+  const f = new Fields(args, "args");
+  f.onlyKeys(["file"]);
+  const file = f.string("file", { nonEmpty: true, maxLength: 4096 });
+  if (!file.startsWith("/") || file.includes("\0")) {
+    throw new ShapeError("args.file", `expected an absolute path, got ${showValue(file)}`);
+  }
+  return { file };
 }
 
 export function parseNoArgs(args: JsonObject): Record<string, never> {

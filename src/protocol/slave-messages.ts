@@ -223,7 +223,8 @@ function jobAttempt(f: Fields): JobAttempt {
   return { jobId: f.int("jobId", { min: 1 }), attempt: f.int("attempt", { min: 1 }) };
 }
 
-function progress(f: Fields): Progress {
+/** Reads a progress report (also the disaster log's). */
+export function readProgress(f: Fields): Progress {
   return {
     files: f.int("files", { min: 0 }),
     bytes: f.int("bytes", { min: 0 }),
@@ -236,7 +237,7 @@ function runningJob(f: Fields): RunningJobReport {
   return {
     ...jobAttempt(f),
     state: f.oneOf("state", RUNNING_STATES),
-    progress: nullableProgress === null ? null : progress(nullableProgress),
+    progress: nullableProgress === null ? null : readProgress(nullableProgress),
   };
 }
 
@@ -301,7 +302,7 @@ const READERS: { [K in SlaveLinkMessageType]: Reader<K> } = {
     maxRunTimeMs: f.nullableInt("maxRunTimeMs", { min: 0 }),
   }),
   started: (f) => ({ type: "started", ...jobAttempt(f) }),
-  progress: (f) => ({ type: "progress", ...jobAttempt(f), ...progress(f) }),
+  progress: (f) => ({ type: "progress", ...jobAttempt(f), ...readProgress(f) }),
   result: (f) => ({ type: "result", ...jobResult(f) }),
   ack: (f) => ({ type: "ack", ...jobAttempt(f) }),
   cancel: (f) => ({ type: "cancel", ...jobAttempt(f) }),

@@ -4,6 +4,9 @@ import { sampleJob } from "../helpers/job.js";
 import { JOB_STATES, type Job, type JobState, isFinished } from "../../src/jobsdir/job.js";
 import {
   allowedTargets,
+  correctLost,
+  isLost,
+  lostResult,
   recordLog,
   recordProgress,
   transition,
@@ -128,5 +131,44 @@ t.test("progress and log lines", (t) => {
   const l = recordLog(job("succeeded"), 5, "warning", "imported from the disaster log");
   t.equal(l.log[1].serial, 2);
   t.equal(l.serial, 2);
+  t.end();
+});
+
+t.test("correctLost: only a job failed as lost, only to a finished state with a result", (t) => {
+  const running = transition(transition(sampleJob(), { to: "dispatched", now: 2, message: "d" }), {
+    to: "running",
+    now: 3,
+    message: "r",
+  });
+  const why = "lost: green-acres no longer runs it";
+  const lostJob = transition(running, {
+    to: "failed",
+    now: 4,
+    message: why,
+    result: lostResult(why),
+  });
+  t.ok(isLost(lostJob));
+  const result = { message: "done", data: { files: 1 } };
+  const fixed = correctLost(lostJob, { to: "succeeded", now: 9, message: "imported", result });
+  t.match(fixed, { state: "succeeded", result, serial: lostJob.serial + 1 });
+  t.equal(fixed.timestamps.ended, 9);
+  t.match(fixed.log.at(-1), { message: "imported", level: "info" });
+  t.throws(() => correctLost(fixed, { to: "failed", now: 10, message: "x", result }), {
+    code: "ILLEGAL_TRANSITION",
+    message: /only a job failed as lost/,
+  });
+  const failedBySlave = transition(running, {
+    to: "failed",
+    now: 4,
+    message: "f",
+    result: { message: "lost: said the slave", data: {} },
+  });
+  t.notOk(isLost(failedBySlave), "a slave's message is not the master's verdict");
+  t.throws(() => correctLost(lostJob, { to: "running", now: 10, message: "x" }), {
+    message: /takes a finished state with its result, not running/,
+  });
+  t.throws(() => correctLost(lostJob, { to: "canceled", now: 10, message: "x" }), {
+    message: /takes a finished state with its result/,
+  });
   t.end();
 });

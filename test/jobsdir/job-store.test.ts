@@ -15,7 +15,7 @@ import t, { type Test } from "tap";
 import { AbsError } from "../../src/errors.js";
 import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { recordProgress, transition } from "../../src/jobsdir/job-state.js";
-import type { NewJob } from "../../src/jobsdir/job.js";
+import type { Job, NewJob } from "../../src/jobsdir/job.js";
 import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
 import type { ProcessProbe } from "../../src/storage/dir-lock.js";
@@ -715,4 +715,37 @@ t.test("a deferred change waits to merge with the next one, and is written anywa
   const reopened = await JobStore.open({ dir });
   t.teardown(() => reopened.close());
   t.equal(reopened.get(2)?.state, "running", "on disk");
+});
+
+t.test("recordFinished writes a job only in its finished state, even when drained", async (t) => {
+  const dir = tempDir(t);
+  const store = await open(t, dir);
+  await store.submit(SPEC);
+  await store.setDrain(true);
+  await t.rejects(store.submit(SPEC), { code: "DRAINED" });
+  const seen: string[] = [];
+  store.onChange((j) => seen.push(`${j.id}:${j.state}`));
+  const finishIt = (q: Job): Job =>
+    transition(transition(q, { to: "dispatched", now: 1, message: "d" }), {
+      to: "failed",
+      now: 2,
+      message: "f",
+      result: DONE,
+    });
+  const job = await store.recordFinished(SPEC, finishIt);
+  t.equal(job.id, 2);
+  t.same(seen, ["2:failed"], "never seen queued");
+  t.equal((JSON.parse(readFileSync(path.join(dir, "job-2.json"), "utf8")) as Job).state, "failed");
+  await t.rejects(
+    store.recordFinished(SPEC, (q) => q),
+    { code: "INTERNAL", message: "job 3: a recorded job must be finished" },
+  );
+  await t.rejects(
+    store.recordFinished(SPEC, () => {
+      throw new Error("bad shape");
+    }),
+    /bad shape/,
+  );
+  await store.setDrain(false);
+  t.equal((await store.submit(SPEC)).id, 3, "a refused record used no id");
 });

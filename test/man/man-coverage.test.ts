@@ -42,12 +42,18 @@ function plain(line: string): string {
     .trim();
 }
 
-/** The head line of every `.TP` entry in `text`, as plain text. */
+/**
+ * The head line of every `.TP` entry in `text`, as plain text; entries of a
+ * list nested in one (between `.RS` and `.RE`) are not heads of the section.
+ */
 function tpHeads(text: string): string[] {
   const lines = text.split("\n");
   const heads: string[] = [];
+  let depth = 0;
   lines.forEach((l, i) => {
-    if (l === ".TP" && i + 1 < lines.length) heads.push(plain(lines[i + 1] ?? ""));
+    if (l.startsWith(".RS")) depth += 1;
+    if (l.startsWith(".RE")) depth -= 1;
+    if (l === ".TP" && depth === 0 && i + 1 < lines.length) heads.push(plain(lines[i + 1] ?? ""));
   });
   return heads;
 }

@@ -1,11 +1,18 @@
 // The disaster log: appends from many reports at once all land, each line
 // whole and in the order appended, and an append resolves only once its
 // lines are in the file; a log that cannot be opened is a clear error.
+// Reading it back: hostile lines are named by FILE:LINE and field, an
+// unfinished last line is skipped, a line split across reads is whole.
 
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
-import { DisasterLog, type DisasterRecord } from "../../src/master/disaster-log.js";
+import {
+  DisasterLog,
+  type DisasterRecord,
+  parseDisasterRecord,
+  readDisasterLog,
+} from "../../src/master/disaster-log.js";
 import { tempDir } from "../helpers/tmp.js";
 
 function record(jobId: number): DisasterRecord {
@@ -62,3 +69,79 @@ t.test("a log that cannot be opened names the file", async (t) => {
     message: new RegExp(`^cannot open the disaster log ${file}: .*ENOENT`),
   });
 });
+
+t.test("parseDisasterRecord reads what the fake master writes, and names a bad field", (t) => {
+  const base = { time: 5, slave: "s", identity: "host/s@R", jobId: 3, attempt: 2 };
+  t.same(parseDisasterRecord({ ...base, report: "started" }), { ...base, report: "started" });
+  t.same(parseDisasterRecord(JSON.parse(JSON.stringify(record(4)))), record(4));
+  t.match(
+    parseDisasterRecord({
+      ...base,
+      report: "running",
+      state: "running",
+      progress: { files: 1, bytes: 2, path: null },
+    }),
+    { state: "running", progress: { files: 1, bytes: 2, path: null } },
+  );
+  const bad: [unknown, RegExp][] = [
+    [null, /\(top level\): expected an object, got null/],
+    [[], /expected an object/],
+    [{ ...base, report: "gossip" }, /^report: expected one of running, started/],
+    [{ ...base, report: "started", jobId: -1 }, /^jobId: expected an integer >= 1, got -1/],
+    [{ ...base, report: "started", slave: "" }, /^slave: expected a non-empty string/],
+    [{ ...base, report: "result", outcome: "won", message: "" }, /^outcome: expected one of/],
+    [{ ...base, report: "result", outcome: "failed" }, /^message: expected a string/],
+    [{ ...base, report: "progress", progress: { files: "x" } }, /^progress\.files: expected/],
+    [{ ...base, report: "reject" }, /^reason: expected a string/],
+    [{ ...base, report: "running", state: "queued" }, /^state: expected one of dispatched/],
+  ];
+  for (const [value, why] of bad) {
+    t.throws(() => parseDisasterRecord(value), why, JSON.stringify(value));
+  }
+  t.end();
+});
+
+t.test(
+  "readDisasterLog: records in order; split and unfinished lines; bad lines named",
+  async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, "log.jsonl");
+    // Long enough to cross the read stream's 64 KiB chunks mid-line.
+    const records = Array.from({ length: 3000 }, (_, i) => record(i + 1));
+    writeFileSync(file, records.map((r) => JSON.stringify(r) + "\n").join("") + "\n");
+    const seen: [number, number][] = [];
+    const reading = await readDisasterLog(file, (r, line) => seen.push([r.jobId, line]));
+    t.equal(seen.length, 3000);
+    t.same(seen[0], [1, 1]);
+    t.same(seen[2999], [3000, 3000]);
+    t.same(reading, { lines: 3001, unfinishedLine: null }, "a blank line is counted, not a record");
+
+    appendFileSync(file, '{"time":1,"slave":"s","ident');
+    const again = await readDisasterLog(file, () => undefined);
+    t.same(again, { lines: 3002, unfinishedLine: 3002 });
+
+    const bad = path.join(dir, "bad.jsonl");
+    const lines = [JSON.stringify(record(1)), "{", JSON.stringify({ ...record(2), attempt: 0 })];
+    for (let i = 0; i < 30; i++) lines.push("[]");
+    writeFileSync(bad, lines.join("\n") + "\n");
+    const err = await readDisasterLog(bad, () => undefined).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.match(err, { code: "BAD_ARGUMENT", context: { file: bad } });
+    const message = (err as Error).message;
+    t.match(message, `${bad}: 32 line(s) are not disaster-log records; nothing was imported`);
+    t.match(message, `${bad}:2: `);
+    t.match(message, `${bad}:3: attempt: expected an integer >= 1, got 0`);
+    t.match(message, `${bad}:4: (top level): expected an object, got []`);
+    t.match(message, "(12 more)", "at most 20 lines are named");
+
+    await t.rejects(
+      readDisasterLog(path.join(dir, "none"), () => undefined),
+      {
+        code: "BAD_ARGUMENT",
+        message: /cannot read the disaster log .*none: .*ENOENT/,
+      },
+    );
+  },
+);

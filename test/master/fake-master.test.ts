@@ -4,15 +4,26 @@
 // disaster log before it is acknowledged. abs show jobs on the fake master
 // shows what the slave reported; a slave of another realm is refused; the
 // fake master dispatches nothing.
+//
+// Then the real master comes back on its jobs directory: the slave no longer
+// has the job, so it is failed as lost, until `abs import-disaster-log`
+// brings in its real outcome. Importing again changes nothing; reports of
+// jobs the master does not know are recorded; a log with a bad line is
+// refused whole, naming the line.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { appendFileSync, copyFileSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import t from "tap";
 import { generateRealmKey } from "../../src/auth/realm-key.js";
 import { DISASTER_LOG_FILE } from "../../src/master/fake-master.js";
-import { runDefinition, waitForState } from "../helpers/admin-wait.js";
+import type {
+  ImportDisasterLogResult,
+  JobDetail,
+  ShowJobResult,
+} from "../../src/protocol/admin-api.js";
+import { runDefinition, showJobs, waitForState } from "../helpers/admin-wait.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
@@ -97,7 +108,135 @@ t.test(
     await t.rejects(TestSlave.connect({ port: m.port, name: "intruder", keyFile: otherKey }), {
       code: "AUTH_FAILED",
     });
+    const refusedImport = await m.abs(["import-disaster-log", "/nonexistent.jsonl"]);
+    t.equal(refusedImport.status, 2);
+    t.match(refusedImport.stderr, /import-disaster-log needs the real master/);
+
+    // The disaster is over: the admin copies the log over and starts the
+    // real master on its jobs directory. The slave comes back without the
+    // job (the fake master acknowledged its result), so it is lost.
+    const log = path.join(data, "disaster-log.jsonl");
+    copyFileSync(path.join(m.dir, "state", DISASTER_LOG_FILE), log);
+    await m.stop();
+    const back = s.log.length;
+    await m.launch();
+    await s.waitForOutput(
+      /registered with master \S+ at .*: 0 running, 0 results reported/,
+      60_000,
+      back,
+    );
+    const lost = await waitForState(m, id, "failed");
+    t.match(lost.result, /^lost: green-acres no longer runs it/);
+
+    const imported = await m.abs(["import-disaster-log", log]);
+    t.equal(imported.status, 0, imported.stderr);
+    t.match(imported.stdout, `imported ${log}: `);
+    t.match(
+      imported.stdout,
+      new RegExp(
+        `^\\s*${id}\\s+succeeded\\s+corrected\\s+green-acres\\s+job ${id} attempt 1\\s+\\d+$`,
+        "m",
+      ),
+    );
+    const after = await detail(m, id);
+    t.equal(after.state, "succeeded");
+    t.match(after.result, /exited with status 0/);
+    t.match(after.resultData, { exitStatus: 0 });
+    t.match(
+      after.log[after.log.length - 1]?.message,
+      /^succeeded on green-acres at \S+Z: .*exited with status 0.*\(reported to the fake master during the disaster; imported from its log; it had been failed as "lost: green-acres no longer runs it"\)$/,
+    );
+    const shown2 = await m.abs(["show", "jobs"]);
+    t.match(shown2.stdout, new RegExp(`^\\s*${id}\\s+long\\s+green-acres\\s+succeeded\\b`, "m"));
+
+    // A second import changes nothing.
+    const again = JSON.parse(
+      (await m.abs(["import-disaster-log", "--json", log])).stdout,
+    ) as ImportDisasterLogResult;
+    t.same(
+      again.attempts.map((a) => [a.jobId, a.verdict, a.state]),
+      [[id, "unchanged", "succeeded"]],
+    );
+    t.equal((await detail(m, id)).serial, after.serial, "the job was not written again");
+
+    // Reports of jobs this master does not know (a job run to completion
+    // and one seen running only), and an unfinished last line.
+    const now = Date.now();
+    const base = { slave: "green-acres", identity: "green-acres", attempt: 1 };
+    const extra = [
+      { ...base, time: now, report: "running", jobId: 4711, state: "running", progress: null },
+      {
+        ...base,
+        time: now + 5,
+        report: "result",
+        jobId: 4711,
+        outcome: "succeeded",
+        message: "9 files, 1 KiB",
+        data: { files: 9 },
+      },
+      { ...base, time: now, report: "started", jobId: 4712 },
+    ];
+    appendFileSync(log, extra.map((r) => JSON.stringify(r) + "\n").join("") + '{"time":1,"slav');
+    const jobsBefore = (await showJobs(m, { all: true })).length;
+    const third = JSON.parse(
+      (await m.abs(["import-disaster-log", "--json", log])).stdout,
+    ) as ImportDisasterLogResult;
+    t.equal(third.unfinishedLine, third.lines, "the unfinished last line is named");
+    const byReported = new Map(third.attempts.map((a) => [a.reportedJobId, a]));
+    t.match(byReported.get(id), { verdict: "unchanged", state: "succeeded" });
+    t.match(byReported.get(4711), {
+      verdict: "recorded",
+      state: "succeeded",
+      slave: "green-acres",
+    });
+    t.match(byReported.get(4712), { verdict: "recorded", state: "failed" });
+    const recorded = await detail(m, byReported.get(4711)?.jobId ?? 0);
+    t.match(recorded, { definition: "(disaster)", slave: "green-acres", result: "9 files, 1 KiB" });
+    t.match(
+      recorded.log[0]?.message,
+      /green-acres reported job 4711 attempt 1, which this jobs directory does not have/,
+    );
+    t.match(
+      (await detail(m, byReported.get(4712)?.jobId ?? 0)).result,
+      /^lost: green-acres reported it running during the disaster/,
+    );
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);
+    const fourth = JSON.parse(
+      (await m.abs(["import-disaster-log", "--json", log])).stdout,
+    ) as ImportDisasterLogResult;
+    t.same(
+      fourth.attempts.map((a) => a.verdict),
+      ["unchanged", "unchanged", "unchanged"],
+      "nothing changes on a second import of the longer log",
+    );
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);
+
+    // A log with a bad line is refused whole, naming the line; an unreadable one too.
+    const bad = path.join(data, "bad.jsonl");
+    writeFileSync(
+      bad,
+      [
+        JSON.stringify({ ...base, time: now, report: "started", jobId: 4713 }),
+        '{"time":1,"slave":"x","identity":"x","report":"result","jobId":0,"attempt":1}',
+        "not json",
+        "",
+      ].join("\n"),
+    );
+    const refused = await m.abs(["import-disaster-log", bad]);
+    t.equal(refused.status, 2);
+    t.match(refused.stderr, `${bad}: 2 line(s) are not disaster-log records; nothing was imported`);
+    t.match(refused.stderr, `${bad}:2: jobId: expected an integer >= 1, got 0`);
+    t.match(refused.stderr, `${bad}:3: `);
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2, "nothing was recorded");
+    const missing = await m.abs(["import-disaster-log", path.join(data, "nope.jsonl")]);
+    t.equal(missing.status, 2);
+    t.match(missing.stderr, /cannot read the disaster log .*nope\.jsonl: .*ENOENT|no such file/);
+
     await s.stop();
     await m.stop();
   },
 );
+
+async function detail(m: MasterProcess, id: number): Promise<JobDetail> {
+  return ((await m.call("show-job", { id })) as unknown as ShowJobResult).job;
+}

@@ -1,0 +1,61 @@
+// abs import-disaster-log FILE: the fake master's log, merged into the real
+// master's jobs directory (src/master/disaster-import.ts decides what each
+// report does). The master reads the file, so `abs` sends an absolute path.
+
+import path from "node:path";
+import type { ImportDisasterLogResult } from "../../protocol/admin-api.js";
+import type { CliContext } from "../context.js";
+import { plural } from "../format.js";
+import { renderTable } from "../table.js";
+
+/** What each verdict means, for the line under the table. */
+const VERDICT_TEXT: Record<string, string> = {
+  merged: "outcome applied",
+  corrected: "outcome in place of lost",
+  noted: "log line added, state kept",
+  unchanged: "nothing to change",
+  recorded: "new (disaster) job",
+  archived: "archived, left alone",
+};
+
+export function formatImport(r: ImportDisasterLogResult): string {
+  const head = `imported ${r.file}: ${plural(r.lines, "line")}, ${plural(r.attempts.length, "reported attempt")}\n`;
+  const unfinished =
+    r.unfinishedLine === null
+      ? ""
+      : `line ${r.unfinishedLine} is unfinished (the fake master stopped while writing it) and was skipped: it was never acknowledged, so its slave still holds that report\n`;
+  if (r.attempts.length === 0) return head + unfinished;
+  const table = renderTable(
+    [
+      { title: "JOB", align: "right" },
+      { title: "STATE" },
+      { title: "VERDICT" },
+      { title: "SLAVE" },
+      { title: "REPORTED AS" },
+      { title: "LINE", align: "right" },
+    ],
+    r.attempts.map((a) => [
+      String(a.jobId),
+      a.state,
+      a.verdict,
+      a.slave,
+      `job ${a.reportedJobId} attempt ${a.attempt}`,
+      String(a.line),
+    ]),
+  );
+  const counts = new Map<string, number>();
+  for (const a of r.attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
+  const summary = [...counts]
+    .map(([verdict, n]) => `${n} ${verdict} (${VERDICT_TEXT[verdict] ?? verdict})`)
+    .join(", ");
+  return head + table + summary + "\n" + unfinished;
+}
+
+export async function importDisasterLog(
+  ctx: CliContext,
+  file: string,
+  o: { json?: boolean; cwd: string },
+): Promise<void> {
+  const result = await ctx.call("import-disaster-log", { file: path.resolve(o.cwd, file) });
+  ctx.out.write(o.json === true ? JSON.stringify(result) + "\n" : formatImport(result));
+}

@@ -1,0 +1,355 @@
+// `abs import-disaster-log FILE`: what the slaves told the fake master,
+// merged into the real master's jobs directory once it is back.
+//
+// The log is folded, line by line, into one ReportedAttempt per
+// (slave, job id, attempt): its first and last report times, and its
+// result or rejection if the slave reported one. Then each attempt is
+// matched with a job:
+//
+// - Known: the job of that id, on that slave, received before the first
+//   report (a jobs directory restored from an older copy may have given the
+//   id to a newer job since; that one is not it).
+//   - Same attempt, not finished: the result is applied as if the slave had
+//     reported it to this master (a failure follows the retry policy).
+//   - Same attempt, failed as lost (the slave had forgotten the result by
+//     the time it registered here): the slave's outcome replaces "lost".
+//   - Same attempt, already finished with this outcome: unchanged.
+//   - Anything else with a result (finished otherwise, an earlier attempt):
+//     the job keeps its state; its log gets one line saying what the
+//     disaster log has.
+//   - Reported running only: unchanged (the slave reports a running job to
+//     whichever master it registers with).
+// - Unknown: recorded as a finished job of definition "(disaster)" on that
+//   slave, whose params name the reported id and attempt. With no result in
+//   the log it is recorded lost, so a later, longer log can still complete it.
+//
+// Importing the same log twice changes nothing: every decision compares with
+// what the job already holds (its state, its result, its log lines, which
+// carry the report's time), and an unknown attempt is found again by the
+// params of the job that recorded it.
+
+import { formatDuration } from "../config/duration.js";
+import { JobNotFoundError } from "../errors.js";
+import { isFinished, type Job, type JobResult, type NewJob } from "../jobsdir/job.js";
+import {
+  correctLost,
+  isLost,
+  lostResult,
+  recordLog,
+  transition,
+  type Transition,
+} from "../jobsdir/job-state.js";
+import type { JobStore } from "../jobsdir/job-store.js";
+import type { JsonObject } from "../json-shape.js";
+import type {
+  ImportDisasterLogResult,
+  ImportedAttemptView,
+  ImportVerdictName,
+} from "../protocol/admin-api.js";
+import type { Outcome } from "../protocol/slave-messages.js";
+import { type DisasterRecord, readDisasterLog } from "./disaster-log.js";
+import { afterFailure } from "./job-policy.js";
+
+/** The definition under which attempts this master does not know are recorded. */
+export const DISASTER_DEFINITION = "(disaster)";
+
+/** Everything the log says about one attempt of one job on one slave. */
+export interface ReportedAttempt {
+  slave: string;
+  jobId: number;
+  attempt: number;
+  /** First and last report, ms since the epoch (the fake master's clock). */
+  firstTime: number;
+  lastTime: number;
+  /** When the slave reported it started, if it did. */
+  startedTime: number | null;
+  /** The first result reported (a repeat after a lost ack says the same). */
+  result: { outcome: Outcome; message: string; data: JsonObject; time: number } | null;
+  /** The slave's refusal, if it refused the dispatch. */
+  reject: { reason: string; time: number } | null;
+  /** The line of the first report, for messages. */
+  line: number;
+}
+
+export function attemptKey(slave: string, jobId: number, attempt: number): string {
+  return `${slave}\0${jobId}\0${attempt}`;
+}
+
+/** Adds one record of the log to `attempts` (pure but for the map). */
+export function foldRecord(
+  attempts: Map<string, ReportedAttempt>,
+  r: DisasterRecord,
+  line: number,
+): void {
+  const key = attemptKey(r.slave, r.jobId, r.attempt);
+  let a = attempts.get(key);
+  if (a === undefined) {
+    a = {
+      slave: r.slave,
+      jobId: r.jobId,
+      attempt: r.attempt,
+      firstTime: r.time,
+      lastTime: r.time,
+      startedTime: null,
+      result: null,
+      reject: null,
+      line,
+    };
+    attempts.set(key, a);
+  }
+  a.firstTime = Math.min(a.firstTime, r.time);
+  a.lastTime = Math.max(a.lastTime, r.time);
+  switch (r.report) {
+    case "started":
+      a.startedTime ??= r.time;
+      break;
+    case "running":
+      if (r.state === "running" || r.state === "canceling") a.startedTime ??= r.time;
+      break;
+    case "result":
+      a.result ??= {
+        outcome: r.outcome ?? "failed",
+        message: r.message ?? "",
+        data: r.data ?? {},
+        time: r.time,
+      };
+      break;
+    case "reject":
+      a.reject ??= { reason: r.reason ?? "", time: r.time };
+      break;
+    case "progress":
+      break;
+  }
+}
+
+type ImportVerdict = ImportVerdictName;
+
+/** The outcome an attempt's reports amount to, or null if it was only seen running. */
+export function reportedOutcome(
+  a: ReportedAttempt,
+): { outcome: Outcome; result: JobResult; time: number } | null {
+  if (a.result !== null) {
+    return {
+      outcome: a.result.outcome,
+      result: { message: a.result.message, data: a.result.data },
+      time: a.result.time,
+    };
+  }
+  if (a.reject !== null) {
+    const message = `refused by ${a.slave}: ${a.reject.reason}`;
+    return { outcome: "failed", result: { message, data: {} }, time: a.reject.time };
+  }
+  return null;
+}
+
+const FROM_LOG = "reported to the fake master during the disaster; imported from its log";
+
+/** Whether job `job` is the one the attempt was reported for (see the header). */
+export function isSameJob(job: Job, a: ReportedAttempt): boolean {
+  return job.slave === a.slave && job.timestamps.received <= a.firstTime;
+}
+
+/**
+ * The known job after the attempt's reports are applied to it, and the
+ * verdict. Pure: `now` is when the import runs (retry backoffs count from
+ * it). Returns `job` itself when nothing changes.
+ */
+export function applyToKnownJob(
+  job: Job,
+  a: ReportedAttempt,
+  now: number,
+): { job: Job; verdict: ImportVerdict } {
+  const reported = reportedOutcome(a);
+  if (reported === null) return { job, verdict: "unchanged" };
+  const { outcome, result, time } = reported;
+  const at = new Date(time).toISOString();
+  if (a.attempt === job.attempt && !isFinished(job.state)) {
+    let j = job;
+    if (j.state === "queued") {
+      // Queued again as the same attempt because the slave, registering
+      // here, no longer listed it: it had been dispatched all the same.
+      j = transition(j, {
+        to: "dispatched",
+        now,
+        message: `dispatched to ${a.slave} (as the disaster log shows)`,
+      });
+    }
+    const why = `${outcome} on ${a.slave} at ${at}: ${result.message} (${FROM_LOG})`;
+    const change: Transition =
+      outcome === "failed" && j.state !== "canceling"
+        ? afterFailure(
+            j,
+            now,
+            `failed on ${a.slave} at ${at}: ${result.message} (${FROM_LOG})`,
+            result,
+          )
+        : { to: outcome, now, message: why, result };
+    return { job: transition(j, change), verdict: "merged" };
+  }
+  if (a.attempt === job.attempt && isLost(job)) {
+    const was = job.result?.message ?? "lost";
+    const message = `${outcome} on ${a.slave} at ${at}: ${result.message} (${FROM_LOG}; it had been failed as "${was}")`;
+    return { job: correctLost(job, { to: outcome, now, message, result }), verdict: "corrected" };
+  }
+  if (
+    a.attempt === job.attempt &&
+    job.state === outcome &&
+    job.result?.message === result.message
+  ) {
+    return { job, verdict: "unchanged" };
+  }
+  const whose = a.attempt === job.attempt ? `attempt ${a.attempt}` : `earlier attempt ${a.attempt}`;
+  const note =
+    a.attempt === job.attempt
+      ? `the disaster log has ${whose} ${outcome} on ${a.slave} at ${at}: ${result.message}; the job stays ${job.state}`
+      : `the disaster log has ${whose} ${outcome} on ${a.slave} at ${at}: ${result.message}; the job is at attempt ${job.attempt} (${job.state})`;
+  if (job.log.some((e) => e.message === note)) return { job, verdict: "unchanged" };
+  return { job: recordLog(job, now, "warning", note), verdict: "noted" };
+}
+
+/** The params of the (disaster) job recording an unknown attempt: how it is found again. */
+export function disasterParams(a: ReportedAttempt): JsonObject {
+  return { reportedJobId: a.jobId, reportedAttempt: a.attempt };
+}
+
+/** The submission of the (disaster) job for an unknown attempt. */
+export function unknownJobSpec(a: ReportedAttempt, why: string): NewJob {
+  return {
+    definition: DISASTER_DEFINITION,
+    slave: a.slave,
+    method: "unknown",
+    params: disasterParams(a),
+    priority: 0,
+    message: `received from the disaster log: ${a.slave} reported job ${a.jobId} attempt ${a.attempt}, ${why}`,
+  };
+}
+
+/** Takes the new (disaster) job from queued to the finished state the log shows. */
+export function finishUnknownJob(queued: Job, a: ReportedAttempt): Job {
+  const reported = reportedOutcome(a);
+  let j = transition(queued, {
+    to: "dispatched",
+    now: a.firstTime,
+    message: `dispatched to ${a.slave} by a master this jobs directory does not know`,
+  });
+  if (a.startedTime !== null) {
+    j = transition(j, { to: "running", now: a.startedTime, message: `started on ${a.slave}` });
+  }
+  if (reported === null) {
+    const message = `lost: ${a.slave} reported it running during the disaster (last at ${new Date(a.lastTime).toISOString()}), and the log has no result`;
+    return transition(j, { to: "failed", now: a.lastTime, message, result: lostResult(message) });
+  }
+  const { outcome, result, time } = reported;
+  return transition(j, {
+    to: outcome,
+    now: time,
+    message: `${outcome} on ${a.slave}: ${result.message} (${FROM_LOG})`,
+    result,
+  });
+}
+
+/** The (disaster) job recording `a` again, if the log now has more to say. */
+export function applyToRecordedJob(
+  job: Job,
+  a: ReportedAttempt,
+  now: number,
+): { job: Job; verdict: ImportVerdict } {
+  const reported = reportedOutcome(a);
+  if (reported === null || !isLost(job)) return { job, verdict: "unchanged" };
+  const { outcome, result, time } = reported;
+  const message = `${outcome} on ${a.slave} at ${new Date(time).toISOString()}: ${result.message} (${FROM_LOG})`;
+  return { job: correctLost(job, { to: outcome, now, message, result }), verdict: "corrected" };
+}
+
+/** Why an attempt is not matched with the live job of its id, for the new job's first line. */
+export function whyUnknown(job: Job | undefined, a: ReportedAttempt): string {
+  if (job === undefined) return "which this jobs directory does not have";
+  if (job.slave !== a.slave) return `but job ${job.id} here runs on ${job.slave}`;
+  const after = formatDuration(Math.max(0, job.timestamps.received - a.firstTime));
+  return `but job ${job.id} here was received ${after} after that report`;
+}
+
+export type ImportSummary = ImportDisasterLogResult;
+
+/** What the import needs of the master. */
+export interface ImportPorts {
+  store: JobStore;
+  now: () => number;
+}
+
+/**
+ * Imports the disaster log `file` into `store`. The whole log is read and
+ * checked before any job changes; then each attempt is applied in the order
+ * it first appears. Imports must not run concurrently (the master queues
+ * them): an unknown attempt is looked up, then recorded.
+ */
+export async function importDisasterLog(ports: ImportPorts, file: string): Promise<ImportSummary> {
+  const attempts = new Map<string, ReportedAttempt>();
+  const reading = await readDisasterLog(file, (record, line) => foldRecord(attempts, record, line));
+  // The (disaster) jobs of earlier imports, by the attempt each records.
+  const recorded = new Map<string, number>();
+  for (const j of ports.store.query({ definition: DISASTER_DEFINITION })) {
+    const id = j.params["reportedJobId"];
+    const attempt = j.params["reportedAttempt"];
+    if (typeof id === "number" && typeof attempt === "number") {
+      recorded.set(attemptKey(j.slave, id, attempt), j.id);
+    }
+  }
+  const out: ImportedAttemptView[] = [];
+  for (const a of attempts.values()) {
+    const { job, verdict } = await importAttempt(ports, a, recorded);
+    out.push({
+      slave: a.slave,
+      reportedJobId: a.jobId,
+      attempt: a.attempt,
+      verdict,
+      jobId: job.id,
+      state: job.state,
+      line: a.line,
+    });
+  }
+  return { file, lines: reading.lines, unfinishedLine: reading.unfinishedLine, attempts: out };
+}
+
+async function importAttempt(
+  { store, now }: ImportPorts,
+  a: ReportedAttempt,
+  recorded: Map<string, number>,
+): Promise<{ job: Job; verdict: ImportVerdict }> {
+  const live = store.get(a.jobId);
+  if (live !== undefined && isSameJob(live, a)) {
+    let verdict: ImportVerdict = "unchanged";
+    // Decided on the job's newest version, like a slave's own report.
+    const job = await store.update(a.jobId, (latest) => {
+      const applied = applyToKnownJob(latest, a, now());
+      verdict = applied.verdict;
+      return applied.job;
+    });
+    return { job, verdict };
+  }
+  if (live === undefined) {
+    const archived = await store.readArchived(a.jobId).catch((err: unknown) => {
+      if (err instanceof JobNotFoundError) return undefined;
+      throw err;
+    });
+    if (archived !== undefined && isSameJob(archived, a)) {
+      return { job: archived, verdict: "archived" };
+    }
+  }
+  const key = attemptKey(a.slave, a.jobId, a.attempt);
+  const earlier = recorded.get(key);
+  if (earlier !== undefined && store.get(earlier) !== undefined) {
+    let verdict: ImportVerdict = "unchanged";
+    const job = await store.update(earlier, (latest) => {
+      const applied = applyToRecordedJob(latest, a, now());
+      verdict = applied.verdict;
+      return applied.job;
+    });
+    return { job, verdict };
+  }
+  const job = await store.recordFinished(unknownJobSpec(a, whyUnknown(live, a)), (queued) =>
+    finishUnknownJob(queued, a),
+  );
+  recorded.set(key, job.id);
+  return { job, verdict: "recorded" };
+}

@@ -1,0 +1,268 @@
+// The disaster-log import's decisions, pure: how reports fold into one
+// attempt, and what each attempt does to the job it matches (or the new
+// job that records it). The end-to-end import, with a real fake master, a
+// real master and a real slave, is in fake-master.test.ts.
+
+import t from "tap";
+import type { Job } from "../../src/jobsdir/job.js";
+import { isLost, lostResult, transition } from "../../src/jobsdir/job-state.js";
+import {
+  applyToKnownJob,
+  applyToRecordedJob,
+  finishUnknownJob,
+  foldRecord,
+  isSameJob,
+  type ReportedAttempt,
+  unknownJobSpec,
+  whyUnknown,
+} from "../../src/master/disaster-import.js";
+import type { DisasterRecord } from "../../src/master/disaster-log.js";
+import { sampleJob } from "../helpers/job.js";
+
+const T0 = Date.parse("2026-11-20T03:00:00Z");
+const NOW = T0 + 3_600_000;
+const who = { slave: "green-acres", identity: "green-acres" };
+
+function fold(records: DisasterRecord[]): ReportedAttempt[] {
+  const map = new Map<string, ReportedAttempt>();
+  records.forEach((r, i) => foldRecord(map, r, i + 1));
+  return [...map.values()];
+}
+
+function succeeded(jobId = 7, attempt = 1, time = T0 + 60_000): ReportedAttempt {
+  const [a] = fold([
+    { ...who, time: T0, report: "running", jobId, attempt, state: "running", progress: null },
+    {
+      ...who,
+      time,
+      report: "result",
+      jobId,
+      attempt,
+      outcome: "succeeded",
+      message: "12 files, 3 MiB",
+      data: { files: 12 },
+    },
+  ]);
+  if (a === undefined) throw new Error("no attempt");
+  return a;
+}
+
+function runningOnly(jobId = 7, attempt = 1): ReportedAttempt {
+  const [a] = fold([
+    { ...who, time: T0, report: "running", jobId, attempt, state: "running", progress: null },
+    {
+      ...who,
+      time: T0 + 10,
+      report: "progress",
+      jobId,
+      attempt,
+      progress: { files: 1, bytes: 2, path: "/x" },
+    },
+  ]);
+  if (a === undefined) throw new Error("no attempt");
+  return a;
+}
+
+function running(extra: Partial<Job> = {}): Job {
+  const j = transition(sampleJob(), { to: "dispatched", now: 2000, message: "dispatched" });
+  return { ...transition(j, { to: "running", now: 3000, message: "started" }), ...extra };
+}
+
+function lost(job: Job): Job {
+  const why = "lost: green-acres no longer runs it";
+  return transition(job, { to: "failed", now: NOW - 1000, message: why, result: lostResult(why) });
+}
+
+t.test("foldRecord: one attempt per slave, job and attempt; the first result counts", (t) => {
+  const attempts = fold([
+    { ...who, time: T0 + 5, report: "started", jobId: 7, attempt: 1 },
+    { ...who, time: T0, report: "running", jobId: 7, attempt: 1, state: "dispatched" },
+    {
+      ...who,
+      time: T0 + 9,
+      report: "result",
+      jobId: 7,
+      attempt: 1,
+      outcome: "failed",
+      message: "first",
+      data: {},
+    },
+    {
+      ...who,
+      time: T0 + 20,
+      report: "result",
+      jobId: 7,
+      attempt: 1,
+      outcome: "failed",
+      message: "repeat",
+      data: {},
+    },
+    { ...who, time: T0, report: "started", jobId: 7, attempt: 2 },
+    { ...who, slave: "red-barn", time: T0, report: "reject", jobId: 7, attempt: 1, reason: "busy" },
+  ]);
+  t.equal(attempts.length, 3);
+  t.match(attempts[0], {
+    jobId: 7,
+    attempt: 1,
+    firstTime: T0,
+    lastTime: T0 + 20,
+    startedTime: T0 + 5,
+    result: { outcome: "failed", message: "first", time: T0 + 9 },
+    line: 1,
+  });
+  t.match(attempts[1], { attempt: 2, result: null, line: 5 });
+  t.match(attempts[2], { slave: "red-barn", reject: { reason: "busy" }, result: null });
+  t.end();
+});
+
+t.test("a known job is the same id on the same slave, received before the report", (t) => {
+  const a = succeeded();
+  t.ok(isSameJob(running(), a));
+  t.notOk(isSameJob(running({ slave: "red-barn" }), a));
+  const later = running();
+  t.notOk(isSameJob({ ...later, timestamps: { ...later.timestamps, received: T0 + 1 } }, a));
+  t.match(whyUnknown(undefined, a), /does not have/);
+  t.match(whyUnknown(running({ slave: "red-barn" }), a), /job 7 here runs on red-barn/);
+  t.end();
+});
+
+t.test("a running or orphaned job takes the reported outcome", (t) => {
+  for (const job of [
+    running(),
+    transition(running(), { to: "orphaned", now: 4000, message: "o" }),
+  ]) {
+    const { job: after, verdict } = applyToKnownJob(job, succeeded(), NOW);
+    t.equal(verdict, "merged");
+    t.equal(after.state, "succeeded");
+    t.same(after.result, { message: "12 files, 3 MiB", data: { files: 12 } });
+    t.equal(after.timestamps.ended, NOW);
+    t.match(
+      after.log.at(-1)?.message,
+      /^succeeded on green-acres at 2026-11-20T03:01:00.000Z: 12 files/,
+    );
+    t.same(applyToKnownJob(after, succeeded(), NOW + 1), { job: after, verdict: "unchanged" });
+  }
+  t.end();
+});
+
+t.test("a failure follows the retry policy; a job queued again gets its dispatch first", (t) => {
+  const [failedAttempt] = fold([
+    {
+      ...who,
+      time: T0,
+      report: "result",
+      jobId: 7,
+      attempt: 1,
+      outcome: "failed",
+      message: "disk full",
+      data: {},
+    },
+  ]);
+  if (failedAttempt === undefined) throw new Error("no attempt");
+  const retried = running({ policy: { ...running().policy, retries: 2, retryBackoffMs: 1000 } });
+  const { job: after, verdict } = applyToKnownJob(retried, failedAttempt, NOW);
+  t.equal(verdict, "merged");
+  t.match(after, { state: "queued", attempt: 2, timestamps: { notBefore: NOW + 1000 } });
+
+  const requeued = transition(running(), {
+    to: "queued",
+    now: 5000,
+    sameAttempt: true,
+    message: "never received it",
+  });
+  const r = applyToKnownJob(requeued, succeeded(), NOW);
+  t.equal(r.job.state, "succeeded");
+  t.match(
+    r.job.log.slice(-2).map((e) => e.message),
+    [/^dispatched to green-acres \(as the disaster log shows\)$/, /^succeeded on green-acres/],
+  );
+  t.end();
+});
+
+t.test("a lost job takes the reported outcome in place of lost; only a lost one", (t) => {
+  const wasLost = lost(running());
+  t.ok(isLost(wasLost));
+  const { job: after, verdict } = applyToKnownJob(wasLost, succeeded(), NOW);
+  t.equal(verdict, "corrected");
+  t.match(after, {
+    state: "succeeded",
+    result: { data: { files: 12 } },
+    serial: wasLost.serial + 1,
+  });
+  t.notOk(isLost(after));
+  t.match(
+    after.log.at(-1)?.message,
+    /it had been failed as "lost: green-acres no longer runs it"\)$/,
+  );
+  t.same(applyToKnownJob(after, succeeded(), NOW), { job: after, verdict: "unchanged" });
+  // Only reported running: nothing to say about the outcome.
+  t.same(applyToKnownJob(wasLost, runningOnly(), NOW), { job: wasLost, verdict: "unchanged" });
+  t.end();
+});
+
+t.test("a job that ended otherwise, or moved on, keeps its state and gets one log line", (t) => {
+  const failedBySlave = transition(running(), {
+    to: "failed",
+    now: 9000,
+    message: "failed",
+    result: { message: "exit status 2", data: {} },
+  });
+  const noted = applyToKnownJob(failedBySlave, succeeded(), NOW);
+  t.equal(noted.verdict, "noted");
+  t.equal(noted.job.state, "failed");
+  t.match(noted.job.log.at(-1), {
+    level: "warning",
+    message:
+      /^the disaster log has attempt 1 succeeded on green-acres at .*; the job stays failed$/,
+  });
+  t.same(applyToKnownJob(noted.job, succeeded(), NOW), { job: noted.job, verdict: "unchanged" });
+
+  const retry = running({ attempt: 2 });
+  const earlier = applyToKnownJob(retry, succeeded(7, 1), NOW);
+  t.equal(earlier.verdict, "noted");
+  t.equal(earlier.job.state, "running");
+  t.match(
+    earlier.job.log.at(-1)?.message,
+    /earlier attempt 1 succeeded .*; the job is at attempt 2 \(running\)$/,
+  );
+  t.same(applyToKnownJob(running(), runningOnly(), NOW).verdict, "unchanged");
+  t.end();
+});
+
+t.test("an unknown attempt is recorded finished; a lost record can be completed later", (t) => {
+  const a = succeeded(4711, 1);
+  const spec = unknownJobSpec(a, whyUnknown(undefined, a));
+  t.match(spec, {
+    definition: "(disaster)",
+    slave: "green-acres",
+    method: "unknown",
+    params: { reportedJobId: 4711, reportedAttempt: 1 },
+  });
+  const queued = sampleJob({ id: 90, definition: spec.definition, params: spec.params });
+  const done = finishUnknownJob(queued, a);
+  t.match(done, {
+    state: "succeeded",
+    timestamps: { dispatched: T0, started: T0, ended: T0 + 60_000 },
+    result: { message: "12 files, 3 MiB" },
+  });
+  t.same(applyToRecordedJob(done, a, NOW), { job: done, verdict: "unchanged" });
+
+  const seen = runningOnly(4712, 1);
+  const lostOne = finishUnknownJob(sampleJob({ id: 91 }), seen);
+  t.equal(lostOne.state, "failed");
+  t.ok(isLost(lostOne), "recorded lost, so a longer log may complete it");
+  t.match(lostOne.result?.message, /^lost: green-acres reported it running during the disaster/);
+  const completed = applyToRecordedJob(lostOne, succeeded(4712, 1), NOW);
+  t.equal(completed.verdict, "corrected");
+  t.equal(completed.job.state, "succeeded");
+
+  const [rejected] = fold([
+    { ...who, time: T0, report: "reject", jobId: 4713, attempt: 1, reason: "at its limit 1/1" },
+  ]);
+  if (rejected === undefined) throw new Error("no attempt");
+  t.match(finishUnknownJob(sampleJob({ id: 92 }), rejected), {
+    state: "failed",
+    result: { message: "refused by green-acres: at its limit 1/1" },
+  });
+  t.end();
+});
