@@ -22,6 +22,8 @@
 // - Unknown: recorded as a finished job of definition "(disaster)" on that
 //   slave, whose params name the reported id and attempt. With no result in
 //   the log it is recorded lost, so a later, longer log can still complete it.
+//   Jobs an admin ran by hand on the fake master are of this kind: their
+//   ids (fake-master.ts disasterJobId) are far above any real one.
 //
 // Importing the same log twice changes nothing: every decision compares with
 // what the job already holds (its state, its result, its log lines, which
@@ -67,6 +69,8 @@ export interface ReportedAttempt {
   result: { outcome: Outcome; message: string; data: JsonObject; time: number } | null;
   /** The slave's refusal, if it refused the dispatch. */
   reject: { reason: string; time: number } | null;
+  /** The fake master's own dispatch (an admin's `abs run` there), if it made this job. */
+  dispatch: { definition: string; method: string } | null;
   /** The line of the first report, for messages. */
   line: number;
 }
@@ -93,6 +97,7 @@ export function foldRecord(
       startedTime: null,
       result: null,
       reject: null,
+      dispatch: null,
       line,
     };
     attempts.set(key, a);
@@ -116,6 +121,9 @@ export function foldRecord(
       break;
     case "reject":
       a.reject ??= { reason: r.reason ?? "", time: r.time };
+      break;
+    case "dispatched":
+      a.dispatch ??= { definition: r.definition ?? "?", method: r.method ?? "unknown" };
       break;
     case "progress":
       break;
@@ -214,13 +222,17 @@ export function disasterParams(a: ReportedAttempt): JsonObject {
 
 /** The submission of the (disaster) job for an unknown attempt. */
 export function unknownJobSpec(a: ReportedAttempt, why: string): NewJob {
+  const byHand =
+    a.dispatch === null
+      ? ""
+      : ` (run by hand on the fake master: definition ${a.dispatch.definition})`;
   return {
     definition: DISASTER_DEFINITION,
     slave: a.slave,
-    method: "unknown",
+    method: a.dispatch?.method ?? "unknown",
     params: disasterParams(a),
     priority: 0,
-    message: `received from the disaster log: ${a.slave} reported job ${a.jobId} attempt ${a.attempt}, ${why}`,
+    message: `received from the disaster log: ${a.slave} reported job ${a.jobId} attempt ${a.attempt}${byHand}, ${why}`,
   };
 }
 
@@ -230,7 +242,10 @@ export function finishUnknownJob(queued: Job, a: ReportedAttempt): Job {
   let j = transition(queued, {
     to: "dispatched",
     now: a.firstTime,
-    message: `dispatched to ${a.slave} by a master this jobs directory does not know`,
+    message:
+      a.dispatch === null
+        ? `dispatched to ${a.slave} by a master this jobs directory does not know`
+        : `dispatched to ${a.slave} by the fake master`,
   });
   if (a.startedTime !== null) {
     j = transition(j, { to: "running", now: a.startedTime, message: `started on ${a.slave}` });

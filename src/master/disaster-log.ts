@@ -31,14 +31,17 @@ import {
   readProgress,
 } from "../protocol/slave-messages.js";
 
-/** One report of a slave, as the fake master heard it. */
+/**
+ * One report of a slave, as the fake master heard it; or ("dispatched") a
+ * run an admin started by hand on the fake master, as it was sent.
+ */
 export interface DisasterRecord {
   /** When the fake master received it, ms since the epoch. */
   time: number;
   /** The slave's name, and its authenticated identity (Kerberos principal or name). */
   slave: string;
   identity: string;
-  report: "running" | "started" | "progress" | "result" | "reject";
+  report: "dispatched" | "running" | "started" | "progress" | "result" | "reject";
   jobId: number;
   attempt: number;
   /** running: the state the slave reported. */
@@ -50,9 +53,13 @@ export interface DisasterRecord {
   data?: JsonObject;
   /** reject: why the slave refused. */
   reason?: string;
+  /** dispatched (an admin's `abs run` on the fake master): what was sent. */
+  definition?: string;
+  method?: string;
+  params?: JsonObject;
 }
 
-const REPORTS = ["running", "started", "progress", "result", "reject"] as const;
+const REPORTS = ["dispatched", "running", "started", "progress", "result", "reject"] as const;
 
 /** Reads one line's JSON as a record; throws ShapeError naming the bad field. */
 export function parseDisasterRecord(value: unknown): DisasterRecord {
@@ -86,6 +93,13 @@ export function parseDisasterRecord(value: unknown): DisasterRecord {
       };
     case "reject":
       return { ...record, reason: f.string("reason", { maxLength: MAX_TEXT_LENGTH }) };
+    case "dispatched":
+      return {
+        ...record,
+        definition: f.string("definition", { nonEmpty: true, maxLength: MAX_NAME_LENGTH }),
+        method: f.string("method", { nonEmpty: true, maxLength: MAX_NAME_LENGTH }),
+        params: f.jsonObject("params"),
+      };
     case "started":
       return record;
   }

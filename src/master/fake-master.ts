@@ -10,9 +10,14 @@
 // - It never answers "no such job": every report is taken, appended to the
 //   disaster log (disaster-log.ts) and, for results, acknowledged once
 //   fsynced. Running jobs are neither canceled nor reattached: they go on.
-// - It dispatches nothing.
-// - `abs status` and `abs show jobs` show what the slaves reported; the
-//   other admin methods answer that they need the real master.
+// - It dispatches nothing by itself: no schedule, no queue. An admin may
+//   run a definition by hand (`abs run`) on a slave registered with it;
+//   the dispatch goes out at once, logged first, under a job id far above
+//   any the real master gives (disasterJobId), so that the import records
+//   it as a job of its own and never mistakes it for one of the real
+//   master's.
+// - `abs status`, `abs show jobs` and `abs run` work; the other admin
+//   methods answer that they need the real master.
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -28,12 +33,24 @@ import {
   type JobView,
   type StatusResult,
   parseNoArgs,
+  parseRunArgs,
   parseShowJobsArgs,
 } from "../protocol/admin-api.js";
+import { methodParams } from "../config/job-definition.js";
 import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
 import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
+
+/**
+ * The first id of a job run by hand on the fake master at `now`: the time in
+ * microseconds (some 1.8e15 in 2026, below 2^53), so ids grow across restarts
+ * of the fake master and stay far above any id a real master's jobs
+ * directory reaches (it counts from 1).
+ */
+export function disasterJobId(now: number): number {
+  return now * 1000;
+}
 
 /** The disaster log's name in the master's state directory. */
 export const DISASTER_LOG_FILE = "disaster-log.jsonl";
@@ -50,6 +67,9 @@ export class FakeMaster {
   /** What the slaves said of each attempt (`slave/job/attempt`), for `abs show jobs`. */
   private readonly reported = new Map<string, JobView>();
   private readonly connections = new Set<MasterSideConnection>();
+  /** The registered connection of each slave name: where a run by hand goes. */
+  private readonly registered = new Map<string, MasterSideConnection>();
+  private lastJobId = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private admin: AdminServer | null = null;
   private serial = 0;
@@ -120,6 +140,7 @@ export class FakeMaster {
     });
     conn.onClose((err) => {
       this.connections.delete(conn);
+      if (this.registered.get(conn.name) === conn) this.registered.delete(conn.name);
       logger.info(`slave ${conn.name} disconnected${err === null ? "" : `: ${err.message}`}`, {
         slave: conn.name,
       });
@@ -156,6 +177,7 @@ export class FakeMaster {
           master: this.opts.hostName,
           heartbeatMs: this.opts.config.heartbeatIntervalMs,
         });
+        this.registered.set(conn.name, conn);
         this.opts.logger.info(
           `slave ${conn.name} registered with the fake master: ${m.running.length} running, ${m.results.length} results`,
           { slave: conn.name },
@@ -214,18 +236,22 @@ export class FakeMaster {
           ? "failed"
           : r.report === "running"
             ? (r.state ?? "running")
-            : (known?.state ?? "running");
+            : r.report === "dispatched"
+              ? "dispatched"
+              : r.report === "started"
+                ? "running"
+                : (known?.state ?? "running");
     this.serial += 1;
     const view: JobView = {
       id: r.jobId,
-      definition: known?.definition ?? "?",
+      definition: r.definition ?? known?.definition ?? "?",
       slave: r.slave,
-      method: known?.method ?? "?",
+      method: r.method ?? known?.method ?? "?",
       state,
       priority: 0,
       attempt: r.attempt,
       received: known?.received ?? r.time,
-      dispatched: known?.dispatched ?? null,
+      dispatched: known?.dispatched ?? (r.report === "dispatched" ? r.time : null),
       started: known?.started ?? (r.report === "started" ? r.time : null),
       ended: r.report === "result" || r.report === "reject" ? r.time : (known?.ended ?? null),
       notBefore: null,
@@ -240,6 +266,67 @@ export class FakeMaster {
       serial: this.serial,
     };
     this.reported.set(key, view);
+  }
+
+  /**
+   * `abs run` on the fake master: one job per slave, sent at once to a slave
+   * registered here (nothing queues), logged before it is sent. Slaves not
+   * connected are refused before anything is sent.
+   */
+  private async runByHand(name: string, only: string | null): Promise<number[]> {
+    const def = this.opts.config.jobs.find((d) => d.name === name);
+    if (def === undefined) {
+      const known = this.opts.config.jobs.map((d) => d.name).join(", ") || "none";
+      throw new AbsError("DEFINITION_NOT_FOUND", `no job definition "${name}" (defined: ${known})`);
+    }
+    const slaves = only === null ? def.slaves : [only];
+    const absent = slaves.filter((s) => !this.registered.has(s));
+    if (absent.length > 0) {
+      throw new AbsError(
+        "ILLEGAL_TRANSITION",
+        `slave ${absent.join(", ")} is not registered with the fake master, which queues nothing: run it once the slave is (abs show jobs lists the slaves that reported)`,
+      );
+    }
+    const { method, params } = methodParams(def.method);
+    const ids: number[] = [];
+    for (const slave of slaves) {
+      const conn = this.registered.get(slave);
+      if (conn === undefined) continue; // gone meanwhile: its job is not made
+      const jobId = this.nextJobId();
+      await this.record([
+        {
+          time: Date.now(),
+          slave,
+          identity: conn.identity,
+          report: "dispatched",
+          jobId,
+          attempt: 1,
+          definition: def.name,
+          method,
+          params,
+        },
+      ]);
+      conn.send({
+        type: "dispatch",
+        jobId,
+        attempt: 1,
+        definition: def.name,
+        method,
+        params,
+        maxRunTimeMs: def.maxRunTimeMs,
+      });
+      this.opts.logger.info(`job ${jobId}: ${def.name} dispatched to ${slave} by hand (abs run)`, {
+        slave,
+        job: jobId,
+      });
+      ids.push(jobId);
+    }
+    return ids;
+  }
+
+  private nextJobId(): number {
+    this.lastJobId = Math.max(this.lastJobId + 1, disasterJobId(Date.now()));
+    return this.lastJobId;
   }
 
   private methods(): ReadonlyMap<string, AdminMethod> {
@@ -269,11 +356,16 @@ export class FakeMaster {
       };
       return status as unknown as JsonValue;
     });
+    map.set("run", async (args: JsonObject): Promise<JsonValue> => {
+      const a = parseRunArgs(args);
+      return { jobs: await this.runByHand(a.definition, a.slave) };
+    });
     map.set("show-jobs", (args: JsonObject): JsonValue => {
       const a = parseShowJobsArgs(args);
       const jobs = [...this.reported.values()]
         .filter((v) => a.states === null || a.states.includes(v.state))
         .filter((v) => a.slave === null || v.slave === a.slave)
+        .filter((v) => a.definition === null || v.definition === a.definition)
         .sort((x, y) => x.id - y.id || x.attempt - y.attempt);
       const limited = a.limit === null ? jobs : jobs.slice(-a.limit);
       return { jobs: limited } as unknown as JsonValue;

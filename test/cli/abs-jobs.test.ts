@@ -29,6 +29,7 @@ t.test("abs run: the jobs made, with their slaves", async (t) => {
         throw new AbsError("DEFINITION_NOT_FOUND", 'no job definition "nosuch" (defined: home)');
       }
       if (a.definition === "late") throw new DrainedError();
+      if (a.definition === "urgent") return { jobs: [15] };
       return { jobs: a.slave === null ? [12, 13] : [14] };
     },
     "show-jobs": () => ({
@@ -36,6 +37,8 @@ t.test("abs run: the jobs made, with their slaves", async (t) => {
         jobView(now, { id: 11, slave: "old" }),
         jobView(now, { id: 12, slave: "green-acres", state: "queued" }),
         jobView(now, { id: 13, slave: "blue-sky", state: "queued" }),
+        // A job the fake master of disaster mode sent at once.
+        jobView(now, { id: 15, slave: "lab", state: "dispatched" }),
       ],
     }),
   });
@@ -50,7 +53,12 @@ t.test("abs run: the jobs made, with their slaves", async (t) => {
   master.calls.length = 0;
   const one = await runAbs(["-s", master.socketPath, "run", "home", "--slave", "lab"]);
   t.equal(one.stdout, "job 14 queued: home on lab\n");
-  t.same(master.calls, [{ method: "run", args: { definition: "home", slave: "lab" } }]);
+  t.same(master.calls, [
+    { method: "run", args: { definition: "home", slave: "lab" } },
+    { method: "show-jobs", args: { definition: "home" } },
+  ]);
+  const urgent = await runAbs(["-s", master.socketPath, "run", "urgent"]);
+  t.equal(urgent.stdout, "job 15 dispatched: urgent on lab\n");
 
   const json = await runAbs(["-s", master.socketPath, "run", "home", "--json"]);
   t.same(JSON.parse(json.stdout), { jobs: [12, 13] });

@@ -256,6 +256,39 @@ t.test("an unknown attempt is recorded finished; a lost record can be completed 
   t.equal(completed.verdict, "corrected");
   t.equal(completed.job.state, "succeeded");
 
+  const [byHand] = fold([
+    {
+      ...who,
+      time: T0,
+      report: "dispatched",
+      jobId: 1_795_000_000_000_000,
+      attempt: 1,
+      definition: "quick",
+      method: "command",
+      params: { program: "/bin/true" },
+    },
+    {
+      ...who,
+      time: T0 + 5,
+      report: "result",
+      jobId: 1_795_000_000_000_000,
+      attempt: 1,
+      outcome: "succeeded",
+      message: "ok",
+      data: {},
+    },
+  ]);
+  if (byHand === undefined) throw new Error("no attempt");
+  t.match(unknownJobSpec(byHand, "which this jobs directory does not have"), {
+    definition: "(disaster)",
+    method: "command",
+    message: /\(run by hand on the fake master: definition quick\), which this jobs directory/,
+  });
+  t.match(finishUnknownJob(sampleJob({ id: 93 }), byHand).log[1], {
+    message: "dispatched to green-acres by the fake master",
+    time: T0,
+  });
+
   const [rejected] = fold([
     { ...who, time: T0, report: "reject", jobId: 4713, attempt: 1, reason: "at its limit 1/1" },
   ]);

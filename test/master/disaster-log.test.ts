@@ -83,7 +83,31 @@ t.test("parseDisasterRecord reads what the fake master writes, and names a bad f
     }),
     { state: "running", progress: { files: 1, bytes: 2, path: null } },
   );
+  t.same(
+    parseDisasterRecord({
+      ...base,
+      report: "dispatched",
+      definition: "home",
+      method: "tar",
+      params: { sources: ["/home"] },
+    }),
+    {
+      ...base,
+      report: "dispatched",
+      definition: "home",
+      method: "tar",
+      params: { sources: ["/home"] },
+    },
+  );
   const bad: [unknown, RegExp][] = [
+    [
+      { ...base, report: "dispatched", method: "tar", params: {} },
+      /^definition: expected a string/,
+    ],
+    [
+      { ...base, report: "dispatched", definition: "d", method: "tar", params: [] },
+      /^params: expected an object/,
+    ],
     [null, /\(top level\): expected an object, got null/],
     [[], /expected an object/],
     [{ ...base, report: "gossip" }, /^report: expected one of running, started/],

@@ -44,6 +44,10 @@ t.test(
         "method = command",
         "command.program = /usr/bin/head",
         `command.args = -c 1 ${fifo}`,
+        "[job quick]",
+        "slave = green-acres",
+        "method = command",
+        "command.program = /bin/true",
         "",
       ].join("\n"),
     });
@@ -97,10 +101,31 @@ t.test(
     t.equal(shown.status, 0, shown.stderr);
     t.match(shown.stdout, new RegExp(`^\\s*${id}\\s+\\?\\s+green-acres\\s+succeeded\\s+1\\b`, "m"));
 
-    // It dispatches nothing, and says why.
-    const run = await m.abs(["run", "long"]);
-    t.equal(run.status, 2);
-    t.match(run.stderr, /run needs the real master: this is the fake master of disaster mode/);
+    // It dispatches nothing by itself; an admin may run a job by hand on a
+    // slave registered there, under an id far above the real master's.
+    const absent = await m.abs(["run", "quick", "--slave", "blue-sky"]);
+    t.equal(absent.status, 5);
+    t.match(
+      absent.stderr,
+      /slave blue-sky is not registered with the fake master, which queues nothing/,
+    );
+    const handFrom = s.log.length;
+    const run = await m.abs(["run", "quick"]);
+    t.equal(run.status, 0, run.stderr);
+    const handId = Number(/^job (\d+) dispatched: quick on green-acres$/m.exec(run.stdout)?.[1]);
+    t.ok(handId > 1e15, `job ${handId}: an id no real master gives`);
+    await s.waitForOutput(
+      new RegExp(`job ${handId}: the master has the result of attempt 1`),
+      30_000,
+      handFrom,
+    );
+    t.match(
+      (await m.abs(["show", "jobs"])).stdout,
+      new RegExp(`^\\s*${handId}\\s+quick\\s+green-acres\\s+succeeded\\b`, "m"),
+    );
+    const cancel = await m.abs(["cancel", String(handId)]);
+    t.equal(cancel.status, 2);
+    t.match(cancel.stderr, /cancel needs the real master/);
 
     // A slave of another realm is refused.
     const otherKey = path.join(data, "other.key");
@@ -138,6 +163,24 @@ t.test(
         "m",
       ),
     );
+    t.match(
+      imported.stdout,
+      new RegExp(
+        `^\\s*\\d+\\s+succeeded\\s+recorded\\s+green-acres\\s+job ${handId} attempt 1\\s+\\d+$`,
+        "m",
+      ),
+    );
+    const handJobId = Number(
+      new RegExp(`^\\s*(\\d+)\\s+succeeded\\s+recorded\\s+green-acres\\s+job ${handId} `, "m").exec(
+        imported.stdout,
+      )?.[1],
+    );
+    const hand = await detail(m, handJobId);
+    t.match(hand, { definition: "(disaster)", method: "command", state: "succeeded" });
+    t.match(
+      hand.log[0]?.message,
+      `green-acres reported job ${handId} attempt 1 (run by hand on the fake master: definition quick), which this jobs directory does not have`,
+    );
     const after = await detail(m, id);
     t.equal(after.state, "succeeded");
     t.match(after.result, /exited with status 0/);
@@ -154,8 +197,11 @@ t.test(
       (await m.abs(["import-disaster-log", "--json", log])).stdout,
     ) as ImportDisasterLogResult;
     t.same(
-      again.attempts.map((a) => [a.jobId, a.verdict, a.state]),
-      [[id, "unchanged", "succeeded"]],
+      again.attempts.map((a) => [a.reportedJobId, a.verdict, a.state]),
+      [
+        [id, "unchanged", "succeeded"],
+        [handId, "unchanged", "succeeded"],
+      ],
     );
     t.equal((await detail(m, id)).serial, after.serial, "the job was not written again");
 
@@ -206,7 +252,7 @@ t.test(
     ) as ImportDisasterLogResult;
     t.same(
       fourth.attempts.map((a) => a.verdict),
-      ["unchanged", "unchanged", "unchanged"],
+      ["unchanged", "unchanged", "unchanged", "unchanged"],
       "nothing changes on a second import of the longer log",
     );
     t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);

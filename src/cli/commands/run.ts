@@ -5,24 +5,23 @@ import type { CancelResult } from "../../protocol/admin-api.js";
 import type { CliContext } from "../context.js";
 
 /**
- * The slave of each job made, for the "job 12 queued: home on green-acres"
- * lines. `run` answers job ids only; with --slave the slave is known, else
- * one show-jobs call filtered by the definition finds them (the new jobs are
- * unfinished or just ended, so in its default window). Printing is all this
- * is for: if that call fails, the lines go without the slave.
+ * The slave and state of each job made, for the "job 12 queued: home on
+ * green-acres" lines (the fake master of disaster mode sends a job at once:
+ * "dispatched"). `run` answers job ids only; one show-jobs call filtered by
+ * the definition finds them (the new jobs are unfinished or just ended, so
+ * in its default window). Printing is all this is for: if that call fails,
+ * the lines go with what is known.
  */
-async function slavesOf(
+async function jobsMade(
   ctx: CliContext,
   definition: string,
-  slave: string | undefined,
   ids: readonly number[],
-): Promise<Map<number, string>> {
-  if (slave !== undefined) return new Map(ids.map((id) => [id, slave]));
+): Promise<Map<number, { slave: string; state: string }>> {
   if (ids.length === 0) return new Map();
   try {
     const { jobs } = await ctx.call("show-jobs", { definition });
     const wanted = new Set(ids);
-    return new Map(jobs.filter((j) => wanted.has(j.id)).map((j) => [j.id, j.slave]));
+    return new Map(jobs.filter((j) => wanted.has(j.id)).map((j) => [j.id, j]));
   } catch {
     return new Map();
   }
@@ -44,10 +43,12 @@ export async function run(
     ctx.out.write(`no jobs made: ${definition} has no slaves\n`);
     return;
   }
-  const slaves = await slavesOf(ctx, definition, o.slave, result.jobs);
+  const made = await jobsMade(ctx, definition, result.jobs);
   for (const id of result.jobs) {
-    const on = slaves.get(id);
-    ctx.out.write(`job ${id} queued: ${definition}${on === undefined ? "" : ` on ${on}`}\n`);
+    const job = made.get(id);
+    const on = job?.slave ?? o.slave;
+    const state = job?.state === "dispatched" ? "dispatched" : "queued";
+    ctx.out.write(`job ${id} ${state}: ${definition}${on === undefined ? "" : ` on ${on}`}\n`);
   }
 }
 
