@@ -18,7 +18,12 @@ import { Command, Option } from "commander";
 import { formatIssues } from "../src/config/issues.js";
 import { loadMasterConfig, summarizeMasterConfig } from "../src/config/master-config.js";
 import { jobsDirOf, readMasterConfigFiles } from "../src/config/read-config-files.js";
-import { EXIT_FAILURE, failureExitStatus, reportStartFailure } from "../src/daemon-main.js";
+import {
+  EXIT_FAILURE,
+  examplesHelp,
+  failureExitStatus,
+  reportStartFailure,
+} from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
@@ -61,6 +66,15 @@ function program(): Command {
     .option(
       "--disaster",
       "run the fake master of disaster mode: no jobs directory; record what slaves report",
+    )
+    .addHelpText(
+      "after",
+      examplesHelp(
+        "abs-master -t",
+        "abs-master",
+        "abs-master -f -d -c /srv/abs-test/master.conf",
+        "abs-master --disaster",
+      ),
     )
     .exitOverride()
     .allowExcessArguments(false);

@@ -20,7 +20,12 @@ import {
   loadSlaveConfig,
   summarizeSlaveConfig,
 } from "../src/config/slave-config.js";
-import { EXIT_FAILURE, failureExitStatus, reportStartFailure } from "../src/daemon-main.js";
+import {
+  EXIT_FAILURE,
+  examplesHelp,
+  failureExitStatus,
+  reportStartFailure,
+} from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
@@ -45,6 +50,10 @@ function program(): Command {
       ),
     )
     .option("-t, --test", "check the config: print every error and exit 1, or a summary and exit 0")
+    .addHelpText(
+      "after",
+      examplesHelp("abs-slave -t", "abs-slave", "abs-slave -f -d -c /srv/abs-test/slave.conf"),
+    )
     .exitOverride()
     .allowExcessArguments(false);
 }

@@ -1,6 +1,6 @@
 // What the daemons' executables (bin/abs-master.ts, bin/abs-slave.ts) share
 // around their main(): the exit statuses, how a startup failure reaches the
-// admin, and the exit status of a failure.
+// admin, the exit status of a failure, and the Examples: of their --help.
 //
 // Exit statuses: 0 stopped cleanly (or -t: the config is valid); 1 the
 // config is invalid or the daemon could not start; 2 bad usage.
@@ -30,4 +30,9 @@ export function failureExitStatus(program: string, err: unknown): number {
   }
   process.stderr.write(`${program}: ${describeError(err)}\n`);
   return EXIT_FAILURE;
+}
+
+/** The Examples: section a daemon's --help ends with, as abs's do (commander adds the final newline). */
+export function examplesHelp(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join("\n")}`;
 }

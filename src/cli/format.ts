@@ -6,6 +6,7 @@
 //   formatTimestamp(t)      "2026-11-23T11:05:00+01:00" (ISO 8601, local offset)
 //   formatLocalMinute(t)    "2026-11-24 02:00" (local, for schedules)
 //   formatBytes(n)          "512 B", "1.2 GiB"
+//   formatCount(n)          "3,456", "1,234,567" (digits grouped, whatever the locale)
 //   printable(text)         control characters escaped, for terminals
 
 const SECOND = 1000;
@@ -93,6 +94,16 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+
+/**
+ * A count with its digits grouped by threes: "3,456". Not toLocaleString:
+ * the output must not depend on the locale of whoever runs abs. A value
+ * that is not a whole number (none should come) is shown as String shows it.
+ */
+export function formatCount(n: number): string {
+  const text = String(n);
+  return /^[0-9]+$/.test(text) ? text.replace(/\B(?=([0-9]{3})+$)/g, ",") : text;
 }
 
 /** "1 job", "3 jobs". */

@@ -26,6 +26,7 @@ import {
 } from "../protocol/admin-api.js";
 import type { AdminMethod } from "./admin-server.js";
 import type { Master } from "./master.js";
+import { expectedTotals } from "./progress-estimate.js";
 
 /** Without --all, `show jobs` lists finished jobs that ended this recently. */
 export const RECENT_MS = 24 * 3600 * 1000;
@@ -140,7 +141,12 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
     watch: async (args) => {
       const a = parseWatchArgs(args);
       const changed = await master.store.waitForChange(a.id, a.serial, a.timeoutMs);
-      return { changed: changed !== "nochange", job: await detail(master, a.id) };
+      const job = await detail(master, a.id);
+      return {
+        changed: changed !== "nochange",
+        job,
+        expected: expectedTotals(master.store, job),
+      };
     },
 
     archive: async (args) => {

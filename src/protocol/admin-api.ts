@@ -173,6 +173,20 @@ export interface WatchArgs {
 export interface WatchResult {
   changed: boolean;
   job: JobDetail;
+  /**
+   * What the job is expected to come to, for the progress bar of `abs
+   * watch` (src/master/progress-estimate.ts says from what); null when
+   * nothing says, or the job is finished. Beside `job` rather than in it,
+   * so `abs watch --json` and `abs show job --json` print what they always
+   * did. Optional: an older master sends none, and abs then shows no bar.
+   */
+  expected?: ExpectedTotals | null;
+}
+
+/** The counts a finished run came to, in the units of a job's progress. */
+export interface ExpectedTotals {
+  files: number;
+  bytes: number;
 }
 
 export interface ArchiveArgs {

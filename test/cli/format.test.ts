@@ -7,6 +7,7 @@ process.env.TZ = "Europe/Berlin";
 import t from "tap";
 import {
   formatBytes,
+  formatCount,
   formatLocalMinute,
   formatRelative,
   formatSpan,
@@ -103,6 +104,23 @@ t.test("sizes in binary units", (t) => {
     [4096 * 1024 ** 6, "4096.0 EiB"],
   ];
   for (const [bytes, want] of cases) t.equal(formatBytes(bytes), want, want);
+  t.end();
+});
+
+t.test("counts with digits grouped, whatever the locale", (t) => {
+  const cases: [number, string][] = [
+    [0, "0"],
+    [999, "999"],
+    [1000, "1,000"],
+    [3456, "3,456"],
+    [1_234_567, "1,234,567"],
+    [Number.MAX_SAFE_INTEGER, "9,007,199,254,740,991"],
+    [1e21, "1e+21"],
+    [-1234, "-1234"],
+    [1.5, "1.5"],
+    [NaN, "NaN"],
+  ];
+  for (const [n, want] of cases) t.equal(formatCount(n), want, want);
   t.end();
 });
 

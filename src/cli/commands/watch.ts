@@ -7,17 +7,20 @@
 // to show changes:
 //
 //   terminal  log lines as they come; the progress on one line rewritten in
-//             place (\r and erase-line), cleared before a log line is printed
+//             place (\r and erase-line), cleared before a log line is printed:
+//             a bar when the master has an estimate of the total (the
+//             previous successful run's), else the counts (progress-bar.ts)
 //   plain     (a pipe or file) log lines, and a "progress:" line per change
 //   --json    one JSON object (the job as show job has it) per change
 
 import { assertNever } from "../../errors.js";
 import { type FinishedState, isFinished } from "../../jobsdir/job.js";
-import type { JobDetail } from "../../protocol/admin-api.js";
+import type { ExpectedTotals, JobDetail } from "../../protocol/admin-api.js";
 import type { CliContext, Output } from "../context.js";
 import { EXIT, type ExitStatus } from "../exit-status.js";
 import { printable } from "../format.js";
 import { formatLogEntry, formatProgress } from "../job-text.js";
+import { formatProgressLine } from "../progress-bar.js";
 
 /** How long the master holds one watch call, in ms (the master allows up to 60 s). */
 export const WATCH_WAIT_MS = 30_000;
@@ -37,9 +40,12 @@ export function outcomeStatus(state: FinishedState): ExitStatus {
   }
 }
 
-/** Shows a job's changes one way; `update` gets every changed job, `finish` the finished one. */
+/**
+ * Shows a job's changes one way; `update` gets every changed job with what
+ * it is expected to come to, `finish` the finished one.
+ */
 export interface WatchView {
-  update(job: JobDetail): void;
+  update(job: JobDetail, expected: ExpectedTotals | null): void;
   finish(job: JobDetail): void;
 }
 
@@ -51,12 +57,15 @@ export function jsonView(out: Output): WatchView {
 }
 
 const ERASE_LINE = "\r\x1b[K";
+/** The width assumed when the terminal does not say (a pseudo-terminal may say 0). */
+const DEFAULT_COLUMNS = 80;
 
 /**
  * Log lines and progress for people, on a terminal (`out.isTTY`, progress
- * rewritten in place) or not (a line per progress change).
+ * rewritten in place, with a bar if `expected` is known) or not (a line per
+ * progress change). `now` gives the rate on a terminal.
  */
-export function humanView(out: Output): WatchView {
+export function humanView(out: Output, now: () => number): WatchView {
   let headerShown = false;
   let lastLog = 0;
   let lastProgress = "";
@@ -66,7 +75,7 @@ export function humanView(out: Output): WatchView {
     progressShown = false;
   };
   return {
-    update(job) {
+    update(job, expected) {
       if (!headerShown) {
         out.write(`job ${job.id}: ${printable(job.definition)} on ${printable(job.slave)}\n`);
         headerShown = true;
@@ -78,15 +87,15 @@ export function humanView(out: Output): WatchView {
         lastLog = entries[entries.length - 1]?.serial ?? lastLog;
       }
       if (job.progress === null || isFinished(job.state)) return;
-      const text = printable(`progress: ${formatProgress(job.progress)}`);
       if (out.isTTY) {
-        // Cut to the width: a wrapped line cannot be rewritten with \r.
-        const width = out.columns ?? 80;
-        out.write(ERASE_LINE + text.slice(0, Math.max(1, width - 1)));
+        const width = out.columns !== undefined && out.columns > 0 ? out.columns : DEFAULT_COLUMNS;
+        const elapsed = job.started === null ? null : now() - job.started;
+        out.write(ERASE_LINE + formatProgressLine(job.progress, expected, elapsed, width));
         progressShown = true;
-      } else if (text !== lastProgress) {
-        out.write(text + "\n");
+        return;
       }
+      const text = printable(`progress: ${formatProgress(job.progress)}`);
+      if (text !== lastProgress) out.write(text + "\n");
       lastProgress = text;
     },
     finish(job) {
@@ -103,16 +112,16 @@ export async function watch(
   id: number,
   o: { json?: boolean },
 ): Promise<ExitStatus> {
-  const view = o.json === true ? jsonView(ctx.out) : humanView(ctx.out);
+  const view = o.json === true ? jsonView(ctx.out) : humanView(ctx.out, () => ctx.now());
   let serial = 0;
   for (;;) {
-    const { changed, job } = await ctx.call(
+    const { changed, job, expected } = await ctx.call(
       "watch",
       { id, serial, timeoutMs: WATCH_WAIT_MS },
       { timeoutMs: CALL_TIMEOUT_MS },
     );
     // The first answer is always shown: it is the job as it stands.
-    if (changed || serial === 0) view.update(job);
+    if (changed || serial === 0) view.update(job, expected ?? null);
     serial = job.serial;
     if (isFinished(job.state)) {
       view.finish(job);

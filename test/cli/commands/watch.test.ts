@@ -1,5 +1,6 @@
 // abs watch over an in-memory context: the terminal display (progress
-// rewritten in place, cleared before log lines), without a process.
+// rewritten in place, cleared before log lines), without a process. The
+// progress line itself is tested in test/cli/progress-bar.test.ts.
 
 process.env.TZ = "UTC";
 
@@ -43,6 +44,7 @@ function context(out: Output, answers: WatchResult[]): CliContext & { args: Json
 t.test(
   "on a terminal: progress on one line, rewritten; cleared for log lines and at the end",
   async (t) => {
+    // Started 12m20s before NOW (740 s): 1.2 GiB is 1.7 MiB/s on average.
     const first = jobDetail(NOW, { serial: 5, log: [] });
     const second = jobDetail(NOW, {
       serial: 6,
@@ -61,21 +63,23 @@ t.test(
       result: "2100 files, 4.0 KiB",
       log: [...third.log, { serial: 2, time: NOW, level: "info", message: "succeeded" }],
     });
-    const out = collect(true, 40);
+    const out = collect(true, 50);
     const ctx = context(out, [
       { changed: true, job: first },
-      { changed: true, job: second },
-      { changed: true, job: third },
-      { changed: true, job: done },
+      { changed: true, job: second, expected: null },
+      { changed: true, job: third, expected: { files: 4000, bytes: 10240 } },
+      { changed: true, job: done, expected: null },
     ]);
     t.equal(await watch(ctx, 12, {}), 0);
     t.equal(
       out.text,
       "job 12: home on green-acres\n" +
-        "\r\x1b[Kprogress: 1204 files, 1.2 GiB, /home/al" +
-        "\r\x1b[Kprogress: 2000 files, 2.0 KiB, /home/bo" +
+        // No estimate (a master without one, then null): counts, rate, path.
+        "\r\x1b[K1.2 GiB  1,204 files  1.7 MiB/s  /home/alice/Mail" +
+        "\r\x1b[K2.0 KiB  2,000 files  2 B/s  ...-path/that/is/cut" +
         "\r\x1b[K2026-11-23T12:00:00+00:00  warning  file changed as we read it\n" +
-        "\r\x1b[Kprogress: 2100 files, 4.0 KiB" +
+        // An estimate: a bar, the line cut to 49 columns.
+        "\r\x1b[K[########------------]   40%  4.0 KiB of 10.0 KiB" +
         "\r\x1b[K2026-11-23T12:00:00+00:00  info     succeeded\n" +
         "job 12 succeeded: 2100 files, 4.0 KiB\n",
     );
@@ -86,13 +90,30 @@ t.test(
   },
 );
 
-t.test("not a terminal: a progress line per change, none repeated", (t) => {
+t.test("on a terminal that gives no width (0 or none): 80 columns", (t) => {
+  for (const columns of [0, undefined]) {
+    const out = collect(true, columns);
+    const view = humanView(out, () => NOW);
+    const path = "/home/alice/" + "x".repeat(200);
+    view.update(jobDetail(NOW, { log: [], progress: { files: 1, bytes: 1, path } }), null);
+    const line = out.text.split("\r\x1b[K")[1] ?? "";
+    t.equal(line.length, 79, `columns ${String(columns)}`);
+    t.match(line, /\.\.\.x+$/);
+  }
+  t.end();
+});
+
+t.test("not a terminal: a progress line per change, none repeated, estimate or not", (t) => {
   const out = collect(false);
-  const view = humanView(out);
+  const view = humanView(out, () => NOW);
   const job = jobDetail(NOW, { log: [] });
-  view.update(job);
-  view.update(job);
-  view.update(jobDetail(NOW, { log: [], progress: { files: 1, bytes: 0, path: "/x\n/y" } }));
+  const expected = { files: 2000, bytes: 2_000_000_000 };
+  view.update(job, expected);
+  view.update(job, expected);
+  view.update(
+    jobDetail(NOW, { log: [], progress: { files: 1, bytes: 0, path: "/x\n/y" } }),
+    expected,
+  );
   t.equal(
     out.text,
     "job 12: home on green-acres\n" +
