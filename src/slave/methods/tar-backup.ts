@@ -242,7 +242,7 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
   if (warnings.length > 0) notes.push(`${warnings.length} warnings`);
   return {
     message:
-      `${level} backup ${archive}: ${files} entries stored (${bytes} bytes), ` +
+      `${level} backup ${archive}: ${files} ${files === 1 ? "entry" : "entries"} stored (${bytes} bytes), ` +
       `${plan.unchanged.length} unchanged, ${deleted.length} deleted` +
       (notes.length > 0 ? `; ${notes.join(", ")}` : ""),
     data: {
