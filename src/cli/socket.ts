@@ -5,9 +5,12 @@
 //
 // --socket and --config together are refused (exit status 2). A master.conf
 // without admin_socket means the master's default. A config
-// named by -c or ABS_CONFIG must exist; one with errors is an error (CONFIG),
-// never skipped: falling through to another socket would talk to another
-// master than the one meant. Empty environment variables count as unset.
+// named by -c or ABS_CONFIG must exist. One with mistakes elsewhere still
+// gives its admin_socket, so that `abs reload` reaches the master, which
+// lists the mistakes (and logs them); one whose admin_socket is not certain
+// is an error (CONFIG), never skipped: falling through to another socket
+// would talk to another master than the one meant. Empty environment
+// variables count as unset.
 //
 // The files are only read for the admin commands, never for keygen or
 // fingerprint, and behind a small interface so tests can pass fakes.
@@ -15,13 +18,16 @@
 import { existsSync } from "node:fs";
 import { BadArgumentError, ConfigError } from "../errors.js";
 import { formatIssues } from "../config/issues.js";
-import { loadMasterConfig } from "../config/master-config.js";
+import {
+  DEFAULT_ADMIN_SOCKET,
+  adminSocketDespite,
+  loadMasterConfig,
+} from "../config/master-config.js";
 import { readConfigFile } from "../config/read-config-files.js";
 
 /** The master's default config file. */
 export const DEFAULT_MASTER_CONF = "/etc/abs/master.conf";
-/** The master's default admin_socket (master-config.ts fills in the same). */
-export const DEFAULT_ADMIN_SOCKET = "/run/abs/admin.sock";
+export { DEFAULT_ADMIN_SOCKET };
 
 /** How `abs --help` describes the rule above. */
 export const SOCKET_HELP = `The admin socket is the first of:
@@ -92,13 +98,17 @@ export async function resolveAdminSocket(
 /**
  * Reads admin_socket the way the master does: master.conf alone (jobs.d is
  * not needed for one key), checked by the master's own loader so `abs` and
- * the master never disagree on the value.
+ * the master never disagree on the value; with mistakes elsewhere in the
+ * file, through adminSocketDespite.
  */
 export const masterConfReader: MasterConfReader = {
   exists: (file) => existsSync(file),
   async adminSocketOf(file) {
-    const loaded = loadMasterConfig([await readConfigFile(file)]);
+    const conf = await readConfigFile(file);
+    const loaded = loadMasterConfig([conf]);
     if ("errors" in loaded) {
+      const socket = adminSocketDespite(conf, loaded.errors);
+      if (socket !== undefined) return socket;
       throw new ConfigError(
         `cannot take admin_socket from ${file}, which has errors (or name the socket with --socket):\n${formatIssues(loaded.errors)}`,
         { file },

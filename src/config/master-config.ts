@@ -106,6 +106,8 @@ export interface MasterConfig {
 }
 
 export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
+/** admin_socket's default. */
+export const DEFAULT_ADMIN_SOCKET = "/run/abs/admin.sock";
 
 /** Refuses world-writable modes: on a Unix socket, write permission is the right to administer. */
 const socketMode: Parser<number> = (t) => {
@@ -155,6 +157,29 @@ function localTimeZone(): string {
 export interface MasterLoadOptions {
   /** The zone job schedules default to when master.conf names none. Default: this host's local zone. */
   localTimeZone?: string;
+}
+
+/**
+ * admin_socket of a master.conf that has mistakes elsewhere (its `issues`),
+ * for `abs`: the running master, once reached, reports the mistakes itself
+ * (`abs reload`). Undefined unless the value is certain: a mistake about
+ * admin_socket itself, or about the file's structure (a line that is not
+ * `key = value`, a missing or repeated [master]), could hide the right one.
+ */
+export function adminSocketDespite(
+  file: ConfigFile,
+  issues: readonly ConfigIssue[],
+): string | undefined {
+  const structural = new Set(["admin_socket", "line", "section", "file"]);
+  if (issues.some((i) => structural.has(i.key))) return undefined;
+  const masters = tokenizeIni(file.file, file.text).sections.filter((s) => s.header === "master");
+  if (masters.length !== 1) return undefined;
+  const entries = masters[0]?.entries.filter((e) => e.key === "admin_socket") ?? [];
+  const [entry, ...more] = entries;
+  if (more.length > 0) return undefined;
+  if (entry === undefined) return DEFAULT_ADMIN_SOCKET;
+  const parsed = absolutePath(entry.value);
+  return parsed instanceof Invalid ? undefined : parsed;
 }
 
 /**
@@ -345,7 +370,7 @@ function fillMasterDefaults(
     jobsDir: v.jobs_dir?.value ?? "/var/lib/abs/jobs",
     stateDir: v.state_dir?.value ?? "/var/lib/abs/master",
     logDir: v.log_dir?.value ?? "/var/log/abs",
-    adminSocket: v.admin_socket?.value ?? "/run/abs/admin.sock",
+    adminSocket: v.admin_socket?.value ?? DEFAULT_ADMIN_SOCKET,
     adminSocketMode: v.admin_socket_mode?.value ?? 0o660,
     realm: m.realm,
     auth,

@@ -122,6 +122,26 @@ t.test("the real reader: admin_socket, its default, and a config with errors", a
       `${bad}:3: admin_socket "rel.sock": expected an absolute path (starting with /)\n` +
       `${bad}:4: frobnicate "1": unknown key`,
   );
+  // Mistakes elsewhere: admin_socket is still certain, and the master,
+  // reached, reports them (abs reload).
+  const typo = file(
+    "typo.conf",
+    "[master]\nrealm = EXAMPLE.COM\nadmin_socket = /tmp/y.sock\norphan_grace = soon\nfrobnicate = 1\n[job x]\nslave = s\n",
+  );
+  t.equal(await masterConfReader.adminSocketOf(typo), "/tmp/y.sock");
+  const typoDefault = file("typo2.conf", "[master]\nrealm = EXAMPLE.COM\nfrobnicate = 1\n");
+  t.equal(await masterConfReader.adminSocketOf(typoDefault), DEFAULT_ADMIN_SOCKET);
+  // Not certain: a line that is not key = value (it may be the socket), two
+  // [master] sections, two admin_socket lines.
+  for (const [name, text] of [
+    ["garbled.conf", "[master]\nrealm = EXAMPLE.COM\nadmin_socket /tmp/z.sock\n"],
+    ["two.conf", "[master]\nrealm = A\n[master]\nadmin_socket = /tmp/z.sock\n"],
+    ["twice.conf", "[master]\nrealm = A\nadmin_socket = /a.sock\nadmin_socket = /b.sock\n"],
+  ] as const) {
+    const e = await refusal(masterConfReader.adminSocketOf(file(name, text)));
+    t.equal(e.code, "CONFIG", name);
+    t.match(e.message, `cannot take admin_socket from ${path.join(dir, name)}, which has errors`);
+  }
   const missing = await refusal(masterConfReader.adminSocketOf(path.join(dir, "none.conf")));
   t.equal(missing.code, "CONFIG");
   t.match(missing.message, /none\.conf: cannot read/);

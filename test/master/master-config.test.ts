@@ -8,6 +8,7 @@ import path from "node:path";
 import t from "tap";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { tempDir } from "../helpers/tmp.js";
+import { runAbs } from "../helpers/abs-cli.js";
 
 const HOME = [
   "[job home]",
@@ -121,6 +122,25 @@ t.test("SIGHUP: a good config applies at once, a bad one keeps the running confi
   });
   const status = (await m.call("status")) as { mode: string };
   t.equal(status.mode, "real", "still serving");
+  // A mistake in master.conf itself: abs, told where master.conf is, still
+  // takes admin_socket from it, so `abs reload` reaches the master, which
+  // lists the mistake and logs it.
+  writeFileSync(m.confPath, readFileSync(m.confPath, "utf8") + "\n[master]\n");
+  const viaConfig = await runAbs(["-c", m.confPath, "reload"]);
+  t.equal(viaConfig.code, 6, viaConfig.stderr);
+  t.match(viaConfig.stderr, `${m.confPath}:`);
+  t.match(viaConfig.stderr, /cannot take admin_socket/, "a second [master]: not certain, refused");
+  writeFileSync(m.confPath, readFileSync(m.confPath, "utf8").replace(/\n\[master\]\n$/, "\n"));
+  const lines = readFileSync(m.confPath, "utf8").split("\n");
+  const at = lines.findIndex((l) => l.startsWith("[master]")) + 1;
+  lines.splice(at, 0, "orphan_grace = soon");
+  writeFileSync(m.confPath, lines.join("\n"));
+  from = m.log.length;
+  const reached = await runAbs(["-c", m.confPath, "reload"]);
+  t.equal(reached.code, 6, reached.stderr);
+  t.match(reached.stderr, `${m.confPath}:${at + 1}: orphan_grace "soon": `);
+  t.notMatch(reached.stderr, /cannot take admin_socket/, "the master answered");
+  await m.waitForOutput(/reload refused; keeping the running config/, 10_000, from);
 
   // A setting that needs a restart is named, not silently ignored.
   writeFileSync(
