@@ -110,7 +110,7 @@ t.test("parseDisasterRecord reads what the fake master writes, and names a bad f
     ],
     [null, /\(top level\): expected an object, got null/],
     [[], /expected an object/],
-    [{ ...base, report: "gossip" }, /^report: expected one of running, started/],
+    [{ ...base, report: "gossip" }, /^report: expected one of dispatched, running, started/],
     [{ ...base, report: "started", jobId: -1 }, /^jobId: expected an integer >= 1, got -1/],
     [{ ...base, report: "started", slave: "" }, /^slave: expected a non-empty string/],
     [{ ...base, report: "result", outcome: "won", message: "" }, /^outcome: expected one of/],
