@@ -69,10 +69,15 @@ export function formatTimestamp(time: number): string {
   return `${localDate(d)}T${clock}${sign}${pad2(Math.floor(a / 60))}:${pad2(a % 60)}`;
 }
 
-/** Local date and time to the minute, for fire times (cron has no seconds). */
+/** Local date and time to the minute, for fire times (5-field cron has no seconds). */
 export function formatLocalMinute(time: number): string {
   const d = new Date(time);
   return `${localDate(d)} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+/** Local date and time to the second, for fire times of a 6-field cron. */
+export function formatLocalSecond(time: number): string {
+  return `${formatLocalMinute(time)}:${pad2(new Date(time).getSeconds())}`;
 }
 
 /** A timestamp followed by its relative form: "2026-11-23T11:05:00+01:00 (3h ago)"; "-" for null. */

@@ -7,6 +7,7 @@ import { isFinished, type Job } from "../jobsdir/job.js";
 import type { JobQuery } from "../jobsdir/job-query.js";
 import type { JsonObject, JsonValue } from "../json-shape.js";
 import {
+  MAX_SCHEDULE_RUNS,
   type AdminMethodName,
   type JobDetail,
   type JobView,
@@ -97,7 +98,9 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
     "show-schedule": (args) => {
       const { days } = parseShowScheduleArgs(args);
       const until = master.clock.now() + days * 24 * 3600 * 1000;
-      const next = new Map(master.scheduler.upcoming(until, 1000).map((u) => [u.name, u.times]));
+      const next = new Map(
+        master.scheduler.upcoming(until, MAX_SCHEDULE_RUNS).map((u) => [u.name, u.times]),
+      );
       const last = master.scheduler.lastTriggers;
       const definitions: ScheduleView[] = master.currentConfig.jobs.map((d) => ({
         definition: d.name,

@@ -137,9 +137,11 @@ export interface ScheduleView {
   enabled: boolean;
   /** When it last fired. */
   lastTrigger: number | null;
-  /** Its fire times within the window, at most 1000. */
+  /** Its fire times within the window, at most MAX_SCHEDULE_RUNS. */
   next: number[];
 }
+/** `show-schedule` lists at most this many fire times per definition. */
+export const MAX_SCHEDULE_RUNS = 1000;
 export interface ShowScheduleResult {
   definitions: ScheduleView[];
 }

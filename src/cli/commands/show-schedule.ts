@@ -1,14 +1,14 @@
 // abs show schedule: each job definition's schedule and its next fire times.
 
-import type { ScheduleView } from "../../protocol/admin-api.js";
+import { MAX_SCHEDULE_RUNS, type ScheduleView } from "../../protocol/admin-api.js";
 import type { CliContext } from "../context.js";
-import { formatLocalMinute, formatRelative, plural } from "../format.js";
+import { formatLocalMinute, formatLocalSecond, formatRelative, plural } from "../format.js";
 import { renderTable } from "../table.js";
 
 /** The window when --days is not given, as on the master. */
 export const DEFAULT_DAYS = 1;
 
-/** Fire times shown per definition; --json lists them all (an hourly job has 168 in 7 days). */
+/** Fire times shown per definition; --json lists up to MAX_SCHEDULE_RUNS (an hourly job has 168 in 7 days). */
 export const SHOWN_RUNS = 3;
 
 const COLUMNS = [
@@ -24,11 +24,14 @@ export function nextRuns(d: ScheduleView, days: number, now: number): string {
   if (d.schedule === null) return "runs only by abs run";
   if (!d.enabled) return "disabled";
   if (d.next.length === 0) return `none within ${plural(days, "day")}`;
-  const shown = d.next
-    .slice(0, SHOWN_RUNS)
-    .map((t) => `${formatLocalMinute(t)} (${formatRelative(t, now)})`);
+  // A 6-field cron fires on seconds: to the minute, its runs would look alike.
+  const withSeconds = d.schedule.trim().split(/\s+/).length === 6;
+  const when = withSeconds ? formatLocalSecond : formatLocalMinute;
+  const shown = d.next.slice(0, SHOWN_RUNS).map((t) => `${when(t)} (${formatRelative(t, now)})`);
   const more = d.next.length - shown.length;
-  if (more > 0) shown.push(`+${more} more`);
+  // The master lists at most MAX_SCHEDULE_RUNS: at the cap there may be more.
+  if (more > 0)
+    shown.push(d.next.length >= MAX_SCHEDULE_RUNS ? `+${more} or more` : `+${more} more`);
   return shown.join(", ");
 }
 
