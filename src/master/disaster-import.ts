@@ -8,7 +8,8 @@
 //
 // - Known: the job of that id, on that slave, received before the first
 //   report (a jobs directory restored from an older copy may have given the
-//   id to a newer job since; that one is not it).
+//   id to a newer job since; that one is not it), give or take a minute of
+//   clock difference between the two masters' hosts.
 //   - Same attempt, not finished: the result is applied as if the slave had
 //     reported it to this master (a failure follows the retry policy).
 //   - Same attempt, failed as lost (the slave had forgotten the result by
@@ -152,9 +153,16 @@ export function reportedOutcome(
 
 const FROM_LOG = "reported to the fake master during the disaster; imported from its log";
 
+/**
+ * How far the fake master's clock may be behind the real master's: the two
+ * may run on different hosts, and a job received just before the disaster
+ * must still be recognized in its first report.
+ */
+export const CLOCK_SKEW_MS = 60_000;
+
 /** Whether job `job` is the one the attempt was reported for (see the header). */
 export function isSameJob(job: Job, a: ReportedAttempt): boolean {
-  return job.slave === a.slave && job.timestamps.received <= a.firstTime;
+  return job.slave === a.slave && job.timestamps.received <= a.firstTime + CLOCK_SKEW_MS;
 }
 
 /**

@@ -9,6 +9,7 @@ import { isLost, lostResult, transition } from "../../src/jobsdir/job-state.js";
 import {
   applyToKnownJob,
   applyToRecordedJob,
+  CLOCK_SKEW_MS,
   finishUnknownJob,
   foldRecord,
   isSameJob,
@@ -120,7 +121,12 @@ t.test("a known job is the same id on the same slave, received before the report
   t.ok(isSameJob(running(), a));
   t.notOk(isSameJob(running({ slave: "red-barn" }), a));
   const later = running();
-  t.notOk(isSameJob({ ...later, timestamps: { ...later.timestamps, received: T0 + 1 } }, a));
+  const receivedAt = (received: number): Job => ({
+    ...later,
+    timestamps: { ...later.timestamps, received },
+  });
+  t.ok(isSameJob(receivedAt(T0 + CLOCK_SKEW_MS), a), "a fake master's clock a minute behind");
+  t.notOk(isSameJob(receivedAt(T0 + CLOCK_SKEW_MS + 1), a), "a job received after the report");
   t.match(whyUnknown(undefined, a), /does not have/);
   t.match(whyUnknown(running({ slave: "red-barn" }), a), /job 7 here runs on red-barn/);
   t.end();
