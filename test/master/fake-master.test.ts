@@ -112,7 +112,9 @@ t.test(
     const handFrom = s.log.length;
     const run = await m.abs(["run", "quick"]);
     t.equal(run.status, 0, run.stderr);
-    const handId = Number(/^job (\d+) dispatched: quick on green-acres$/m.exec(run.stdout)?.[1]);
+    const handId = Number(
+      /^job (\d+) (?:dispatched|running|succeeded): quick on green-acres$/m.exec(run.stdout)?.[1],
+    );
     t.ok(handId > 1e15, `job ${handId}: an id no real master gives`);
     await s.waitForOutput(
       new RegExp(`job ${handId}: the master has the result of attempt 1`),

@@ -6,8 +6,8 @@ import type { CliContext } from "../context.js";
 
 /**
  * The slave and state of each job made, for the "job 12 queued: home on
- * green-acres" lines (the fake master of disaster mode sends a job at once:
- * "dispatched"). `run` answers job ids only; one show-jobs call filtered by
+ * green-acres" lines (the fake master of disaster mode sends a job at once,
+ * and a quick job may have started, or ended, by the time it is listed). `run` answers job ids only; one show-jobs call filtered by
  * the definition finds them (the new jobs are unfinished or just ended, so
  * in its default window). Printing is all this is for: if that call fails,
  * the lines go with what is known.
@@ -47,7 +47,8 @@ export async function run(
   for (const id of result.jobs) {
     const job = made.get(id);
     const on = job?.slave ?? o.slave;
-    const state = job?.state === "dispatched" ? "dispatched" : "queued";
+    // As the master has it now: a quick job may be past queued already.
+    const state = job?.state ?? "queued";
     ctx.out.write(`job ${id} ${state}: ${definition}${on === undefined ? "" : ` on ${on}`}\n`);
   }
 }
