@@ -8,7 +8,7 @@
 // named by -c or ABS_CONFIG must exist. One with mistakes elsewhere still
 // gives its admin_socket, so that `abs reload` reaches the master, which
 // lists the mistakes (and logs them); one whose admin_socket is not certain
-// is an error (CONFIG), never skipped: falling through to another socket
+// (adminSocketDespite says when) is an error (CONFIG), never skipped: falling through to another socket
 // would talk to another master than the one meant. Empty environment
 // variables count as unset.
 //

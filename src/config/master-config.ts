@@ -163,15 +163,19 @@ export interface MasterLoadOptions {
  * admin_socket of a master.conf that has mistakes elsewhere (its `issues`),
  * for `abs`: the running master, once reached, reports the mistakes itself
  * (`abs reload`). Undefined unless the value is certain: a mistake about
- * admin_socket itself, or about the file's structure (a line that is not
- * `key = value`, a missing or repeated [master]), could hide the right one.
+ * admin_socket itself, an unknown key (admin_socket misspelt?), or one about
+ * the file's structure (a line that is not `key = value`, a missing or
+ * repeated [master]) could hide the right one. Only bad values of other
+ * known keys let it through.
  */
 export function adminSocketDespite(
   file: ConfigFile,
   issues: readonly ConfigIssue[],
 ): string | undefined {
-  const structural = new Set(["admin_socket", "line", "section", "file"]);
-  if (issues.some((i) => structural.has(i.key))) return undefined;
+  // A key the schemas do not know may be admin_socket misspelt: the socket
+  // meant is then not the default, and must not be guessed.
+  const known = new Set([...MASTER_KEYS, ...JOB_KEYS, "job"].filter((k) => k !== "admin_socket"));
+  if (issues.some((i) => !known.has(i.key))) return undefined;
   const masters = tokenizeIni(file.file, file.text).sections.filter((s) => s.header === "master");
   if (masters.length !== 1) return undefined;
   const entries = masters[0]?.entries.filter((e) => e.key === "admin_socket") ?? [];

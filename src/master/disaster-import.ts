@@ -151,8 +151,6 @@ export function reportedOutcome(
   return null;
 }
 
-const FROM_LOG = "reported to the fake master during the disaster; imported from its log";
-
 /**
  * How far the fake master's clock may be behind the real master's: the two
  * may run on different hosts, and a job received just before the disaster
@@ -163,6 +161,26 @@ export const CLOCK_SKEW_MS = 60_000;
 /** Whether job `job` is the one the attempt was reported for (see the header). */
 export function isSameJob(job: Job, a: ReportedAttempt): boolean {
   return job.slave === a.slave && job.timestamps.received <= a.firstTime + CLOCK_SKEW_MS;
+}
+
+/**
+ * The mark that ends every log line an import writes about an attempt: a
+ * later import of the same log finds it and changes nothing, whatever the
+ * job has done since (a retry, say).
+ */
+export function importTag(a: ReportedAttempt, time: number): string {
+  return `(from the disaster log: ${a.slave}, attempt ${a.attempt}, at ${new Date(time).toISOString()})`;
+}
+
+/**
+ * Whether the job was dispatched again after the attempt's last report: the
+ * slave, registering here without it, had it queued again as the same
+ * attempt (slave-session.ts), and a new run is under way. Its result is the
+ * one that counts; the log's is of the run before.
+ */
+function dispatchedSince(job: Job, a: ReportedAttempt): boolean {
+  const { dispatched } = job.timestamps;
+  return dispatched !== null && dispatched > a.lastTime + CLOCK_SKEW_MS;
 }
 
 /**
@@ -178,8 +196,11 @@ export function applyToKnownJob(
   const reported = reportedOutcome(a);
   if (reported === null) return { job, verdict: "unchanged" };
   const { outcome, result, time } = reported;
-  const at = new Date(time).toISOString();
-  if (a.attempt === job.attempt && !isFinished(job.state)) {
+  const tag = importTag(a, time);
+  if (job.log.some((e) => e.message.includes(tag))) return { job, verdict: "unchanged" };
+  const what = `${outcome} on ${a.slave}: ${result.message}`;
+  const sameAttempt = a.attempt === job.attempt;
+  if (sameAttempt && !isFinished(job.state) && !dispatchedSince(job, a)) {
     let j = job;
     if (j.state === "queued") {
       // Queued again as the same attempt because the slave, registering
@@ -190,37 +211,32 @@ export function applyToKnownJob(
         message: `dispatched to ${a.slave} (as the disaster log shows)`,
       });
     }
-    const why = `${outcome} on ${a.slave} at ${at}: ${result.message} (${FROM_LOG})`;
     const change: Transition =
       outcome === "failed" && j.state !== "canceling"
-        ? afterFailure(
-            j,
-            now,
-            `failed on ${a.slave} at ${at}: ${result.message} (${FROM_LOG})`,
-            result,
-          )
-        : { to: outcome, now, message: why, result };
+        ? afterFailure(j, now, `failed on ${a.slave}: ${result.message} ${tag}`, result)
+        : { to: outcome, now, message: `${what} ${tag}`, result };
     return { job: transition(j, change), verdict: "merged" };
   }
-  if (a.attempt === job.attempt && isLost(job)) {
+  if (sameAttempt && isLost(job)) {
     const was = job.result?.message ?? "lost";
-    const message = `${outcome} on ${a.slave} at ${at}: ${result.message} (${FROM_LOG}; it had been failed as "${was}")`;
+    const message = `${what} (it had been failed as "${was}") ${tag}`;
     return { job: correctLost(job, { to: outcome, now, message, result }), verdict: "corrected" };
   }
-  if (
-    a.attempt === job.attempt &&
-    job.state === outcome &&
-    job.result?.message === result.message
-  ) {
-    return { job, verdict: "unchanged" };
+  if (sameAttempt && job.state === outcome && job.result?.message === result.message) {
+    return { job, verdict: "unchanged" }; // the slave told this master the same
   }
-  const whose = a.attempt === job.attempt ? `attempt ${a.attempt}` : `earlier attempt ${a.attempt}`;
-  const note =
-    a.attempt === job.attempt
-      ? `the disaster log has ${whose} ${outcome} on ${a.slave} at ${at}: ${result.message}; the job stays ${job.state}`
-      : `the disaster log has ${whose} ${outcome} on ${a.slave} at ${at}: ${result.message}; the job is at attempt ${job.attempt} (${job.state})`;
-  if (job.log.some((e) => e.message === note)) return { job, verdict: "unchanged" };
-  return { job: recordLog(job, now, "warning", note), verdict: "noted" };
+  const where =
+    a.attempt < job.attempt
+      ? `earlier attempt ${a.attempt} ${what}; the job is at attempt ${job.attempt} (${job.state})`
+      : a.attempt > job.attempt
+        ? `attempt ${a.attempt} ${what}, beyond the job's attempt ${job.attempt} (${job.state})`
+        : isFinished(job.state)
+          ? `attempt ${a.attempt} ${what}; the job stays ${job.state}`
+          : `attempt ${a.attempt} ${what}, from a run before the job was dispatched again; the job goes on (${job.state})`;
+  return {
+    job: recordLog(job, now, "warning", `the disaster log has ${where} ${tag}`),
+    verdict: "noted",
+  };
 }
 
 /** The params of the (disaster) job recording an unknown attempt: how it is found again. */
@@ -259,14 +275,19 @@ export function finishUnknownJob(queued: Job, a: ReportedAttempt): Job {
     j = transition(j, { to: "running", now: a.startedTime, message: `started on ${a.slave}` });
   }
   if (reported === null) {
-    const message = `lost: ${a.slave} reported it running during the disaster (last at ${new Date(a.lastTime).toISOString()}), and the log has no result`;
+    const last = new Date(a.lastTime).toISOString();
+    const seen =
+      a.startedTime === null && a.dispatch !== null
+        ? `the fake master dispatched it to ${a.slave} (at ${last})`
+        : `${a.slave} reported it running during the disaster (last at ${last})`;
+    const message = `lost: ${seen}, and the log has no result`;
     return transition(j, { to: "failed", now: a.lastTime, message, result: lostResult(message) });
   }
   const { outcome, result, time } = reported;
   return transition(j, {
     to: outcome,
     now: time,
-    message: `${outcome} on ${a.slave}: ${result.message} (${FROM_LOG})`,
+    message: `${outcome} on ${a.slave}: ${result.message} ${importTag(a, time)}`,
     result,
   });
 }
@@ -280,7 +301,7 @@ export function applyToRecordedJob(
   const reported = reportedOutcome(a);
   if (reported === null || !isLost(job)) return { job, verdict: "unchanged" };
   const { outcome, result, time } = reported;
-  const message = `${outcome} on ${a.slave} at ${new Date(time).toISOString()}: ${result.message} (${FROM_LOG})`;
+  const message = `${outcome} on ${a.slave}: ${result.message} ${importTag(a, time)}`;
   return { job: correctLost(job, { to: outcome, now, message, result }), verdict: "corrected" };
 }
 

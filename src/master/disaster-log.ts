@@ -13,9 +13,8 @@
 // line is skipped: the fake master stopped while writing it, so it was never
 // fsynced nor acknowledged, and the slave still holds what it said.
 
-import { createReadStream } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
-import { AbsError, BadArgumentError, describeError } from "../errors.js";
+import { constants, type FileHandle, open } from "node:fs/promises";
+import { AbsError, describeError } from "../errors.js";
 import { Fields, type JsonObject, ShapeError } from "../json-shape.js";
 import {
   MAX_IDENTITY_LENGTH,
@@ -59,6 +58,14 @@ export interface DisasterRecord {
   params?: JsonObject;
 }
 
+/** The latest time a Date can hold (ms since the epoch): times must format. */
+const MAX_TIME = 8.64e15;
+/**
+ * The longest line read: a report is one slave-link message, whose frames
+ * are far smaller; anything longer is not a disaster log.
+ */
+export const MAX_LINE_LENGTH = 4 * 1024 * 1024;
+
 const REPORTS = ["dispatched", "running", "started", "progress", "result", "reject"] as const;
 
 /** Reads one line's JSON as a record; throws ShapeError naming the bad field. */
@@ -66,7 +73,7 @@ export function parseDisasterRecord(value: unknown): DisasterRecord {
   const f = new Fields(value);
   const report = f.oneOf("report", REPORTS);
   const record: DisasterRecord = {
-    time: f.int("time", { min: 0 }),
+    time: f.int("time", { min: 0, max: MAX_TIME }),
     slave: f.string("slave", { nonEmpty: true, maxLength: MAX_NAME_LENGTH }),
     identity: f.string("identity", { nonEmpty: true, maxLength: MAX_IDENTITY_LENGTH }),
     report,
@@ -133,25 +140,57 @@ export async function readDisasterLog(
   const take = (text: string): void => {
     lineNo += 1;
     if (text.trim() === "") return; // a blank line says nothing
+    let value: unknown;
     try {
-      onRecord(parseDisasterRecord(JSON.parse(text)), lineNo);
+      value = JSON.parse(text);
+    } catch {
+      // Not the parser's message: it quotes the line, and the file may be
+      // any file the master can read.
+      return refuse("not JSON");
+    }
+    try {
+      onRecord(parseDisasterRecord(value), lineNo);
     } catch (err) {
-      badCount += 1;
-      const why = err instanceof ShapeError ? err.message : describeError(err);
-      if (bad.length < MAX_BAD_LINES_SHOWN) bad.push(`${file}:${lineNo}: ${why}`);
+      refuse(err instanceof ShapeError ? err.message : describeError(err));
     }
   };
+  const refuse = (why: string): void => {
+    badCount += 1;
+    if (bad.length < MAX_BAD_LINES_SHOWN) bad.push(`${file}:${lineNo}: ${why}`);
+  };
+  const cannot = (why: string): AbsError =>
+    new AbsError("BAD_ARGUMENT", `cannot read the disaster log ${file}: ${why}`, {
+      context: { file, field: "file" },
+    });
+  let handle: FileHandle;
   try {
-    for await (const chunk of createReadStream(file, { encoding: "utf8" })) {
-      const lines = (rest + (chunk as string)).split("\n");
-      rest = lines.pop() ?? "";
-      for (const line of lines) take(line);
+    // Non-blocking: opening a FIFO to read would wait for a writer.
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw cannot(describeError(err));
+  }
+  try {
+    // A FIFO or a device would never end (or never start).
+    if (!(await handle.stat()).isFile()) throw cannot("not a regular file");
+    for await (const chunk of handle.createReadStream({ encoding: "utf8", autoClose: false })) {
+      const lines = (chunk as string).split("\n");
+      const last = lines.pop() ?? "";
+      if (lines.length > 0) {
+        take(rest + (lines[0] ?? ""));
+        for (let i = 1; i < lines.length; i++) take(lines[i] ?? "");
+        rest = last;
+      } else {
+        rest += last;
+      }
+      if (rest.length > MAX_LINE_LENGTH) {
+        throw cannot(`line ${lineNo + 1} is longer than ${MAX_LINE_LENGTH} characters`);
+      }
     }
   } catch (err) {
-    throw new BadArgumentError(
-      `cannot read the disaster log ${file}: ${describeError(err)}`,
-      "file",
-    );
+    if (err instanceof AbsError) throw err;
+    throw cannot(describeError(err));
+  } finally {
+    await handle.close();
   }
   const unfinishedLine = rest === "" ? null : lineNo + 1;
   if (badCount > 0) {

@@ -126,10 +126,10 @@ t.test("the real reader: admin_socket, its default, and a config with errors", a
   // reached, reports them (abs reload).
   const typo = file(
     "typo.conf",
-    "[master]\nrealm = EXAMPLE.COM\nadmin_socket = /tmp/y.sock\norphan_grace = soon\nfrobnicate = 1\n[job x]\nslave = s\n",
+    "[master]\nrealm = EXAMPLE.COM\nadmin_socket = /tmp/y.sock\norphan_grace = soon\n[job x]\nslave = s\n",
   );
   t.equal(await masterConfReader.adminSocketOf(typo), "/tmp/y.sock");
-  const typoDefault = file("typo2.conf", "[master]\nrealm = EXAMPLE.COM\nfrobnicate = 1\n");
+  const typoDefault = file("typo2.conf", "[master]\nrealm = EXAMPLE.COM\nmax_jobs = many\n");
   t.equal(await masterConfReader.adminSocketOf(typoDefault), DEFAULT_ADMIN_SOCKET);
   // Not certain: a line that is not key = value (it may be the socket), two
   // [master] sections, two admin_socket lines.
@@ -137,6 +137,9 @@ t.test("the real reader: admin_socket, its default, and a config with errors", a
     ["garbled.conf", "[master]\nrealm = EXAMPLE.COM\nadmin_socket /tmp/z.sock\n"],
     ["two.conf", "[master]\nrealm = A\n[master]\nadmin_socket = /tmp/z.sock\n"],
     ["twice.conf", "[master]\nrealm = A\nadmin_socket = /a.sock\nadmin_socket = /b.sock\n"],
+    // Misspelt, the socket meant is not the default one.
+    ["misspelt.conf", "[master]\nrealm = A\nadmin_sockt = /srv/test/admin.sock\n"],
+    ["unknown.conf", "[master]\nrealm = A\nfrobnicate = 1\n"],
   ] as const) {
     const e = await refusal(masterConfReader.adminSocketOf(file(name, text)));
     t.equal(e.code, "CONFIG", name);

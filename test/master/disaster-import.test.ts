@@ -144,10 +144,29 @@ t.test("a running or orphaned job takes the reported outcome", (t) => {
     t.equal(after.timestamps.ended, NOW);
     t.match(
       after.log.at(-1)?.message,
-      /^succeeded on green-acres at 2026-11-20T03:01:00.000Z: 12 files/,
+      /^succeeded on green-acres: 12 files, 3 MiB \(from the disaster log: green-acres, attempt 1, at 2026-11-20T03:01:00\.000Z\)$/,
     );
     t.same(applyToKnownJob(after, succeeded(), NOW + 1), { job: after, verdict: "unchanged" });
   }
+  t.end();
+});
+
+t.test("a run dispatched again since the report keeps going; the log's result is noted", (t) => {
+  // Dispatched, then the disaster before `started` was written: the slave,
+  // back without it, had it queued again as the same attempt, and the
+  // dispatcher sent it again after the report in the log.
+  const again = transition(
+    transition(sampleJob(), { to: "dispatched", now: T0 + 3_600_000, message: "dispatched again" }),
+    { to: "running", now: T0 + 3_600_001, message: "started" },
+  );
+  const { job, verdict } = applyToKnownJob(again, succeeded(), NOW);
+  t.equal(verdict, "noted");
+  t.equal(job.state, "running", "the new run's own result decides");
+  t.match(
+    job.log.at(-1)?.message,
+    /from a run before the job was dispatched again; the job goes on \(running\)/,
+  );
+  t.same(applyToKnownJob(job, succeeded(), NOW + 1), { job, verdict: "unchanged" });
   t.end();
 });
 
@@ -169,6 +188,11 @@ t.test("a failure follows the retry policy; a job queued again gets its dispatch
   const { job: after, verdict } = applyToKnownJob(retried, failedAttempt, NOW);
   t.equal(verdict, "merged");
   t.match(after, { state: "queued", attempt: 2, timestamps: { notBefore: NOW + 1000 } });
+  t.same(
+    applyToKnownJob(after, failedAttempt, NOW + 1),
+    { job: after, verdict: "unchanged" },
+    "imported again once the job has moved on to its retry: nothing",
+  );
 
   const requeued = transition(running(), {
     to: "queued",
@@ -198,7 +222,7 @@ t.test("a lost job takes the reported outcome in place of lost; only a lost one"
   t.notOk(isLost(after));
   t.match(
     after.log.at(-1)?.message,
-    /it had been failed as "lost: green-acres no longer runs it"\)$/,
+    /it had been failed as "lost: green-acres no longer runs it"\) \(from the disaster log: green-acres, attempt 1, at \S+Z\)$/,
   );
   t.same(applyToKnownJob(after, succeeded(), NOW), { job: after, verdict: "unchanged" });
   // Only reported running: nothing to say about the outcome.
@@ -219,7 +243,7 @@ t.test("a job that ended otherwise, or moved on, keeps its state and gets one lo
   t.match(noted.job.log.at(-1), {
     level: "warning",
     message:
-      /^the disaster log has attempt 1 succeeded on green-acres at .*; the job stays failed$/,
+      /^the disaster log has attempt 1 succeeded on green-acres: 12 files, 3 MiB; the job stays failed \(from the disaster log: green-acres, attempt 1, at \S+Z\)$/,
   });
   t.same(applyToKnownJob(noted.job, succeeded(), NOW), { job: noted.job, verdict: "unchanged" });
 
@@ -229,9 +253,15 @@ t.test("a job that ended otherwise, or moved on, keeps its state and gets one lo
   t.equal(earlier.job.state, "running");
   t.match(
     earlier.job.log.at(-1)?.message,
-    /earlier attempt 1 succeeded .*; the job is at attempt 2 \(running\)$/,
+    /earlier attempt 1 succeeded .*; the job is at attempt 2 \(running\) \(from the disaster log/,
   );
   t.same(applyToKnownJob(running(), runningOnly(), NOW).verdict, "unchanged");
+  t.same(applyToKnownJob(earlier.job, succeeded(7, 1), NOW + 5), {
+    job: earlier.job,
+    verdict: "unchanged",
+  });
+  const beyond = applyToKnownJob(running(), succeeded(7, 3), NOW);
+  t.match(beyond.job.log.at(-1)?.message, /attempt 3 succeeded .*, beyond the job's attempt 1/);
   t.end();
 });
 

@@ -4,12 +4,14 @@
 // Reading it back: hostile lines are named by FILE:LINE and field, an
 // unfinished last line is skipped, a line split across reads is whole.
 
+import { execFileSync } from "node:child_process";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import {
   DisasterLog,
   type DisasterRecord,
+  MAX_LINE_LENGTH,
   parseDisasterRecord,
   readDisasterLog,
 } from "../../src/master/disaster-log.js";
@@ -155,11 +157,39 @@ t.test(
     t.match(err, { code: "BAD_ARGUMENT", context: { file: bad } });
     const message = (err as Error).message;
     t.match(message, `${bad}: 32 line(s) are not disaster-log records; nothing was imported`);
-    t.match(message, `${bad}:2: `);
+    t.match(message, `${bad}:2: not JSON\n`);
     t.match(message, `${bad}:3: attempt: expected an integer >= 1, got 0`);
     t.match(message, `${bad}:4: (top level): expected an object, got []`);
     t.match(message, "(12 more)", "at most 20 lines are named");
 
+    // Any file the master can read may be named: its lines are not quoted back.
+    const secret = path.join(dir, "shadow");
+    writeFileSync(secret, "root:$6$secret:19000:0:99999:7:::\n");
+    const leaked = await readDisasterLog(secret, () => undefined).then(
+      () => "",
+      (e: unknown) => (e as Error).message,
+    );
+    t.match(leaked, `${secret}:1: not JSON`);
+    t.notMatch(leaked, "$6$", "the line itself is not shown");
+    // A FIFO would never end; a line longer than any report is not a log.
+    const fifo = path.join(dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    await t.rejects(
+      readDisasterLog(fifo, () => undefined),
+      {
+        code: "BAD_ARGUMENT",
+        message: `cannot read the disaster log ${fifo}: not a regular file`,
+      },
+    );
+    const long = path.join(dir, "long.jsonl");
+    writeFileSync(long, JSON.stringify(record(1)) + "\n" + "x".repeat(MAX_LINE_LENGTH + 10));
+    await t.rejects(
+      readDisasterLog(long, () => undefined),
+      {
+        message: `cannot read the disaster log ${long}: line 2 is longer than ${MAX_LINE_LENGTH} characters`,
+      },
+    );
+    t.throws(() => parseDisasterRecord({ ...record(1), time: 9e15 }), /^time: expected an integer/);
     await t.rejects(
       readDisasterLog(path.join(dir, "none"), () => undefined),
       {

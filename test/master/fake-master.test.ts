@@ -189,7 +189,7 @@ t.test(
     t.match(after.resultData, { exitStatus: 0 });
     t.match(
       after.log[after.log.length - 1]?.message,
-      /^succeeded on green-acres at \S+Z: .*exited with status 0.*\(reported to the fake master during the disaster; imported from its log; it had been failed as "lost: green-acres no longer runs it"\)$/,
+      /^succeeded on green-acres: .*exited with status 0.* \(it had been failed as "lost: green-acres no longer runs it"\) \(from the disaster log: green-acres, attempt 1, at \S+Z\)$/,
     );
     const shown2 = await m.abs(["show", "jobs"]);
     t.match(shown2.stdout, new RegExp(`^\\s*${id}\\s+long\\s+green-acres\\s+succeeded\\b`, "m"));
