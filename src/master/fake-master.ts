@@ -177,7 +177,9 @@ export class FakeMaster {
           master: this.opts.hostName,
           heartbeatMs: this.opts.config.heartbeatIntervalMs,
         });
-        this.registered.set(conn.name, conn);
+        // Not if it closed while its reports were written: a run by hand
+        // would go nowhere.
+        if (this.connections.has(conn)) this.registered.set(conn.name, conn);
         this.opts.logger.info(
           `slave ${conn.name} registered with the fake master: ${m.running.length} running, ${m.results.length} results`,
           { slave: conn.name },
@@ -306,7 +308,7 @@ export class FakeMaster {
           params,
         },
       ]);
-      conn.send({
+      const sent = conn.send({
         type: "dispatch",
         jobId,
         attempt: 1,
@@ -315,6 +317,25 @@ export class FakeMaster {
         params,
         maxRunTimeMs: def.maxRunTimeMs,
       });
+      if (!sent) {
+        // Gone since: the log says so, so that the import records it failed.
+        const reason = "not sent: the slave disconnected from the fake master";
+        await this.record([
+          {
+            time: Date.now(),
+            slave,
+            identity: conn.identity,
+            report: "reject",
+            jobId,
+            attempt: 1,
+            reason,
+          },
+        ]);
+        throw new AbsError(
+          "ILLEGAL_TRANSITION",
+          `job ${jobId} on ${slave}: ${reason}; run it again once the slave is back`,
+        );
+      }
       this.opts.logger.info(`job ${jobId}: ${def.name} dispatched to ${slave} by hand (abs run)`, {
         slave,
         job: jobId,

@@ -1,6 +1,7 @@
 // What a job that is not finished is expected to come to, for the progress
 // bar of `abs watch`: the counts of the newest earlier run of the same job
-// definition on the same slave with the same method that succeeded. A
+// definition on the same slave that succeeded, if it used the same method
+// (a definition whose method changed has no comparable run). A
 // failed or canceled run stopped part-way, and another slave backs up other
 // files, so neither says anything.
 //

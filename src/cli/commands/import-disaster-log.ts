@@ -3,13 +3,16 @@
 // report does). The master reads the file, so `abs` sends an absolute path.
 
 import path from "node:path";
-import type { ImportDisasterLogResult } from "../../protocol/admin-api.js";
+import type { ImportDisasterLogResult, ImportVerdictName } from "../../protocol/admin-api.js";
 import type { CliContext } from "../context.js";
 import { plural } from "../format.js";
 import { renderTable } from "../table.js";
 
+/** How long abs waits for an import: some 10 ms per attempt on a slow disk, 100,000 attempts. */
+export const IMPORT_TIMEOUT_MS = 20 * 60 * 1000;
+
 /** What each verdict means, for the line under the table. */
-const VERDICT_TEXT: Record<string, string> = {
+const VERDICT_TEXT: Record<ImportVerdictName, string> = {
   merged: "outcome applied",
   corrected: "outcome in place of lost",
   noted: "log line added, state kept",
@@ -43,10 +46,10 @@ export function formatImport(r: ImportDisasterLogResult): string {
       String(a.line),
     ]),
   );
-  const counts = new Map<string, number>();
+  const counts = new Map<ImportVerdictName, number>();
   for (const a of r.attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
   const summary = [...counts]
-    .map(([verdict, n]) => `${n} ${verdict} (${VERDICT_TEXT[verdict] ?? verdict})`)
+    .map(([verdict, n]) => `${n} ${verdict} (${VERDICT_TEXT[verdict]})`)
     .join(", ");
   return head + table + summary + "\n" + unfinished;
 }
@@ -56,6 +59,12 @@ export async function importDisasterLog(
   file: string,
   o: { json?: boolean; cwd: string },
 ): Promise<void> {
-  const result = await ctx.call("import-disaster-log", { file: path.resolve(o.cwd, file) });
+  // Each reported attempt costs a durable write on the master: a long log
+  // takes a while, and the import goes on if abs stops waiting.
+  const result = await ctx.call(
+    "import-disaster-log",
+    { file: path.resolve(o.cwd, file) },
+    { timeoutMs: IMPORT_TIMEOUT_MS },
+  );
   ctx.out.write(o.json === true ? JSON.stringify(result) + "\n" : formatImport(result));
 }
