@@ -36,8 +36,10 @@ import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
 import { type Transition, transition } from "./job-state.js";
 import {
+  type ImportedAttempt,
   type ScheduleState,
   type SlaveRecord,
+  parseDisasterImports,
   parseScheduleState,
   parseSlaveRegistry,
 } from "./state-files.js";
@@ -51,6 +53,7 @@ import {
   SCHEDULE_STATE_FILE,
   SERIAL_FILE,
   SLAVES_FILE,
+  DISASTER_IMPORTS_FILE,
   TEMP_PREFIX,
   VERSION_FILE,
   archiveBucket,
@@ -171,6 +174,7 @@ export class JobStore {
   private isDrained: boolean;
   private lastTriggers: ScheduleState;
   private slaveRecords: SlaveRecord[];
+  private disasterImports: ImportedAttempt[];
   private pendingSubmissions = 0;
   /**
    * Writes not yet in a group, at most one per job: a change to a job whose
@@ -213,6 +217,7 @@ export class JobStore {
     this.isDrained = loaded.drained;
     this.lastTriggers = loaded.scheduleState;
     this.slaveRecords = loaded.slaves;
+    this.disasterImports = loaded.disasterImports;
     this.loadReport = loaded.report;
   }
 
@@ -526,6 +531,18 @@ export class JobStore {
   }
 
   /** Saves the registry of slaves durably (replacing what was saved). */
+  /** The attempts earlier disaster-log imports recorded as jobs, as last saved. */
+  get importedAttempts(): readonly ImportedAttempt[] {
+    return this.disasterImports;
+  }
+
+  /** Saves them durably (replacing what was saved). */
+  async saveImportedAttempts(imports: readonly ImportedAttempt[]): Promise<void> {
+    this.assertOpen();
+    await commitFile(this.fs, this.dir, DISASTER_IMPORTS_FILE, JSON.stringify(imports) + "\n");
+    this.disasterImports = [...imports];
+  }
+
   async saveSlaves(slaves: readonly SlaveRecord[]): Promise<void> {
     this.assertOpen();
     await commitFile(this.fs, this.dir, SLAVES_FILE, JSON.stringify(slaves) + "\n");
@@ -813,6 +830,7 @@ interface Loaded {
   drained: boolean;
   scheduleState: ScheduleState;
   slaves: SlaveRecord[];
+  disasterImports: ImportedAttempt[];
   report: LoadReport;
 }
 
@@ -943,12 +961,24 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
         "slaves are listed again as they reconnect",
       )
     : [];
+  const disasterImports = names.has(DISASTER_IMPORTS_FILE)
+    ? readStateFile(
+        dir,
+        fs,
+        logger,
+        DISASTER_IMPORTS_FILE,
+        parseDisasterImports,
+        [],
+        "an import of a disaster log already imported may record its unknown jobs again once they are archived",
+      )
+    : [];
   return {
     jobs,
     lastId: Math.max(serial, seen),
     drained: names.has(DRAIN_FILE),
     scheduleState,
     slaves,
+    disasterImports,
     report,
   };
 }

@@ -25,6 +25,7 @@ export const ARCHIVE_DIR = "archive";
 export const QUARANTINE_DIR = "quarantine";
 export const SCHEDULE_STATE_FILE = "schedule-state.json";
 export const SLAVES_FILE = "slaves.json";
+export const DISASTER_IMPORTS_FILE = "disaster-imports.json";
 export const TEMP_PREFIX = ".tmp-";
 
 /** Jobs per archive subdirectory, as in Ganeti's job queue. */
@@ -38,6 +39,7 @@ export const KNOWN_FILES: ReadonlySet<string> = new Set([
   DRAIN_FILE,
   SCHEDULE_STATE_FILE,
   SLAVES_FILE,
+  DISASTER_IMPORTS_FILE,
 ]);
 
 export function jobFileName(id: number): string {

@@ -1,6 +1,9 @@
 // The master's small state files beside the jobs, parsed here (pure):
 //   schedule-state.json   last trigger time per job definition
 //   slaves.json           the slaves that have registered, for `abs show slaves`
+//   disaster-imports.json the job each imported attempt the master did not
+//                         know was recorded as (abs import-disaster-log), so
+//                         that importing again finds it even once archived
 // They live in the jobs directory so that copying it moves them with the
 // jobs. Each is rewritten whole, atomically, by the store.
 
@@ -44,5 +47,25 @@ export function parseSlaveRegistry(text: string): SlaveRecord[] {
     address: f.string("address"),
     lastSeen: f.int("lastSeen", { min: 0 }),
     maxJobs: f.int("maxJobs", { min: 0 }),
+  }));
+}
+
+/** An attempt a slave reported to a fake master, and the job that records it here. */
+export interface ImportedAttempt {
+  slave: string;
+  jobId: number;
+  attempt: number;
+  /** The job of this jobs directory that records it. */
+  recordedAs: number;
+}
+
+/** Throws ShapeError naming what is wrong. */
+export function parseDisasterImports(text: string): ImportedAttempt[] {
+  const value: unknown = JSON.parse(text);
+  return new Fields({ imports: value }).objects("imports", (f) => ({
+    slave: f.string("slave", { nonEmpty: true }),
+    jobId: f.int("jobId", { min: 1 }),
+    attempt: f.int("attempt", { min: 1 }),
+    recordedAs: f.int("recordedAs", { min: 1 }),
   }));
 }

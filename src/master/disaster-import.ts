@@ -26,10 +26,11 @@
 //   Jobs an admin ran by hand on the fake master are of this kind: their
 //   ids (fake-master.ts disasterJobId) are far above any real one.
 //
-// Importing the same log twice changes nothing: every decision compares with
-// what the job already holds (its state, its result, its log lines, which
-// carry the report's time), and an unknown attempt is found again by the
-// params of the job that recorded it.
+// Importing the same log twice changes nothing: every line an import writes
+// ends with a tag of the attempt (importTag), and an attempt whose tag a job
+// holds is left alone; an unknown attempt is found again through the jobs
+// directory's disaster-imports.json (even once its job is archived) or the
+// params of its live job (even if the master stopped before that was saved).
 
 import { formatDuration } from "../config/duration.js";
 import { JobNotFoundError } from "../errors.js";
@@ -43,6 +44,7 @@ import {
   type Transition,
 } from "../jobsdir/job-state.js";
 import type { JobStore } from "../jobsdir/job-store.js";
+import type { ImportedAttempt } from "../jobsdir/state-files.js";
 import type { JsonObject } from "../json-shape.js";
 import type {
   ImportDisasterLogResult,
@@ -330,15 +332,22 @@ export interface ImportPorts {
 export async function importDisasterLog(ports: ImportPorts, file: string): Promise<ImportSummary> {
   const attempts = new Map<string, ReportedAttempt>();
   const reading = await readDisasterLog(file, (record, line) => foldRecord(attempts, record, line));
-  // The (disaster) jobs of earlier imports, by the attempt each records.
+  // The (disaster) jobs of earlier imports, by the attempt each records:
+  // saved in the jobs directory (found even once archived), and the live
+  // ones (found even if the master stopped before the save).
+  const { store } = ports;
   const recorded = new Map<string, number>();
-  for (const j of ports.store.query({ definition: DISASTER_DEFINITION })) {
+  for (const r of store.importedAttempts) {
+    recorded.set(attemptKey(r.slave, r.jobId, r.attempt), r.recordedAs);
+  }
+  for (const j of store.query({ definition: DISASTER_DEFINITION })) {
     const id = j.params["reportedJobId"];
     const attempt = j.params["reportedAttempt"];
     if (typeof id === "number" && typeof attempt === "number") {
       recorded.set(attemptKey(j.slave, id, attempt), j.id);
     }
   }
+  const before = recorded.size;
   const out: ImportedAttemptView[] = [];
   for (const a of attempts.values()) {
     const { job, verdict } = await importAttempt(ports, a, recorded);
@@ -351,6 +360,13 @@ export async function importDisasterLog(ports: ImportPorts, file: string): Promi
       state: job.state,
       line: a.line,
     });
+  }
+  if (recorded.size !== before) {
+    const saved: ImportedAttempt[] = [...recorded].map(([key, recordedAs]) => {
+      const [slave = "", jobId = "0", attempt = "0"] = key.split("\0");
+      return { slave, jobId: Number(jobId), attempt: Number(attempt), recordedAs };
+    });
+    await store.saveImportedAttempts(saved);
   }
   return { file, lines: reading.lines, unfinishedLine: reading.unfinishedLine, attempts: out };
 }
@@ -382,6 +398,11 @@ async function importAttempt(
   }
   const key = attemptKey(a.slave, a.jobId, a.attempt);
   const earlier = recorded.get(key);
+  if (earlier !== undefined && store.get(earlier) === undefined) {
+    // Recorded by an earlier import, archived since.
+    const archived = await store.readArchived(earlier).catch(() => undefined);
+    if (archived !== undefined) return { job: archived, verdict: "archived" };
+  }
   if (earlier !== undefined && store.get(earlier) !== undefined) {
     let verdict: ImportVerdict = "unchanged";
     const job = await store.update(earlier, (latest) => {

@@ -749,3 +749,15 @@ t.test("recordFinished writes a job only in its finished state, even when draine
   await store.setDrain(false);
   t.equal((await store.submit(SPEC)).id, 3, "a refused record used no id");
 });
+
+t.test("the attempts recorded by disaster-log imports survive a restart", async (t) => {
+  const dir = tempDir(t);
+  const store = await JobStore.open({ dir });
+  t.same(store.importedAttempts, []);
+  const saved = [{ slave: "green-acres", jobId: 4711, attempt: 1, recordedAs: 3 }];
+  await store.saveImportedAttempts(saved);
+  await store.close();
+  const again = await open(t, dir);
+  t.same(again.importedAttempts, saved);
+  t.same(again.loadReport.quarantined, [], "a file of the jobs directory, not a stray");
+});

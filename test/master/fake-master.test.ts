@@ -258,6 +258,20 @@ t.test(
       "nothing changes on a second import of the longer log",
     );
     t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);
+    // Archived, and the master restarted: the recorded job is still found.
+    const recordedId = byReported.get(4711)?.jobId ?? 0;
+    t.equal((await m.abs(["archive", String(recordedId)])).status, 0);
+    await m.stop();
+    await m.launch();
+    const fifth = JSON.parse(
+      (await m.abs(["import-disaster-log", "--json", log])).stdout,
+    ) as ImportDisasterLogResult;
+    t.match(
+      fifth.attempts.find((a) => a.reportedJobId === 4711),
+      { verdict: "archived", jobId: recordedId },
+      "not recorded a second time once archived",
+    );
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 1);
 
     // A log with a bad line is refused whole, naming the line; an unreadable one too.
     const bad = path.join(data, "bad.jsonl");
@@ -275,7 +289,7 @@ t.test(
     t.match(refused.stderr, `${bad}: 2 line(s) are not disaster-log records; nothing was imported`);
     t.match(refused.stderr, `${bad}:2: jobId: expected an integer >= 1, got 0`);
     t.match(refused.stderr, `${bad}:3: `);
-    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2, "nothing was recorded");
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 1, "nothing was recorded");
     const missing = await m.abs(["import-disaster-log", path.join(data, "nope.jsonl")]);
     t.equal(missing.status, 2);
     t.match(missing.stderr, /cannot read the disaster log .*nope\.jsonl: .*ENOENT|no such file/);
