@@ -695,8 +695,7 @@ export class JobStore {
    * directory fsynced) the next one is already writing its temp files.
    * Publishing stays strictly in order, so the serial on disk only grows.
    */
-  private startFlush(): void {
-    const now = monotonicNow();
+  private startFlush(now = monotonicNow()): void {
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
       const group: PendingWrite[] = [];
       for (const [id, w] of this.pending) {
@@ -727,11 +726,16 @@ export class JobStore {
       () => {
         this.deferredTimer = null;
         this.deferredAt = Infinity;
-        this.startFlush();
-        // Writes due later need the timer again. One due already but not
-        // taken (both groups busy) goes with the next group: startFlush runs
-        // again as each group ends.
+        // One reading of the clock for both: a write found not yet due must
+        // be the one the timer is armed again for. (With two readings, a
+        // write falling due between them was neither taken nor waited for,
+        // and sat until some other write came along: a job's dispatch was
+        // once left unwritten that way.)
         const now = monotonicNow();
+        this.startFlush(now);
+        // Writes due later need the timer again. One due already but not
+        // taken (its previous write under way, or both groups busy) goes
+        // with the next group: startFlush runs again as each group ends.
         let next = Infinity;
         for (const w of this.pending.values()) if (w.dueAt > now) next = Math.min(next, w.dueAt);
         if (next < Infinity) this.armDeferred(next);
