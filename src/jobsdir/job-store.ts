@@ -77,6 +77,12 @@ export interface JobStoreOptions {
   logger?: Logger;
   /** Milliseconds since the epoch; tests pass a fake clock. Default Date.now. */
   clock?: () => number;
+  /**
+   * Milliseconds on a clock that never steps back, for deferred writes (they
+   * must not wait for a wall clock set back). Default performance.now; tests
+   * pass one that moves as they say.
+   */
+  monotonic?: () => number;
   fs?: FsOps;
   probe?: ProcessProbe;
 }
@@ -113,11 +119,6 @@ const JOBS_DIR_LOCK: LockKind = {
   io: (message, file, cause) => new JobsDirIoError(message, file, cause),
 };
 
-/** Milliseconds on a clock that never steps back (deferred writes must not wait for a wall clock set back). */
-function monotonicNow(): number {
-  return performance.now();
-}
-
 export interface UpdateOptions {
   /**
    * Milliseconds the write may wait for a later change to the same job to
@@ -143,7 +144,7 @@ interface PendingWrite {
   job: Job;
   isNew: boolean;
   callers: { resolve: () => void; reject: (err: AbsError) => void }[];
-  /** Not written before this time (monotonicNow ms) unless flushed with others; 0: at once. */
+  /** Not written before this time (the store's monotonic clock, ms) unless flushed with others; 0: at once. */
   dueAt: number;
 }
 
@@ -165,6 +166,7 @@ export class JobStore {
   private readonly fs: FsOps;
   private readonly logger: Logger;
   private readonly clock: () => number;
+  private readonly monotonicNow: () => number;
   private maxJobs: number;
   /** Unarchived jobs, in ascending id order (load sorts; new ids are larger). */
   private readonly jobs: Map<number, Job>;
@@ -202,7 +204,9 @@ export class JobStore {
   private readonly knownBuckets = new Set<string>();
 
   private constructor(
-    opts: Required<Pick<JobStoreOptions, "dir" | "maxJobs" | "logger" | "clock" | "fs">>,
+    opts: Required<
+      Pick<JobStoreOptions, "dir" | "maxJobs" | "logger" | "clock" | "monotonic" | "fs">
+    >,
     private readonly lock: DirLock,
     loaded: Loaded,
   ) {
@@ -210,6 +214,7 @@ export class JobStore {
     this.fs = opts.fs;
     this.logger = opts.logger;
     this.clock = opts.clock;
+    this.monotonicNow = opts.monotonic;
     this.maxJobs = opts.maxJobs;
     this.jobs = loaded.jobs;
     this.lastId = loaded.lastId;
@@ -231,6 +236,7 @@ export class JobStore {
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       logger: options.logger ?? silentLogger,
       clock: options.clock ?? Date.now,
+      monotonic: options.monotonic ?? (() => performance.now()),
       fs: options.fs ?? realFsOps,
     };
     const { dir, fs, logger } = opts;
@@ -666,7 +672,7 @@ export class JobStore {
    * updated and listeners told.
    */
   private persist(job: Job, isNew: boolean, deferMs = 0): Promise<void> {
-    const dueAt = deferMs > 0 ? monotonicNow() + deferMs : 0;
+    const dueAt = deferMs > 0 ? this.monotonicNow() + deferMs : 0;
     const written = new Promise<void>((resolve, reject) => {
       const queued = this.pending.get(job.id);
       if (queued !== undefined) {
@@ -695,7 +701,7 @@ export class JobStore {
    * directory fsynced) the next one is already writing its temp files.
    * Publishing stays strictly in order, so the serial on disk only grows.
    */
-  private startFlush(now = monotonicNow()): void {
+  private startFlush(now = this.monotonicNow()): void {
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
       const group: PendingWrite[] = [];
       for (const [id, w] of this.pending) {
@@ -731,7 +737,7 @@ export class JobStore {
         // write falling due between them was neither taken nor waited for,
         // and sat until some other write came along: a job's dispatch was
         // once left unwritten that way.)
-        const now = monotonicNow();
+        const now = this.monotonicNow();
         this.startFlush(now);
         // Writes due later need the timer again. One due already but not
         // taken (its previous write under way, or both groups busy) goes
@@ -740,7 +746,7 @@ export class JobStore {
         for (const w of this.pending.values()) if (w.dueAt > now) next = Math.min(next, w.dueAt);
         if (next < Infinity) this.armDeferred(next);
       },
-      Math.max(0, dueAt - monotonicNow()),
+      Math.max(0, dueAt - this.monotonicNow()),
     );
   }
 

@@ -761,3 +761,31 @@ t.test("the attempts recorded by disaster-log imports survive a restart", async 
   t.same(again.importedAttempts, saved);
   t.same(again.loadReport.quarantined, [], "a file of the jobs directory, not a stray");
 });
+
+t.test("a deferred write that falls due while its timer runs is still written", async (t) => {
+  // A timer can fire a little before the due time by the store's own clock,
+  // and that clock can pass the due time while the timer's work runs. The
+  // store's clock is scripted: 0 while the write is deferred by 20 ms, then
+  // 19.5 (not due yet) at the first reading after, then 20.5 from then on.
+  const script: number[] = [];
+  let after = 0;
+  const monotonic = (): number => script.shift() ?? after;
+  const store = await open(t, tempDir(t), { monotonic });
+  const job = await store.submit(SPEC);
+  const written = store.update(
+    job.id,
+    (j) => transition(j, { to: "dispatched", now: 1, message: "d" }),
+    { deferMs: 20 },
+  );
+  await new Promise((resolve) => setImmediate(resolve)); // the write is queued, its timer armed
+  script.push(19.5);
+  after = 20.5;
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    written.then(() => "written"),
+    new Promise((resolve) => (timer = setTimeout(() => resolve("still waiting after 2 s"), 2000))),
+  ]);
+  clearTimeout(timer);
+  t.equal(outcome, "written");
+  t.equal(store.get(job.id)?.state, "dispatched");
+});
