@@ -133,8 +133,6 @@ export function foldRecord(
   }
 }
 
-type ImportVerdict = ImportVerdictName;
-
 /** The outcome an attempt's reports amount to, or null if it was only seen running. */
 export function reportedOutcome(
   a: ReportedAttempt,
@@ -194,7 +192,7 @@ export function applyToKnownJob(
   job: Job,
   a: ReportedAttempt,
   now: number,
-): { job: Job; verdict: ImportVerdict } {
+): { job: Job; verdict: ImportVerdictName } {
   const reported = reportedOutcome(a);
   if (reported === null) return { job, verdict: "unchanged" };
   const { outcome, result, time } = reported;
@@ -299,7 +297,7 @@ export function applyToRecordedJob(
   job: Job,
   a: ReportedAttempt,
   now: number,
-): { job: Job; verdict: ImportVerdict } {
+): { job: Job; verdict: ImportVerdictName } {
   const reported = reportedOutcome(a);
   if (reported === null || !isLost(job)) return { job, verdict: "unchanged" };
   const { outcome, result, time } = reported;
@@ -336,18 +334,16 @@ export async function importDisasterLog(ports: ImportPorts, file: string): Promi
   // saved in the jobs directory (found even once archived), and the live
   // ones (found even if the master stopped before the save).
   const { store } = ports;
-  const recorded = new Map<string, number>();
-  for (const r of store.importedAttempts) {
-    recorded.set(attemptKey(r.slave, r.jobId, r.attempt), r.recordedAs);
-  }
+  const recorded = new Map<string, ImportedAttempt>();
+  for (const r of store.importedAttempts) recorded.set(attemptKey(r.slave, r.jobId, r.attempt), r);
   for (const j of store.query({ definition: DISASTER_DEFINITION })) {
-    const id = j.params["reportedJobId"];
+    const jobId = j.params["reportedJobId"];
     const attempt = j.params["reportedAttempt"];
-    if (typeof id === "number" && typeof attempt === "number") {
-      recorded.set(attemptKey(j.slave, id, attempt), j.id);
+    if (typeof jobId === "number" && typeof attempt === "number") {
+      const r = { slave: j.slave, jobId, attempt, recordedAs: j.id };
+      recorded.set(attemptKey(r.slave, jobId, attempt), r);
     }
   }
-  const before = recorded.size;
   const out: ImportedAttemptView[] = [];
   for (const a of attempts.values()) {
     const { job, verdict } = await importAttempt(ports, a, recorded);
@@ -361,31 +357,37 @@ export async function importDisasterLog(ports: ImportPorts, file: string): Promi
       line: a.line,
     });
   }
-  if (recorded.size !== before) {
-    const saved: ImportedAttempt[] = [...recorded].map(([key, recordedAs]) => {
-      const [slave = "", jobId = "0", attempt = "0"] = key.split("\0");
-      return { slave, jobId: Number(jobId), attempt: Number(attempt), recordedAs };
-    });
-    await store.saveImportedAttempts(saved);
+  if (recorded.size !== store.importedAttempts.length) {
+    await store.saveImportedAttempts([...recorded.values()]);
   }
   return { file, lines: reading.lines, unfinishedLine: reading.unfinishedLine, attempts: out };
+}
+
+type Applied = { job: Job; verdict: ImportVerdictName };
+
+/** Applies `apply` to the newest version of job `id`, like a slave's own report. */
+async function applyTo(
+  store: JobStore,
+  id: number,
+  apply: (job: Job) => Applied,
+): Promise<Applied> {
+  let verdict: ImportVerdictName = "unchanged";
+  const job = await store.update(id, (latest) => {
+    const applied = apply(latest);
+    verdict = applied.verdict;
+    return applied.job;
+  });
+  return { job, verdict };
 }
 
 async function importAttempt(
   { store, now }: ImportPorts,
   a: ReportedAttempt,
-  recorded: Map<string, number>,
-): Promise<{ job: Job; verdict: ImportVerdict }> {
+  recorded: Map<string, ImportedAttempt>,
+): Promise<Applied> {
   const live = store.get(a.jobId);
   if (live !== undefined && isSameJob(live, a)) {
-    let verdict: ImportVerdict = "unchanged";
-    // Decided on the job's newest version, like a slave's own report.
-    const job = await store.update(a.jobId, (latest) => {
-      const applied = applyToKnownJob(latest, a, now());
-      verdict = applied.verdict;
-      return applied.job;
-    });
-    return { job, verdict };
+    return applyTo(store, a.jobId, (job) => applyToKnownJob(job, a, now()));
   }
   if (live === undefined) {
     const archived = await store.readArchived(a.jobId).catch((err: unknown) => {
@@ -397,24 +399,18 @@ async function importAttempt(
     }
   }
   const key = attemptKey(a.slave, a.jobId, a.attempt);
-  const earlier = recorded.get(key);
-  if (earlier !== undefined && store.get(earlier) === undefined) {
+  const earlier = recorded.get(key)?.recordedAs;
+  if (earlier !== undefined) {
+    if (store.get(earlier) !== undefined) {
+      return applyTo(store, earlier, (job) => applyToRecordedJob(job, a, now()));
+    }
     // Recorded by an earlier import, archived since.
     const archived = await store.readArchived(earlier).catch(() => undefined);
     if (archived !== undefined) return { job: archived, verdict: "archived" };
   }
-  if (earlier !== undefined && store.get(earlier) !== undefined) {
-    let verdict: ImportVerdict = "unchanged";
-    const job = await store.update(earlier, (latest) => {
-      const applied = applyToRecordedJob(latest, a, now());
-      verdict = applied.verdict;
-      return applied.job;
-    });
-    return { job, verdict };
-  }
   const job = await store.recordFinished(unknownJobSpec(a, whyUnknown(live, a)), (queued) =>
     finishUnknownJob(queued, a),
   );
-  recorded.set(key, job.id);
+  recorded.set(key, { slave: a.slave, jobId: a.jobId, attempt: a.attempt, recordedAs: job.id });
   return { job, verdict: "recorded" };
 }

@@ -52,6 +52,24 @@ export function disasterJobId(now: number): number {
   return now * 1000;
 }
 
+/** The state `abs show jobs` gives an attempt after report `r`; `known` is the one before. */
+function reportedState(r: DisasterRecord, known: JobState | undefined): JobState {
+  switch (r.report) {
+    case "result":
+      return r.outcome ?? "failed";
+    case "reject":
+      return "failed";
+    case "running":
+      return r.state ?? "running";
+    case "dispatched":
+      return "dispatched";
+    case "started":
+      return "running";
+    case "progress":
+      return known ?? "running";
+  }
+}
+
 /** The disaster log's name in the master's state directory. */
 export const DISASTER_LOG_FILE = "disaster-log.jsonl";
 
@@ -231,18 +249,7 @@ export class FakeMaster {
   private note(r: DisasterRecord): void {
     const key = `${r.slave}/${r.jobId}/${r.attempt}`;
     const known = this.reported.get(key);
-    const state: JobState =
-      r.report === "result"
-        ? (r.outcome ?? "failed")
-        : r.report === "reject"
-          ? "failed"
-          : r.report === "running"
-            ? (r.state ?? "running")
-            : r.report === "dispatched"
-              ? "dispatched"
-              : r.report === "started"
-                ? "running"
-                : (known?.state ?? "running");
+    const state = reportedState(r, known?.state);
     this.serial += 1;
     const view: JobView = {
       id: r.jobId,

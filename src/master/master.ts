@@ -21,6 +21,7 @@
 import os from "node:os";
 import type { LinkServer } from "../auth/link-server.js";
 import { type Clock, systemClock } from "../clock.js";
+import { countVerdicts } from "../protocol/admin-api.js";
 import { type ImportSummary, importDisasterLog } from "./disaster-import.js";
 import { configErrorFromIssues } from "../config/issues.js";
 import { methodParams, type JobDefinition } from "../config/job-definition.js";
@@ -233,9 +234,10 @@ export class Master {
         { store: this.store, now: () => this.clock.now() },
         file,
       );
-      const counts = new Map<string, number>();
-      for (const a of summary.attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
-      const said = [...counts].map(([verdict, n]) => `${n} ${verdict}`).join(", ") || "nothing";
+      const said =
+        countVerdicts(summary.attempts)
+          .map(([verdict, n]) => `${n} ${verdict}`)
+          .join(", ") || "nothing";
       const unfinished =
         summary.unfinishedLine === null
           ? ""

@@ -254,6 +254,14 @@ export interface ImportedAttemptView {
   /** The log line where the attempt first appears. */
   line: number;
 }
+/** How many attempts got each verdict, in the order verdicts first appear. */
+export function countVerdicts(
+  attempts: readonly ImportedAttemptView[],
+): [ImportVerdictName, number][] {
+  const counts = new Map<ImportVerdictName, number>();
+  for (const a of attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
+  return [...counts];
+}
 export interface ImportDisasterLogResult {
   file: string;
   lines: number;

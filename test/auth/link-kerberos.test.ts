@@ -14,7 +14,7 @@ import t from "tap";
 import type { ConnectOptions } from "../../src/auth/link-client.js";
 import { connectToMaster } from "../../src/auth/link-client.js";
 import type { MasterSideConnection } from "../../src/auth/link-connection.js";
-import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
+import { kerberosTestOptions, startMainAndRogue } from "../helpers/kdc.js";
 import {
   rejection,
   runSlaveChild as runSlave,
@@ -37,13 +37,7 @@ function echoHeartbeats(master: TestMaster): void {
 const options = await kerberosTestOptions(t);
 
 t.test("Kerberos over the slave link, against real MIT KDCs", options, async (t) => {
-  const main = await startKdc({ realm: "MAIN.TEST" });
-  t.teardown(() => main.stop());
-  const rogue = await startKdc({ realm: "ROGUE.TEST" });
-  t.teardown(() => rogue.stop());
-
-  const masterKeytab = await main.addPrincipal(SERVICE);
-  await rogue.addPrincipal(SERVICE, { keytab: masterKeytab });
+  const { main, rogue, masterKeytab } = await startMainAndRogue(t, SERVICE);
   const slave1 = await main.addPrincipal("slave1");
   const slave2 = await main.addPrincipal("slave2");
   const rogueSlave = await rogue.addPrincipal("slave1");

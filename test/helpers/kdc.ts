@@ -490,3 +490,22 @@ export async function startKdc(options: StartKdcOptions): Promise<Kdc> {
   syncProcessEnv();
   return kdc;
 }
+
+/**
+ * The two realms of the Kerberos link tests: MAIN.TEST, the master's, and
+ * ROGUE.TEST, another realm whose key for `service` sits in the master's
+ * keytab too, so that GSSAPI accepts its tickets and only the realm check
+ * refuses them. Both KDCs stop at teardown.
+ */
+export async function startMainAndRogue(
+  t: Test,
+  service: string,
+): Promise<{ main: Kdc; rogue: Kdc; masterKeytab: string }> {
+  const main = await startKdc({ realm: "MAIN.TEST" });
+  t.teardown(() => main.stop());
+  const rogue = await startKdc({ realm: "ROGUE.TEST" });
+  t.teardown(() => rogue.stop());
+  const masterKeytab = await main.addPrincipal(service);
+  await rogue.addPrincipal(service, { keytab: masterKeytab });
+  return { main, rogue, masterKeytab };
+}

@@ -21,7 +21,7 @@ import { readCertificateFingerprint } from "../../src/auth/tls.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { DISASTER_LOG_FILE } from "../../src/master/fake-master.js";
 import { runDefinition, waitForState } from "../helpers/admin-wait.js";
-import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
+import { kerberosTestOptions, startMainAndRogue } from "../helpers/kdc.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -33,12 +33,7 @@ t.test(
   "the fake master in Kerberos mode: any principal of its realm, none of another",
   options,
   async (t) => {
-    const main = await startKdc({ realm: "MAIN.TEST" });
-    t.teardown(() => main.stop());
-    const rogue = await startKdc({ realm: "ROGUE.TEST" });
-    t.teardown(() => rogue.stop());
-    const masterKeytab = await main.addPrincipal(SERVICE);
-    await rogue.addPrincipal(SERVICE, { keytab: masterKeytab });
+    const { main, rogue, masterKeytab } = await startMainAndRogue(t, SERVICE);
     const greenKeytab = await main.addPrincipal("host/green-acres.main.test");
     const blueKeytab = await main.addPrincipal("host/blue-sky.main.test");
     const rogueKeytab = await rogue.addPrincipal("host/red-barn.rogue.test");

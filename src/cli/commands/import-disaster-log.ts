@@ -3,7 +3,11 @@
 // report does). The master reads the file, so `abs` sends an absolute path.
 
 import path from "node:path";
-import type { ImportDisasterLogResult, ImportVerdictName } from "../../protocol/admin-api.js";
+import {
+  type ImportDisasterLogResult,
+  type ImportVerdictName,
+  countVerdicts,
+} from "../../protocol/admin-api.js";
 import type { CliContext } from "../context.js";
 import { plural } from "../format.js";
 import { renderTable } from "../table.js";
@@ -46,9 +50,7 @@ export function formatImport(r: ImportDisasterLogResult): string {
       String(a.line),
     ]),
   );
-  const counts = new Map<ImportVerdictName, number>();
-  for (const a of r.attempts) counts.set(a.verdict, (counts.get(a.verdict) ?? 0) + 1);
-  const summary = [...counts]
+  const summary = countVerdicts(r.attempts)
     .map(([verdict, n]) => `${n} ${verdict} (${VERDICT_TEXT[verdict]})`)
     .join(", ");
   return head + table + summary + "\n" + unfinished;
