@@ -29,7 +29,7 @@ import {
 import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
 import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
-import { type ReadBatch, readFilesInWorker } from "./file-reader.js";
+import { FileReaderThread, looksLarge } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
@@ -845,6 +845,22 @@ interface Loaded {
 }
 
 async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Loaded> {
+  // The reader thread starts now, while the directory is listed (see
+  // file-reader.ts); with injected file operations (tests) files are read here.
+  const reader = fs === realFsOps && (await looksLarge(dir)) ? new FileReaderThread() : null;
+  try {
+    return await loadEntries(dir, fs, logger, reader);
+  } finally {
+    reader?.stop();
+  }
+}
+
+async function loadEntries(
+  dir: string,
+  fs: FsOps,
+  logger: Logger,
+  reader: FileReaderThread | null,
+): Promise<Loaded> {
   let entries: Awaited<ReturnType<FsOps["readdir"]>>;
   try {
     entries = await fs.readdir(dir);
@@ -899,17 +915,6 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
   const bad: { name: string; reason: string }[] = [];
   // dir is already absolute and normalized (see open), so plain concatenation suffices.
   const fileOf = (i: number): string => `${dir}/${jobFiles[i].name}`;
-  // Synchronous reads: the master serves nothing while it loads, and for
-  // many small files a read without the thread pool round trips is several
-  // times faster than fs.promises.readFile. With many files a worker thread
-  // reads the second half meanwhile (file-reader.ts); with injected file
-  // operations (tests) everything is read here.
-  const split =
-    fs === realFsOps && jobFiles.length >= WORKER_READ_MIN_FILES
-      ? Math.ceil(jobFiles.length / 2)
-      : jobFiles.length;
-  const rest = split < jobFiles.length ? startWorkerRead(jobFiles.length, split, fileOf) : null;
-  const readAt = (i: number): string => readTextNow(fs, fileOf(i));
   const parseAt = (i: number, text: string): void => {
     const { name, id } = jobFiles[i];
     try {
@@ -922,17 +927,27 @@ async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Lo
       bad.push({ name, reason });
     }
   };
-  for (let i = 0; i < split; i++) parseAt(i, readAt(i));
-  if (rest !== null) {
-    const batch = await rest;
-    for (let i = split; i < jobFiles.length; i++) {
-      const text = batch === null ? readAt(i) : batch.text(i - split);
-      if (text instanceof Error) {
-        throw new JobsDirIoError(`cannot read ${fileOf(i)}: ${text.message}`, fileOf(i), text);
-      }
-      parseAt(i, text);
-    }
-  }
+  // With many files the reader thread reads them while this thread parses;
+  // with few, they are read here, synchronously: the master serves nothing
+  // while it loads, and for small files a read without the thread pool's
+  // round trips is several times faster than fs.promises.readFile.
+  const read =
+    reader !== null && jobFiles.length >= WORKER_READ_MIN_FILES
+      ? await reader.read(
+          jobFiles.map((_, i) => fileOf(i)),
+          (i, text) => {
+            if (text instanceof Error) {
+              throw new JobsDirIoError(
+                `cannot read ${fileOf(i)}: ${text.message}`,
+                fileOf(i),
+                text,
+              );
+            }
+            parseAt(i, text);
+          },
+        )
+      : 0;
+  for (let i = read; i < jobFiles.length; i++) parseAt(i, readTextNow(fs, fileOf(i)));
   for (const b of bad) await quarantine(b.name, b.reason);
 
   const jobs = new Map<number, Job>();
@@ -1101,17 +1116,6 @@ function readStateFile<T>(
 
 /** Below this many job files a worker thread costs more to start than it saves. */
 const WORKER_READ_MIN_FILES = 2000;
-
-/** Files from..to-1 read by a worker; null (read them here) if the worker cannot run. */
-function startWorkerRead(
-  to: number,
-  from: number,
-  fileOf: (i: number) => string,
-): Promise<ReadBatch | null> {
-  const files: string[] = [];
-  for (let i = from; i < to; i++) files.push(fileOf(i));
-  return readFilesInWorker(files).catch(() => null);
-}
 
 function readTextNow(fs: FsOps, file: string): string {
   try {
