@@ -61,7 +61,7 @@ t.test("the worker hands back every file in order, across batches", async (t) =>
   t.match(seen[10], { message: /ENOENT/ }, "the missing file's error, at its index");
   t.match(seen[2000], { message: /EISDIR/ }, "the directory's error, at its index");
   t.equal((seen[1501] as string).length, 5 << 20, "the big file, whole");
-  const texts = seen.filter((s) => typeof s === "string") as string[];
+  const texts = seen.filter((s): s is string => typeof s === "string");
   t.equal(texts.length, files.length - 2);
   t.equal(texts[0], "file 0 ");
   t.equal(texts[texts.length - 1], `file 2499 ${"ü".repeat(2499 % 7)}`);
