@@ -86,6 +86,68 @@ t.test(
   },
 );
 
+t.test(
+  "a slave's results are written together: one held write does not hold the next",
+  async (t) => {
+    const dir = tempDir(t);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holdJob1 = false;
+    const store = await JobStore.open({
+      dir,
+      fs: {
+        ...realFsOps,
+        writeSynced: async (file, data) => {
+          if (holdJob1 && file.includes("job-1.json")) await held;
+          return realFsOps.writeSynced(file, data);
+        },
+      },
+    });
+    t.teardown(() => store.close());
+    const sent: MasterToSlaveMessage[] = [];
+    const session = new SlaveSession({
+      name: "green-acres",
+      master: "master.test",
+      heartbeatMs: 10_000,
+      store,
+      logger: new CollectingLogger(),
+      port: { send: (m) => (sent.push(m), true), close: () => undefined },
+    });
+    const first = await running(store);
+    const second = await running(store);
+    await register(session, [
+      { jobId: first, attempt: 1, state: "running", progress: null },
+      { jobId: second, attempt: 1, state: "running", progress: null },
+    ]);
+    holdJob1 = true;
+    const firstDone = session.handle({ type: "result", ...result(first) });
+    await session.handle({ type: "result", ...result(second) });
+    t.equal(store.get(second)?.state, "succeeded", "the second result is stored");
+    t.equal(store.get(first)?.state, "running", "while the first one's write is held");
+    t.same(
+      sent.filter((m) => m.type === "ack"),
+      [{ type: "ack", jobId: second, attempt: 1 }],
+      "only the stored one is acknowledged",
+    );
+    // A repeat of the held result is applied after it: it changes nothing
+    // and is acknowledged once the first write has landed.
+    await session.handle({ type: "heartbeat", time: 1 });
+    const repeat = session.handle({ type: "result", ...result(first) });
+    release();
+    await Promise.all([firstDone, repeat]);
+    t.equal(store.get(first)?.state, "succeeded");
+    t.equal(
+      store.get(first)?.log.filter((e) => e.message.startsWith("succeeded")).length,
+      1,
+      "one change for the two reports",
+    );
+    t.same(
+      sent.filter((m) => m.type === "ack").map((m) => (m.type === "ack" ? m.jobId : 0)),
+      [second, first, first],
+    );
+  },
+);
+
 t.test("register after a master restart: results land, running jobs are reattached", async (t) => {
   const { store, sent, session, log } = await setup(t);
   const finished = await running(store);
