@@ -11,6 +11,8 @@
 //    --help`, the cost of starting the command at all.
 // 3. startup.show-filtered: `abs show jobs --slave host-7.example.org` (the
 //    unfinished jobs of one slave), median of 5, same baseline.
+// Both abs figures also give nodeAlone, `node -e ""` in the same environment:
+// the part of them no code of ours can remove.
 
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, openSync, statSync } from "node:fs";
@@ -123,6 +125,11 @@ export async function runStartupBench(): Promise<void> {
 
     const versionMs: number[] = [];
     for (let i = 0; i < 5; i++) versionMs.push(await ms(() => runNode([ABS_BIN, "--help"])));
+    // What starting node alone costs here, for scale: with NODE_EXTRA_CA_CERTS
+    // set (as on this machine), node reads and parses that file before any
+    // code runs, some 50 ms of the figures below.
+    const nodeMs: number[] = [];
+    for (let i = 0; i < 5; i++) nodeMs.push(await ms(() => runNode(["-e", ""])));
     const allJson: number[] = [];
     for (let i = 0; i < 3; i++) {
       allJson.push(await absMs(m, ["show", "jobs", "--all", "--json"], JOBS * 100));
@@ -161,6 +168,8 @@ export async function runStartupBench(): Promise<void> {
         jobs: JOBS,
         runs: values.length,
         baselineIs: "abs --help (starting the command)",
+        nodeAlone: round(median(nodeMs), 1),
+        extraCaCerts: (process.env.NODE_EXTRA_CA_CERTS ?? "") !== "",
       });
     }
   } finally {

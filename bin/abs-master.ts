@@ -15,6 +15,7 @@ import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { type FSWatcher, watch } from "chokidar";
 import { Command, Option } from "commander";
+import { DEFAULT_MASTER_CONF } from "../src/config/default-paths.js";
 import { formatIssues } from "../src/config/issues.js";
 import { loadMasterConfig, summarizeMasterConfig } from "../src/config/master-config.js";
 import { jobsDirOf, readMasterConfigFiles } from "../src/config/read-config-files.js";
@@ -35,7 +36,6 @@ import { handleSignals } from "../src/signals.js";
 
 /** Set for the background copy: the starting process did the startup vote (or skipped it). */
 const STARTUP_CHECK_ENV = "ABS_STARTUP_CHECKED";
-const DEFAULT_CONFIG = "/etc/abs/master.conf";
 /** A burst of edits in jobs.d (an editor's save, a deploy) is one reload. */
 const JOBS_D_SETTLE_MS = 300;
 
@@ -55,7 +55,10 @@ function program(): Command {
       new Option(
         "-c, --config <file>",
         "the master's config file; job definitions also in jobs.d/ next to it",
-      ).default(process.env.ABS_CONFIG ?? DEFAULT_CONFIG, "$ABS_CONFIG or /etc/abs/master.conf"),
+      ).default(
+        process.env.ABS_CONFIG ?? DEFAULT_MASTER_CONF,
+        `$ABS_CONFIG or ${DEFAULT_MASTER_CONF}`,
+      ),
     )
     .option("-t, --test", "check the config: print every error and exit 1, or a summary and exit 0")
     .option(

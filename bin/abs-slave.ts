@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import { Command, Option } from "commander";
+import { DEFAULT_SLAVE_CONF } from "../src/config/default-paths.js";
 import { formatIssues } from "../src/config/issues.js";
 import {
   type SlaveConfig,
@@ -34,7 +35,6 @@ import { handleSignals } from "../src/signals.js";
 import { Slave } from "../src/slave/slave.js";
 import { SLAVE_PID_FILE } from "../src/slave/state-dir.js";
 
-const DEFAULT_CONFIG = "/etc/abs/slave.conf";
 /** A burst of writes to slave.conf (an editor's save) is one reload. */
 const EDIT_SETTLE_MS = 300;
 
@@ -45,8 +45,8 @@ function program(): Command {
     .option("-d, --debug", "log at debug level")
     .addOption(
       new Option("-c, --config <file>", "the slave's config file").default(
-        process.env.ABS_SLAVE_CONFIG ?? DEFAULT_CONFIG,
-        "$ABS_SLAVE_CONFIG or /etc/abs/slave.conf",
+        process.env.ABS_SLAVE_CONFIG ?? DEFAULT_SLAVE_CONF,
+        `$ABS_SLAVE_CONFIG or ${DEFAULT_SLAVE_CONF}`,
       ),
     )
     .option("-t, --test", "check the config: print every error and exit 1, or a summary and exit 0")

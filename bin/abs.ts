@@ -19,12 +19,15 @@
 // (a master and a slave of its own in a directory) fails with 1 or 2 too.
 //
 // The admin socket is found as src/cli/socket.ts says (and --help repeats).
+//
+// Each command's module is imported when the command runs, not before: a
+// Node process pays for every module it loads, and `abs show jobs` should
+// not wait for demo's or the certificate code's (the startup bench times a
+// filtered `abs show jobs`).
 
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { readCertificateFingerprint } from "../src/auth/tls.js";
-import { generateRealmKey } from "../src/auth/realm-key.js";
 import {
   collectJobIds,
   collectStates,
@@ -35,17 +38,9 @@ import {
   parseName,
   parseOnOff,
 } from "../src/cli/args.js";
-import { archive, autoarchive } from "../src/cli/commands/archive.js";
-import { DEFAULT_DEMO_DIR, demo, stopDemo } from "../src/cli/commands/demo.js";
-import { importDisasterLog } from "../src/cli/commands/import-disaster-log.js";
-import { drain, reload, status } from "../src/cli/commands/master.js";
-import { cancel, run } from "../src/cli/commands/run.js";
-import { showJob } from "../src/cli/commands/show-job.js";
-import { type ShowJobsOptions, showJobs } from "../src/cli/commands/show-jobs.js";
-import { showSchedule } from "../src/cli/commands/show-schedule.js";
-import { showSlaves } from "../src/cli/commands/show-slaves.js";
-import { watch } from "../src/cli/commands/watch.js";
-import { type CliContext, socketContext } from "../src/cli/context.js";
+import type { ShowJobsOptions } from "../src/cli/commands/show-jobs.js";
+import type { CliContext } from "../src/cli/context.js";
+import { DEFAULT_DEMO_DIR } from "../src/config/default-paths.js";
 import {
   EXIT,
   EXIT_STATUS_HELP,
@@ -79,6 +74,7 @@ async function contextOf(cmd: Command): Promise<CliContext> {
     config: opts.config,
     env: process.env,
   });
+  const { socketContext } = await import("../src/cli/context.js");
   return socketContext(socket.path, socket.source, {
     write: (text) => process.stdout.write(text),
     isTTY: process.stdout.isTTY,
@@ -120,6 +116,7 @@ function program(): Command {
     .argument("<file>", "the realm key file to create")
     .addHelpText("after", examples("abs keygen /etc/abs/realm.key"))
     .action(async (file: string) => {
+      const { generateRealmKey } = await import("../src/auth/realm-key.js");
       await local(generateRealmKey(file));
       process.stdout.write(
         `wrote a new realm key to ${file} (mode 0600); copy it to the master and every slave over a secure channel\n`,
@@ -132,6 +129,7 @@ function program(): Command {
     .argument("<certfile>", "a PEM certificate, e.g. the master's tls-cert.pem")
     .addHelpText("after", examples("abs fingerprint /var/lib/abs/master/tls-cert.pem"))
     .action(async (file: string) => {
+      const { readCertificateFingerprint } = await import("../src/auth/tls.js");
       process.stdout.write(`${await local(readCertificateFingerprint(file))}\n`);
     });
 
@@ -167,6 +165,7 @@ function program(): Command {
         // Under npx (npm exec), the hints say npx abs: a clone has no abs on PATH.
         absCommand: process.env.npm_command === "exec" ? "npx abs" : "abs",
       };
+      const { demo, stopDemo } = await import("../src/cli/commands/demo.js");
       await (o.stop === true ? stopDemo(dir, env) : demo(dir, env));
     });
 
@@ -175,7 +174,10 @@ function program(): Command {
     .description("show the master: its mode, realm, jobs and connected slaves")
     .option("--json", "print the result as JSON")
     .addHelpText("after", examples("abs status", "abs status --json"))
-    .action(async (o: { json?: boolean }, cmd: Command) => status(await contextOf(cmd), o));
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { status } = await import("../src/cli/commands/master.js");
+      await status(await contextOf(cmd), o);
+    });
 
   const show = abs
     .command("show")
@@ -209,7 +211,10 @@ function program(): Command {
         "abs show jobs --all --json > jobs.json",
       ),
     )
-    .action(async (o: ShowJobsOptions, cmd: Command) => showJobs(await contextOf(cmd), o));
+    .action(async (o: ShowJobsOptions, cmd: Command) => {
+      const { showJobs } = await import("../src/cli/commands/show-jobs.js");
+      await showJobs(await contextOf(cmd), o);
+    });
 
   show
     .command("job")
@@ -217,16 +222,20 @@ function program(): Command {
     .argument("<id>", "the job id", parseJobId)
     .option("--json", "print the result as JSON")
     .addHelpText("after", examples("abs show job 12", "abs show job 12 --json"))
-    .action(async (id: number, o: { json?: boolean }, cmd: Command) =>
-      showJob(await contextOf(cmd), id, o),
-    );
+    .action(async (id: number, o: { json?: boolean }, cmd: Command) => {
+      const { showJob } = await import("../src/cli/commands/show-job.js");
+      await showJob(await contextOf(cmd), id, o);
+    });
 
   show
     .command("slaves")
     .description("list the slaves that have registered, connected or not")
     .option("--json", "print the result as JSON")
     .addHelpText("after", examples("abs show slaves", "abs show slaves --json"))
-    .action(async (o: { json?: boolean }, cmd: Command) => showSlaves(await contextOf(cmd), o));
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { showSlaves } = await import("../src/cli/commands/show-slaves.js");
+      await showSlaves(await contextOf(cmd), o);
+    });
 
   show
     .command("schedule")
@@ -234,9 +243,10 @@ function program(): Command {
     .option("--days <n>", "how far ahead, in days (1 to 366; default 1)", parseDays)
     .option("--json", "print the result as JSON (every run in the window)")
     .addHelpText("after", examples("abs show schedule", "abs show schedule --days 7"))
-    .action(async (o: { days?: number; json?: boolean }, cmd: Command) =>
-      showSchedule(await contextOf(cmd), o),
-    );
+    .action(async (o: { days?: number; json?: boolean }, cmd: Command) => {
+      const { showSchedule } = await import("../src/cli/commands/show-schedule.js");
+      await showSchedule(await contextOf(cmd), o);
+    });
 
   abs
     .command("run")
@@ -245,16 +255,20 @@ function program(): Command {
     .option("--slave <name>", "only on this slave", parseName)
     .option("--json", "print the result as JSON")
     .addHelpText("after", examples("abs run home", "abs run home --slave green-acres"))
-    .action(async (name: string, o: { slave?: string; json?: boolean }, cmd: Command) =>
-      run(await contextOf(cmd), name, o),
-    );
+    .action(async (name: string, o: { slave?: string; json?: boolean }, cmd: Command) => {
+      const { run } = await import("../src/cli/commands/run.js");
+      await run(await contextOf(cmd), name, o);
+    });
 
   abs
     .command("cancel")
     .description("cancel job ID: at once if not yet on its slave, else the slave is asked to stop")
     .argument("<id>", "the job id", parseJobId)
     .addHelpText("after", examples("abs cancel 12"))
-    .action(async (id: number, _o: unknown, cmd: Command) => cancel(await contextOf(cmd), id));
+    .action(async (id: number, _o: unknown, cmd: Command) => {
+      const { cancel } = await import("../src/cli/commands/run.js");
+      await cancel(await contextOf(cmd), id);
+    });
 
   abs
     .command("watch")
@@ -272,6 +286,7 @@ function program(): Command {
       ),
     )
     .action(async (id: number, o: { json?: boolean }, cmd: Command) => {
+      const { watch } = await import("../src/cli/commands/watch.js");
       exitStatus = await watch(await contextOf(cmd), id, o);
     });
 
@@ -280,23 +295,30 @@ function program(): Command {
     .description("move finished jobs out of the jobs directory")
     .argument("<id...>", "job ids", collectJobIds)
     .addHelpText("after", examples("abs archive 12", "abs archive 12 13 14"))
-    .action(async (ids: number[], _o: unknown, cmd: Command) => archive(await contextOf(cmd), ids));
+    .action(async (ids: number[], _o: unknown, cmd: Command) => {
+      const { archive } = await import("../src/cli/commands/archive.js");
+      await archive(await contextOf(cmd), ids);
+    });
 
   abs
     .command("autoarchive")
     .description("archive every finished job that ended more than AGE ago")
     .argument("<age>", "a duration: 30d, 12h, 1d12h, 90s", parseAge)
     .addHelpText("after", examples("abs autoarchive 30d", "abs autoarchive 12h"))
-    .action(async (ageMs: number, _o: unknown, cmd: Command) =>
-      autoarchive(await contextOf(cmd), ageMs),
-    );
+    .action(async (ageMs: number, _o: unknown, cmd: Command) => {
+      const { autoarchive } = await import("../src/cli/commands/archive.js");
+      await autoarchive(await contextOf(cmd), ageMs);
+    });
 
   abs
     .command("drain")
     .description("on: refuse new jobs (the setting survives restarts); off: accept them again")
     .argument("<on|off>", "on or off", parseOnOff)
     .addHelpText("after", examples("abs drain on", "abs drain off"))
-    .action(async (on: boolean, _o: unknown, cmd: Command) => drain(await contextOf(cmd), on));
+    .action(async (on: boolean, _o: unknown, cmd: Command) => {
+      const { drain } = await import("../src/cli/commands/master.js");
+      await drain(await contextOf(cmd), on);
+    });
 
   abs
     .command("reload")
@@ -304,7 +326,10 @@ function program(): Command {
       "make the master re-read its configuration, like SIGHUP; a bad one is refused with every issue listed",
     )
     .addHelpText("after", examples("abs reload"))
-    .action(async (_o: unknown, cmd: Command) => reload(await contextOf(cmd)));
+    .action(async (_o: unknown, cmd: Command) => {
+      const { reload } = await import("../src/cli/commands/master.js");
+      await reload(await contextOf(cmd));
+    });
 
   abs
     .command("import-disaster-log")
@@ -320,9 +345,10 @@ function program(): Command {
         "abs import-disaster-log ./disaster-log.jsonl --json",
       ),
     )
-    .action(async (file: string, o: { json?: boolean }, cmd: Command) =>
-      importDisasterLog(await contextOf(cmd), file, { ...o, cwd: process.cwd() }),
-    );
+    .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
+      const { importDisasterLog } = await import("../src/cli/commands/import-disaster-log.js");
+      await importDisasterLog(await contextOf(cmd), file, { ...o, cwd: process.cwd() });
+    });
 
   return abs;
 }

@@ -13,21 +13,15 @@
 // variables count as unset.
 //
 // The files are only read for the admin commands, never for keygen or
-// fingerprint, and behind a small interface so tests can pass fakes.
+// fingerprint, and behind a small interface so tests can pass fakes. The
+// config loader is imported only when a file is read: with --socket (or
+// $ABS_ADMIN_SOCKET) abs starts without it.
 
 import { existsSync } from "node:fs";
 import { BadArgumentError, ConfigError } from "../errors.js";
-import { formatIssues } from "../config/issues.js";
-import {
-  DEFAULT_ADMIN_SOCKET,
-  adminSocketDespite,
-  loadMasterConfig,
-} from "../config/master-config.js";
-import { readConfigFile } from "../config/read-config-files.js";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_MASTER_CONF } from "../config/default-paths.js";
 
-/** The master's default config file. */
-export const DEFAULT_MASTER_CONF = "/etc/abs/master.conf";
-export { DEFAULT_ADMIN_SOCKET };
+export { DEFAULT_ADMIN_SOCKET, DEFAULT_MASTER_CONF };
 
 /** How `abs --help` describes the rule above. */
 export const SOCKET_HELP = `The admin socket is the first of:
@@ -104,6 +98,12 @@ export async function resolveAdminSocket(
 export const masterConfReader: MasterConfReader = {
   exists: (file) => existsSync(file),
   async adminSocketOf(file) {
+    const [{ formatIssues }, { adminSocketDespite, loadMasterConfig }, { readConfigFile }] =
+      await Promise.all([
+        import("../config/issues.js"),
+        import("../config/master-config.js"),
+        import("../config/read-config-files.js"),
+      ]);
     const conf = await readConfigFile(file);
     const loaded = loadMasterConfig([conf]);
     if ("errors" in loaded) {

@@ -30,6 +30,7 @@ import {
   jobHeaderName,
   readJobDefinition,
 } from "./job-definition.js";
+import { DEFAULT_ADMIN_SOCKET } from "./default-paths.js";
 import { readSection } from "./section-reader.js";
 import {
   absolutePath,
@@ -106,8 +107,7 @@ export interface MasterConfig {
 }
 
 export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
-/** admin_socket's default. */
-export const DEFAULT_ADMIN_SOCKET = "/run/abs/admin.sock";
+export { DEFAULT_ADMIN_SOCKET };
 
 /** Refuses world-writable modes: on a Unix socket, write permission is the right to administer. */
 const socketMode: Parser<number> = (t) => {

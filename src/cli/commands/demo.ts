@@ -36,6 +36,7 @@ import { mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from
 import os from "node:os";
 import path from "node:path";
 import { generateRealmKey } from "../../auth/realm-key.js";
+import { DEFAULT_DEMO_DIR } from "../../config/default-paths.js";
 import { loadSlaveConfig } from "../../config/slave-config.js";
 import { AbsError, BadArgumentError, describeError } from "../../errors.js";
 import { isFinished } from "../../jobsdir/job.js";
@@ -50,7 +51,7 @@ import { WATCH_WAIT_MS } from "./watch.js";
 import { freeLoopbackPort } from "../../free-port.js";
 
 /** DIR when none is given, relative to the current directory. */
-export const DEFAULT_DEMO_DIR = "abs-demo";
+export { DEFAULT_DEMO_DIR };
 /** The demo's job definition, slave and realm. */
 export const DEMO_DEFINITION = "sample";
 export const DEMO_SLAVE = "demo-slave";
