@@ -28,7 +28,7 @@ import {
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
-import { FakeMaster } from "../src/master/fake-master.js";
+import type { FakeMaster } from "../src/master/fake-master.js";
 import { Master } from "../src/master/master.js";
 import { runStartupVote } from "../src/master/startup-vote.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
@@ -213,6 +213,8 @@ async function main(): Promise<number> {
 
   async function startMaster(): Promise<void> {
     if (disaster) {
+      // Only disaster mode loads the fake master's code.
+      const { FakeMaster } = await import("../src/master/fake-master.js");
       fake = await FakeMaster.start({ config, logger, accessLog, hostName: os.hostname() });
       await writePidFile(pidFile);
       return;
