@@ -26,7 +26,7 @@ import {
   reportStartFailure,
 } from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
-import { describeError } from "../src/errors.js";
+import { ConfigError, describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
 import type { FakeMaster } from "../src/master/fake-master.js";
 import { Master } from "../src/master/master.js";
@@ -44,6 +44,17 @@ interface Flags {
   debug: boolean;
   config: string;
   test: boolean;
+}
+
+/** mkdir -p, with an error that names the setting the directory comes from. */
+async function makeDir(dir: string, mode: number, setting: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode });
+  } catch (err) {
+    throw new ConfigError(`cannot create ${dir} (${setting}): ${describeError(err)}`, {
+      field: setting,
+    });
+  }
 }
 
 function program(): Command {
@@ -158,8 +169,8 @@ async function main(): Promise<number> {
   // The directories first, with the modes asked for: the log directory for
   // the adm group to read, the socket's directory for admins to reach the
   // socket (its own mode decides who may use it).
-  await mkdir(config.logDir, { recursive: true, mode: 0o750 });
-  await mkdir(path.dirname(config.adminSocket), { recursive: true, mode: 0o755 });
+  await makeDir(config.logDir, 0o750, "log_dir");
+  await makeDir(path.dirname(config.adminSocket), 0o755, "the directory of admin_socket");
   // From here on, files the master creates are its own unless made wider on
   // purpose (the admin socket is chmod'ed to admin_socket_mode, the pid file
   // to 0644).

@@ -25,6 +25,7 @@ import {
 } from "../protocol/admin-messages.js";
 import { MAX_REPLY_BYTES } from "../admin-client.js";
 import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
+import { listenError } from "../listen-error.js";
 
 /** Handles one admin method; throws an AbsError (or ShapeError for bad args) to refuse. */
 export type AdminMethod = (args: JsonObject) => Promise<JsonValue> | JsonValue;
@@ -56,13 +57,17 @@ export class AdminServer {
     const server = net.createServer();
     const admin = new AdminServer(server, opts);
     server.on("connection", (socket) => admin.serve(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.path, () => {
-        server.off("error", reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(opts.path, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      throw listenError("admin requests", opts.path, "admin_socket", err);
+    }
     // The socket file exists from listen() on; until the chmod it has the
     // umask's mode, which the daemon sets tight (0077) before this.
     await chmod(opts.path, opts.mode);

@@ -12,6 +12,7 @@ import { formatHostPort } from "../config/host-port.js";
 import type { MasterConfig } from "../config/master-config.js";
 import { AuthError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { listenError } from "../listen-error.js";
 
 export type SlaveLinkSecrets = Pick<
   Parameters<typeof LinkServer.listen>[0],
@@ -62,14 +63,19 @@ export async function listenForSlaves(
   hostName: string,
   logger: Logger,
 ): Promise<LinkServer> {
-  const link = await LinkServer.listen({
-    host: config.listen.host,
-    port: config.listen.port,
-    ...secrets,
-    masterName: hostName,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    logger,
-  });
+  let link: LinkServer;
+  try {
+    link = await LinkServer.listen({
+      host: config.listen.host,
+      port: config.listen.port,
+      ...secrets,
+      masterName: hostName,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      logger,
+    });
+  } catch (err) {
+    throw listenError("slaves", formatHostPort(config.listen), "listen", err);
+  }
   logger.info(`slave link listening on ${formatHostPort({ ...config.listen, port: link.port })}`);
   return link;
 }

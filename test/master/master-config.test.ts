@@ -3,7 +3,16 @@
 // for changes. (Each kind of config mistake has its exact message in
 // test/config/*.test.ts.)
 
-import { existsSync, readFileSync, statSync, unlinkSync, watch, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  watch,
+  writeFileSync,
+} from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import t from "tap";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
@@ -80,6 +89,58 @@ t.test("-t prints a summary and exits 0, or every error and exits 1", async (t) 
   t.equal(usage.status, 2);
   t.match(usage.stderr, /unknown option '--frobnicate'/);
 });
+
+t.test(
+  "an address it cannot listen on: abs-master exits 1 naming the setting and why",
+  async (t) => {
+    // Another program holds the slave link's port.
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    t.teardown(() => holder.close());
+    const port = (holder.address() as net.AddressInfo).port;
+    const taken = await MasterProcess.prepare(t, { listen: `127.0.0.1:${port}` });
+    const r1 = await runNode([
+      MASTER_BIN,
+      "-f",
+      "--no-voting",
+      "--yes-do-it",
+      "-c",
+      taken.confPath,
+    ]);
+    t.equal(r1.status, 1);
+    t.match(
+      r1.stderr,
+      `abs-master: cannot listen for slaves on 127.0.0.1:${port} (listen): the address is already in use (by another abs-master, or another program)\n`,
+    );
+
+    // The admin socket's name held by a directory; its parent a file.
+    const m = await MasterProcess.prepare(t);
+    const conf = readFileSync(m.confPath, "utf8");
+    const dirThere = path.join(m.dir, "a-dir");
+    mkdirSync(dirThere);
+    writeFileSync(
+      m.confPath,
+      conf.replace(`admin_socket = ${m.socket}`, `admin_socket = ${dirThere}`),
+    );
+    const r2 = await runNode([MASTER_BIN, "-f", "--no-voting", "--yes-do-it", "-c", m.confPath]);
+    t.equal(r2.status, 1);
+    t.match(
+      r2.stderr,
+      `abs-master: cannot listen for admin requests on ${dirThere} (admin_socket): something that is not a socket already has that name\n`,
+    );
+    const underFile = path.join(m.dir, "master.conf", "admin.sock");
+    writeFileSync(
+      m.confPath,
+      conf.replace(`admin_socket = ${m.socket}`, `admin_socket = ${underFile}`),
+    );
+    const r3 = await runNode([MASTER_BIN, "-f", "--no-voting", "--yes-do-it", "-c", m.confPath]);
+    t.equal(r3.status, 1);
+    t.match(
+      r3.stderr,
+      `abs-master: cannot create ${m.confPath} (the directory of admin_socket): EEXIST: file already exists`,
+    );
+  },
+);
 
 t.test("SIGHUP: a good config applies at once, a bad one keeps the running config", async (t) => {
   const m = await MasterProcess.start(t, { jobs: HOME });
