@@ -31,6 +31,28 @@ export interface DaemonLogOptions {
 }
 
 /**
+ * Adds the console to `logger` until writing to it fails: `abs-master -f |
+ * head` must not take the master down when head exits (EPIPE), nor a closed
+ * terminal. The daemon then logs to its file only, and says so there.
+ */
+function logToConsoleWhileItLasts(
+  logger: winston.Logger,
+  format: winston.Logform.Format,
+  file: string,
+): void {
+  const console = new winston.transports.Console({ format });
+  logger.add(console);
+  let gone = false;
+  // Stays attached: a later failed write must not be an unhandled 'error'.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (gone) return;
+    gone = true;
+    logger.remove(console);
+    logger.warn(`the console went away (${err.code ?? err.message}); logging to ${file} only`);
+  });
+}
+
+/**
  * The daemons' logger: one line per event, `time level message key=value`,
  * in the daemon's log file (and the console in the foreground). Lines about
  * a job carry `job=ID`, lines about a slave `slave=NAME`.
@@ -48,11 +70,11 @@ export function createDaemonLogger(opts: DaemonLogOptions): Logger & { close(): 
   const transports: winston.transport[] = [
     new winston.transports.File({ filename: path.resolve(opts.file), format }),
   ];
-  if (opts.console === true) transports.push(new winston.transports.Console({ format }));
   const logger = winston.createLogger({
     level: opts.debug === true ? "debug" : "info",
     transports,
   });
+  if (opts.console === true) logToConsoleWhileItLasts(logger, format, opts.file);
   return {
     debug: (message, meta) => logger.debug(message, meta),
     info: (message, meta) => logger.info(message, meta),

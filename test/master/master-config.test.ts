@@ -12,6 +12,7 @@ import {
   watch,
   writeFileSync,
 } from "node:fs";
+import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import t from "tap";
@@ -294,3 +295,50 @@ t.test(
     t.match(failed.stderr, /^abs-master: .*realm\.key/);
   },
 );
+
+t.test("abs-master -f | head: the master outlives its console, and logs to its file", async (t) => {
+  const m = await MasterProcess.prepare(t);
+  const child = spawn(
+    process.execPath,
+    [MASTER_BIN, "-f", "--no-voting", "--yes-do-it", "-c", m.confPath],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.teardown(() => void child.kill("SIGKILL"));
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  // Read the first line, then close the pipe, as head does.
+  await new Promise<void>((resolve) => {
+    child.stdout.once("data", () => {
+      child.stdout.destroy();
+      resolve();
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  const log = path.join(m.dir, "log", "master-daemon.log");
+  await Promise.race([
+    waitForFile(log, /abs-master pid \d+ serving/),
+    exited.then((c) => Promise.reject(new Error(`abs-master exited (${c}): ${stderr}`))),
+  ]);
+  t.match(await m.call("status"), { mode: "real" }, "still serving");
+  t.match(readFileSync(log, "utf8"), /warn the console went away \(EPIPE\); logging to .* only/);
+  child.kill("SIGTERM");
+  t.equal(await exited, 0, `stopped cleanly (stderr: ${stderr})`);
+});
+
+/** Resolves once `file` exists and matches `pattern`; watches its directory, no polling. */
+function waitForFile(file: string, pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const matches = (): boolean => existsSync(file) && pattern.test(readFileSync(file, "utf8"));
+    if (matches()) return resolve();
+    const watcher = watch(path.dirname(file), () => {
+      if (!matches()) return;
+      watcher.close();
+      clearTimeout(timer);
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`${file} never matched ${String(pattern)}`));
+    }, 30_000);
+  });
+}
