@@ -6,6 +6,7 @@
 
 import { execFileSync } from "node:child_process";
 import {
+  chmodSync,
   cpSync,
   copyFileSync,
   existsSync,
@@ -20,6 +21,7 @@ import t from "tap";
 import { MasterProcess, runNode } from "../helpers/master-process.js";
 import { SLAVE_BIN, SlaveProcess } from "../helpers/slave-process.js";
 import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
+import { generateRealmKey } from "../../src/auth/realm-key.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -217,6 +219,31 @@ t.test(
     const usage = await runNode([SLAVE_BIN, "--frobnicate"]);
     t.equal(usage.status, 2);
     t.match(usage.stderr, /unknown option '--frobnicate'/);
+
+    // A realm key that group or others can read: -t checks the text only,
+    // but the slave does not start (it used to start, then fail every
+    // connection attempt in its log).
+    const key = path.join(dir, "realm.key");
+    await generateRealmKey(key);
+    chmodSync(key, 0o640);
+    const good = path.join(dir, "good.conf");
+    writeFileSync(
+      good,
+      [
+        "master: 127.0.0.1:9",
+        `state_dir: ${path.join(dir, "state")}`,
+        `log_dir: ${path.join(dir, "log")}`,
+        `realm_key_file: ${key}`,
+        "",
+      ].join("\n"),
+    );
+    t.equal((await runNode([SLAVE_BIN, "-t", "-c", good])).status, 0, "-t: the text is good");
+    const open = await runNode([SLAVE_BIN, "-f", "-c", good]);
+    t.equal(open.status, 1);
+    t.equal(
+      open.stderr,
+      `abs-slave: realm key file ${key} has mode 0640: group or others can read or change it; refusing to use it. Run \`chmod 600 ${key}\`\n`,
+    );
 
     // At runtime: an edit with a mistake is refused (chokidar notices it); the slave keeps serving.
     const m = await MasterProcess.start(t, {
