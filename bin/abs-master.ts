@@ -9,6 +9,7 @@
 // config is invalid or the master could not start (the message says why);
 // 2 bad usage.
 
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -234,9 +235,18 @@ async function main(): Promise<number> {
     await writePidFile(pidFile);
     // Adding, changing or removing a definition file in jobs.d acts like SIGHUP.
     const m = master;
-    watcher = watch(jobsDirOf(flags.config), { ignoreInitial: true, depth: 0 });
-    watcher.on("all", (_event, file) => {
-      if (!file.endsWith(".conf")) return;
+    const jobsD = jobsDirOf(flags.config);
+    // The config's directory too (its entries only): a jobs.d made, or
+    // removed, after the start counts as well, and is watched from then on.
+    // (chokidar reports nothing about a path that did not exist when it was
+    // given, so jobs.d is added only once it is there.)
+    const paths = [path.dirname(flags.config), ...(existsSync(jobsD) ? [jobsD] : [])];
+    watcher = watch(paths, { ignoreInitial: true, depth: 0 });
+    const w = watcher;
+    w.on("all", (event, file) => {
+      const isJobsD = file === jobsD && (event === "addDir" || event === "unlinkDir");
+      if (!isJobsD && (path.dirname(file) !== jobsD || !file.endsWith(".conf"))) return;
+      if (file === jobsD && event === "addDir") w.add(jobsD);
       clearTimeout(settle);
       settle = setTimeout(() => {
         logger.info(`jobs.d changed (${path.basename(file)}): re-reading the config`);
@@ -244,8 +254,7 @@ async function main(): Promise<number> {
         m.reload().catch(() => undefined);
       }, JOBS_D_SETTLE_MS);
     });
-    watcher.on("error", (err) => logger.warn(`watching jobs.d: ${describeError(err)}`));
-    const w = watcher;
+    w.on("error", (err) => logger.warn(`watching jobs.d: ${describeError(err)}`));
     await new Promise<void>((resolve) => w.once("ready", resolve));
   }
 

@@ -7,6 +7,8 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  renameSync,
+  rmSync,
   statSync,
   unlinkSync,
   watch,
@@ -234,6 +236,38 @@ t.test("jobs.d is watched: adding, changing and removing a file acts like SIGHUP
   t.same(await definitions(m), ["home"]);
   await m.stop();
 });
+
+t.test(
+  "a jobs.d made after the start is watched too; removing it drops its definitions",
+  async (t) => {
+    const m = await MasterProcess.prepare(t, { jobs: HOME });
+    const jobsD = path.join(m.dir, "jobs.d");
+    rmSync(jobsD, { recursive: true });
+    await m.launch();
+    let from = m.log.length;
+    // Made with a file already in it (as `cp -r` or a deploy would).
+    mkdirSync(path.join(m.dir, "jobs.d.new"));
+    writeFileSync(
+      path.join(m.dir, "jobs.d.new", "attic.conf"),
+      HOME.replace("[job home]", "[job attic]"),
+    );
+    renameSync(path.join(m.dir, "jobs.d.new"), jobsD);
+    await m.waitForOutput(/reloaded: .*attic/, 10_000, from);
+    t.same(await definitions(m), ["home", "attic"]);
+
+    // Then watched like one there from the start.
+    from = m.log.length;
+    writeFileSync(path.join(jobsD, "cellar.conf"), HOME.replace("[job home]", "[job cellar]"));
+    await m.waitForOutput(/reloaded: .*cellar/, 10_000, from);
+    t.same(await definitions(m), ["home", "attic", "cellar"]);
+
+    from = m.log.length;
+    rmSync(jobsD, { recursive: true });
+    await m.waitForOutput(/reloaded: .*1 job definition: home/, 10_000, from);
+    t.same(await definitions(m), ["home"]);
+    await m.stop();
+  },
+);
 
 t.test(
   "a second master on the same jobs directory is refused; the first keeps serving",
