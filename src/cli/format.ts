@@ -118,20 +118,30 @@ export function plural(n: number, word: string): string {
 
 // C0 controls, DEL and C1 controls. Paths and messages come from slaves and
 // job output; an escape sequence in a file name must not drive the terminal.
-// The test without /g first: most text has none, and that is the fast path
-// for tables of 100,000 jobs.
+// Also the bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E,
+// U+2066-U+2069), which reorder what follows them on the line, so that a
+// file name could make a listing read otherwise than it is, and the line
+// and paragraph separators (U+2028, U+2029), which break some terminals'
+// lines. The test without /g first: most text has none, and that is the
+// fast path for tables of 100,000 jobs.
 // eslint-disable-next-line no-control-regex
-const HAS_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const HAS_CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 // eslint-disable-next-line no-control-regex
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
-/** `text` with control characters shown as \n, \t or \xNN, so one value stays on one line. */
+/**
+ * `text` with control characters shown as \n, \t, \xNN or \uNNNN, so one
+ * value stays on one line and reads in the order it is stored.
+ */
 export function printable(text: string): string {
   if (!HAS_CONTROL.test(text)) return text;
   return text.replace(CONTROLS, (c) => {
     if (c === "\n") return "\\n";
     if (c === "\t") return "\\t";
     if (c === "\r") return "\\r";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+    const code = c.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
   });
 }
