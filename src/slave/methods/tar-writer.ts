@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { Header, Pax } from "tar";
 import type { ManifestEntry } from "../manifest.js";
-import type { ArchiveOutput } from "./archive-output.js";
+import { type ArchiveOutput, sharedBuffer } from "./archive-output.js";
 import { canceledError } from "./method.js";
 
 /**
@@ -30,8 +30,9 @@ const BLOCK = 512;
 export type ReadAt = (buf: Buffer, position: number) => number;
 
 export class TarWriter {
-  private buf = Buffer.allocUnsafe(BATCH);
-  private spare = Buffer.allocUnsafe(BATCH);
+  // Shared memory, so a plain archive's writer thread takes them uncopied.
+  private buf = sharedBuffer(BATCH);
+  private spare = sharedBuffer(BATCH);
   /** Bytes of `buf` filled. */
   private fill = 0;
   /** The write of `spare`; it must end before `spare` is filled again. */

@@ -1,0 +1,76 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { gunzipSync } from "node:zlib";
+import t from "tap";
+import { openArchiveOutput, sharedBuffer } from "../../../src/slave/methods/archive-output.js";
+import { tempDir } from "../../helpers/tmp.js";
+
+/** `n` bytes counting from `from`, so a misplaced piece shows in a comparison. */
+function pattern(n: number, from: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (from + i) % 251;
+  return b;
+}
+
+t.test("a plain archive holds every buffer in order, shared or not, reused or not", async (t) => {
+  const file = path.join(tempDir(t), "a.tar");
+  const out = openArchiveOutput(file, false);
+  const expected: Buffer[] = [];
+  // Sizes around the writer thread's 16 KiB pieces, 0 and odd ones included.
+  const sizes = [0, 1, 16 << 10, (16 << 10) + 1, 3 << 20, 7];
+  const shared = sharedBuffer(3 << 20);
+  let from = 0;
+  for (const [i, n] of sizes.entries()) {
+    const bytes = pattern(n, from);
+    from += n;
+    expected.push(bytes);
+    if (i % 2 === 0) {
+      // The same shared buffer every time: reusable once write resolves.
+      bytes.copy(shared);
+      await out.write(shared.subarray(0, n));
+    } else {
+      await out.write(bytes);
+    }
+  }
+  await out.finish();
+  t.ok(readFileSync(file).equals(Buffer.concat(expected)), "the file is the buffers in order");
+});
+
+t.test("abort removes the partial file, with or without a write made", async (t) => {
+  const dir = tempDir(t);
+  const used = path.join(dir, "used.tar");
+  const out = openArchiveOutput(used, false);
+  await out.write(pattern(100_000, 0));
+  await out.abort();
+  t.notOk(existsSync(used), "a file written to is removed");
+  const unused = path.join(dir, "unused.tar");
+  const idle = openArchiveOutput(unused, false);
+  await idle.abort();
+  t.notOk(existsSync(unused), "a file never written to is removed");
+});
+
+t.test("a write after finish is refused, not lost in silence", async (t) => {
+  const file = path.join(tempDir(t), "done.tar");
+  const out = openArchiveOutput(file, false);
+  await out.write(pattern(10, 0));
+  await out.finish();
+  await t.rejects(out.write(pattern(10, 0)), /the archive is finished/);
+  t.equal(readFileSync(file).length, 10);
+});
+
+t.test("gzip takes shared buffers too", async (t) => {
+  const file = path.join(tempDir(t), "a.tar.gz");
+  const out = openArchiveOutput(file, true);
+  const shared = sharedBuffer(1 << 20);
+  pattern(1 << 20, 5).copy(shared);
+  await out.write(shared);
+  await out.finish();
+  t.ok(gunzipSync(readFileSync(file)).equals(pattern(1 << 20, 5)));
+});
+
+t.test("an existing file is never overwritten", async (t) => {
+  const file = path.join(tempDir(t), "taken.tar");
+  const out = openArchiveOutput(file, false);
+  await out.finish();
+  t.throws(() => openArchiveOutput(file, false), { code: "EEXIST" });
+});
