@@ -4,16 +4,15 @@
 // the file.
 //
 // A buffer passed to `write` may be reused once the returned promise
-// resolves; the writer keeps one write in flight while it fills the next
+// resolves; the tar writer keeps writes in flight while it fills the next
 // buffer, so reading and hashing overlap the copy into the page cache (in
 // the writer thread, see archive-writer-worker.ts) and, with gzip, the
 // compression.
 
 import { close, createWriteStream, fdatasync, fsync, openSync } from "node:fs";
 import { promisify } from "node:util";
-import { Worker } from "node:worker_threads";
 import { createGzip } from "node:zlib";
-import type { WriteReply, WriteRequest, WriterData } from "./archive-writer-worker.js";
+import { ArchiveWriterThread } from "./archive-writer-thread.js";
 import { removeQuietly } from "./durable.js";
 
 const fdatasyncP = promisify(fdatasync);
@@ -23,18 +22,14 @@ const closeP = promisify(close);
 export interface ArchiveOutput {
   /**
    * Appends `buf`; resolves when it is taken (the buffer may then be
-   * reused). A buffer from `sharedBuffer` is not copied on the way.
+   * reused). A buffer from `sharedBuffer` (archive-writer-thread.ts) is not
+   * copied on the way. Several writes may be under way; they are made in order.
    */
   write(buf: Buffer): Promise<void>;
   /** Flushes, fsyncs and closes the file. */
   finish(): Promise<void>;
   /** Stops and removes the file; never throws. */
   abort(): Promise<void>;
-}
-
-/** A buffer in memory shared with the writer thread, so `write` passes it without a copy. */
-export function sharedBuffer(size: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(size));
 }
 
 /** Opens `file` (which must not exist) for an archive, gzip-compressed or not. */
@@ -57,16 +52,11 @@ const SYNC_EVERY = 32 << 20;
  */
 class FileOutput implements ArchiveOutput {
   private readonly fd: number;
-  private readonly writer: Worker;
-  /** Why the writer thread stopped or failed, once it has. */
-  private writerGone: Error | null = null;
-  /** The write the thread is making (at most one: the caller waits for it). */
-  private pending: { id: number; resolve: () => void; reject: (e: Error) => void } | null = null;
-  /** Settles (never rejects) when the write under way, if any, has ended. */
-  private writeEnded: Promise<void> = Promise.resolve();
-  private nextId = 0;
+  private readonly writer: ArchiveWriterThread;
   private position = 0;
   private unsynced = 0;
+  /** Settles (never rejects) when the writes under way have ended (the last one ends last). */
+  private writesEnded: Promise<void> = Promise.resolve();
   /** The background fdatasync under way, if any; it never rejects (see `syncError`). */
   private syncing: Promise<void> | null = null;
   /** The first failure of a background fdatasync: the archive is then not durable. */
@@ -75,39 +65,15 @@ class FileOutput implements ArchiveOutput {
 
   constructor(private readonly file: string) {
     this.fd = openSync(file, "wx", 0o600);
-    const data: WriterData = { fd: this.fd };
-    this.writer = new Worker(new URL("./archive-writer-worker.js", import.meta.url), {
-      workerData: data,
-    });
-    this.writer.on("message", (reply: WriteReply) => this.settle(reply));
-    this.writer.on("error", (err) => this.stopWriter(err));
-    this.writer.once("exit", () => this.stopWriter(new Error("the archive writer thread stopped")));
+    this.writer = new ArchiveWriterThread(this.fd);
   }
 
   async write(buf: Buffer): Promise<void> {
     this.throwSyncError();
-    if (this.writerGone !== null) throw this.writerGone;
-    if (this.pending !== null) throw new Error("archive write while another is under way");
-    let shared = buf;
-    if (!(buf.buffer instanceof SharedArrayBuffer)) {
-      shared = sharedBuffer(buf.length);
-      buf.copy(shared);
-    }
-    const id = ++this.nextId;
-    const request: WriteRequest = {
-      id,
-      buffer: shared.buffer as SharedArrayBuffer,
-      offset: shared.byteOffset,
-      length: shared.length,
-      position: this.position,
-    };
-    const written = new Promise<void>((resolve, reject) => {
-      this.pending = { id, resolve, reject };
-      this.writer.postMessage(request);
-    });
-    this.writeEnded = written.catch(() => undefined);
-    await written;
+    const written = this.writer.write(buf, this.position);
     this.position += buf.length;
+    this.writesEnded = written.catch(() => undefined);
+    await written;
     this.unsynced += buf.length;
     if (this.unsynced >= SYNC_EVERY && this.syncing === null) {
       this.unsynced = 0;
@@ -124,17 +90,15 @@ class FileOutput implements ArchiveOutput {
   }
 
   async finish(): Promise<void> {
-    await this.syncing;
+    await this.endWrites("the archive is finished");
     this.throwSyncError();
-    await this.endWriter();
     await fsyncP(this.fd);
     this.closed = true;
     await closeP(this.fd);
   }
 
   async abort(): Promise<void> {
-    await this.syncing;
-    await this.endWriter();
+    await this.endWrites("the archive was abandoned");
     if (!this.closed) {
       this.closed = true;
       await closeP(this.fd).catch(() => undefined);
@@ -142,32 +106,11 @@ class FileOutput implements ArchiveOutput {
     await removeQuietly(this.file);
   }
 
-  private settle(reply: WriteReply): void {
-    const p = this.pending;
-    if (p === null || p.id !== reply.id) return;
-    this.pending = null;
-    if (reply.error === null) {
-      p.resolve();
-      return;
-    }
-    // As fs would have thrown it, so ENOSPC and the others read as usual.
-    const err: NodeJS.ErrnoException = new Error(reply.error.message);
-    if (reply.error.code !== null) err.code = reply.error.code;
-    p.reject(err);
-  }
-
-  private stopWriter(why: Error): void {
-    this.writerGone ??= why;
-    const p = this.pending;
-    this.pending = null;
-    p?.reject(this.writerGone);
-  }
-
-  /** Stops the writer thread once its write (if any) has ended; the fd stays open. */
-  private async endWriter(): Promise<void> {
-    await this.writeEnded;
-    this.writerGone ??= new Error("the archive is finished");
-    await this.writer.terminate();
+  /** Waits for the writes and the fdatasync under way, then stops the writer thread. */
+  private async endWrites(why: string): Promise<void> {
+    await this.writesEnded;
+    await this.syncing;
+    await this.writer.stop(why);
   }
 
   private throwSyncError(): void {

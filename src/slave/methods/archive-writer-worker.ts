@@ -1,5 +1,6 @@
-// The thread that writes a plain archive's bytes (archive-output.ts), in
-// pieces of WRITE_PIECE, synchronously, each buffer where it is asked to.
+// The thread that writes a plain archive's bytes (archive-writer-thread.ts),
+// in pieces of WRITE_PIECE, synchronously, each buffer where it is asked to,
+// in the order asked.
 //
 // Why pieces, and why a thread: a large write lets the kernel give the page
 // cache large folios, and on a VM whose free memory the host takes back
@@ -9,10 +10,11 @@
 // run to the next there; in 16 KiB calls a steady 0.17 to 0.21 s, as GNU
 // tar's 10 KiB writes do. That is some 35,000 calls per 552 MB: too many for
 // one thread-pool round trip each, so they run here, one after another,
-// while the main thread reads and hashes the next buffer.
+// while the main thread reads and hashes the next buffers.
 //
-// The buffers are shared memory (SharedArrayBuffer): nothing is copied
-// between the threads, only where to write what.
+// The buffers are shared memory (SharedArrayBuffer), each sent once with a
+// slot number: after that, only the slot and where to write go between the
+// threads.
 
 import { writeSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
@@ -27,7 +29,10 @@ export interface WriterData {
 
 export interface WriteRequest {
   id: number;
-  buffer: SharedArrayBuffer;
+  /** A number for `buffer`, so that it is sent once; -1 for a buffer used once. */
+  slot: number;
+  /** Sent with the slot's first use, and with every one-off buffer. */
+  buffer?: SharedArrayBuffer;
   offset: number;
   length: number;
   /** Where in the file the bytes go. */
@@ -40,8 +45,13 @@ export interface WriteReply {
   error: { message: string; code: string | null } | null;
 }
 
+const slots = new Map<number, SharedArrayBuffer>();
+
 function writeAll(fd: number, r: WriteRequest): void {
-  const bytes = new Uint8Array(r.buffer, r.offset, r.length);
+  if (r.buffer !== undefined && r.slot >= 0) slots.set(r.slot, r.buffer);
+  const buffer = r.slot >= 0 ? slots.get(r.slot) : r.buffer;
+  if (buffer === undefined) throw new Error(`archive writer: no buffer in slot ${r.slot}`);
+  const bytes = new Uint8Array(buffer, r.offset, r.length);
   let done = 0;
   while (done < r.length) {
     done += writeSync(fd, bytes, done, Math.min(WRITE_PIECE, r.length - done), r.position + done);

@@ -20,7 +20,7 @@
 //     leaves at most partial files or an archive without a manifest, never a
 //     backup that looks complete.
 // Cancel (the signal) stops between entries and between buffers of a big
-// file, and removes the partial file. Memory is bounded by the writer's two
+// file, and removes the partial file. Memory is bounded by the writer's
 // buffers, whatever the tree.
 
 import { lstatSync } from "node:fs";

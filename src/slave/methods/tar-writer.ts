@@ -5,22 +5,28 @@
 //
 // Why not node-tar's Pack: for a tree of many small files its per-entry
 // stream plumbing cost several times GNU tar's whole run. Here headers and
-// file bytes go into one of two large buffers, file bytes read straight into
-// it (no copy), and a full buffer is written in one call while the other
-// fills: reading and hashing overlap the write (see archive-output.ts).
-// Memory: the two buffers, whatever the tree.
+// file bytes go into large buffers, file bytes read straight into them (no
+// copy), and a full buffer is handed to the output while the next fills:
+// reading and hashing overlap the writes (see archive-output.ts). Memory:
+// BUFFERS buffers, whatever the tree.
 
 import { createHash } from "node:crypto";
 import { Header, Pax } from "tar";
 import type { ManifestEntry } from "../manifest.js";
-import { type ArchiveOutput, sharedBuffer } from "./archive-output.js";
+import type { ArchiveOutput } from "./archive-output.js";
+import { sharedBuffer } from "./archive-writer-thread.js";
 import { canceledError } from "./method.js";
 
 /**
- * Bytes per output buffer (there are two): the size of a write, and of a
- * big file's read. A multiple of 512, so entries start aligned in a buffer.
+ * Bytes per buffer: the size of a write, and of a big file's read. A
+ * multiple of 512, so entries start aligned in a buffer.
  */
 const BATCH = 1 << 20;
+/**
+ * Buffers: one filling while the others are written. With two, this thread
+ * waited after each buffer for the writer thread's answer to come back.
+ */
+const BUFFERS = 4;
 const BLOCK = 512;
 
 /**
@@ -32,11 +38,12 @@ export type ReadAt = (buf: Buffer, position: number) => number;
 export class TarWriter {
   // Shared memory, so a plain archive's writer thread takes them uncopied.
   private buf = sharedBuffer(BATCH);
-  private spare = sharedBuffer(BATCH);
   /** Bytes of `buf` filled. */
   private fill = 0;
-  /** The write of `spare`; it must end before `spare` is filled again. */
-  private inFlight: Promise<void> = Promise.resolve();
+  /** Buffers not in use, to fill once `buf` is full. */
+  private readonly free = Array.from({ length: BUFFERS - 1 }, () => sharedBuffer(BATCH));
+  /** Full buffers being written, oldest first; each is free again once its write ends. */
+  private readonly writing: { buf: Buffer; written: Promise<void> }[] = [];
 
   constructor(
     private readonly out: ArchiveOutput,
@@ -95,14 +102,14 @@ export class TarWriter {
     this.check();
     await this.append(Buffer.alloc(2 * BLOCK));
     if (this.fill > 0) await this.flush();
-    await this.inFlight;
+    while (this.writing.length > 0) this.free.push(await this.oldestWritten());
     await this.out.finish();
   }
 
   /** Stops writing and removes the partial archive; never throws. */
   async abort(): Promise<void> {
-    // The write under way uses the file: let it end before the file is closed.
-    await this.inFlight.catch(() => undefined);
+    // The writes under way use the file: let them end before it is closed.
+    await Promise.all(this.writing.map((w) => w.written.catch(() => undefined)));
     await this.out.abort();
   }
 
@@ -140,15 +147,26 @@ export class TarWriter {
     this.fill += n;
   }
 
+  /**
+   * Hands the full buffer to the output and takes a free one, waiting for
+   * the oldest write when none is free. That wait is also when timers and
+   * sockets run: the file reads between two flushes are synchronous.
+   */
   private async flush(): Promise<void> {
     this.check();
-    // Waiting for the previous write frees `spare`, and lets timers and
-    // sockets run: the file reads between two flushes are synchronous.
-    await this.inFlight;
-    this.inFlight = this.out.write(this.buf.subarray(0, this.fill));
-    // Awaited at the next flush, in finish or in abort.
-    this.inFlight.catch(() => undefined);
-    [this.buf, this.spare] = [this.spare, this.buf];
+    const written = this.out.write(this.buf.subarray(0, this.fill));
+    // Awaited when the buffer is wanted again, in finish or in abort.
+    written.catch(() => undefined);
+    this.writing.push({ buf: this.buf, written });
     this.fill = 0;
+    this.buf = this.free.pop() ?? (await this.oldestWritten());
+  }
+
+  /** The oldest buffer being written, once it is; throws what stopped the write. */
+  private async oldestWritten(): Promise<Buffer> {
+    const oldest = this.writing.shift();
+    if (oldest === undefined) throw new Error("tar writer: no buffer being written");
+    await oldest.written;
+    return oldest.buf;
   }
 }

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import t from "tap";
-import { openArchiveOutput, sharedBuffer } from "../../../src/slave/methods/archive-output.js";
+import { openArchiveOutput } from "../../../src/slave/methods/archive-output.js";
+import { sharedBuffer } from "../../../src/slave/methods/archive-writer-thread.js";
 import { tempDir } from "../../helpers/tmp.js";
 
 /** `n` bytes counting from `from`, so a misplaced piece shows in a comparison. */
