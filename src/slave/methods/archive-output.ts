@@ -12,7 +12,7 @@
 import { close, createWriteStream, fdatasync, fsync, openSync } from "node:fs";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
-import { ArchiveWriterThread } from "./archive-writer-thread.js";
+import { archiveWriterThread } from "./archive-writer-thread.js";
 import { removeQuietly } from "./durable.js";
 
 const fdatasyncP = promisify(fdatasync);
@@ -22,7 +22,7 @@ const closeP = promisify(close);
 export interface ArchiveOutput {
   /**
    * Appends `buf`; resolves when it is taken (the buffer may then be
-   * reused). A buffer from `sharedBuffer` (archive-writer-thread.ts) is not
+   * reused). A buffer from `borrowSharedBuffer` (archive-writer-thread.ts) is not
    * copied on the way. Several writes may be under way; they are made in order.
    */
   write(buf: Buffer): Promise<void>;
@@ -46,31 +46,32 @@ export function openArchiveOutput(file: string, gzip: boolean): ArchiveOutput {
 const SYNC_EVERY = 32 << 20;
 
 /**
- * Plain tar: positioned writes on the file descriptor, made by a writer
- * thread; fsyncs from here (the thread pool), so the background fdatasync
- * runs beside the writes.
+ * Plain tar: positioned writes on the file descriptor, made by the process's
+ * writer thread; fsyncs from here (the thread pool), so the background
+ * fdatasync runs beside the writes.
  */
 class FileOutput implements ArchiveOutput {
   private readonly fd: number;
-  private readonly writer: ArchiveWriterThread;
   private position = 0;
   private unsynced = 0;
-  /** Settles (never rejects) when the writes under way have ended (the last one ends last). */
+  /** Settles (never rejects) when the writes under way have ended (the thread makes them in order). */
   private writesEnded: Promise<void> = Promise.resolve();
   /** The background fdatasync under way, if any; it never rejects (see `syncError`). */
   private syncing: Promise<void> | null = null;
   /** The first failure of a background fdatasync: the archive is then not durable. */
   private syncError: Error | null = null;
+  /** Set by finish and abort: no more writes. */
+  private ending = false;
   private closed = false;
 
   constructor(private readonly file: string) {
     this.fd = openSync(file, "wx", 0o600);
-    this.writer = new ArchiveWriterThread(this.fd);
   }
 
   async write(buf: Buffer): Promise<void> {
+    if (this.ending) throw new Error(`${this.file}: the archive is finished`);
     this.throwSyncError();
-    const written = this.writer.write(buf, this.position);
+    const written = archiveWriterThread().write(this.fd, buf, this.position);
     this.position += buf.length;
     this.writesEnded = written.catch(() => undefined);
     await written;
@@ -90,7 +91,7 @@ class FileOutput implements ArchiveOutput {
   }
 
   async finish(): Promise<void> {
-    await this.endWrites("the archive is finished");
+    await this.endWrites();
     this.throwSyncError();
     await fsyncP(this.fd);
     this.closed = true;
@@ -98,7 +99,7 @@ class FileOutput implements ArchiveOutput {
   }
 
   async abort(): Promise<void> {
-    await this.endWrites("the archive was abandoned");
+    await this.endWrites();
     if (!this.closed) {
       this.closed = true;
       await closeP(this.fd).catch(() => undefined);
@@ -106,11 +107,11 @@ class FileOutput implements ArchiveOutput {
     await removeQuietly(this.file);
   }
 
-  /** Waits for the writes and the fdatasync under way, then stops the writer thread. */
-  private async endWrites(why: string): Promise<void> {
+  /** Takes no more writes, and waits for those and the fdatasync under way: they use the fd. */
+  private async endWrites(): Promise<void> {
+    this.ending = true;
     await this.writesEnded;
     await this.syncing;
-    await this.writer.stop(why);
   }
 
   private throwSyncError(): void {

@@ -1,4 +1,4 @@
-// The thread that writes a plain archive's bytes (archive-writer-thread.ts),
+// The thread that writes plain archives' bytes (archive-writer-thread.ts),
 // in pieces of WRITE_PIECE, synchronously, each buffer where it is asked to,
 // in the order asked.
 //
@@ -17,18 +17,15 @@
 // threads.
 
 import { writeSync } from "node:fs";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 
 /** Bytes per write call (see above). */
 const WRITE_PIECE = 16 << 10;
 
-export interface WriterData {
-  /** The archive's file descriptor, open for writing. */
-  fd: number;
-}
-
 export interface WriteRequest {
   id: number;
+  /** The archive's file descriptor, open for writing. */
+  fd: number;
   /** A number for `buffer`, so that it is sent once; -1 for a buffer used once. */
   slot: number;
   /** Sent with the slot's first use, and with every one-off buffer. */
@@ -47,22 +44,21 @@ export interface WriteReply {
 
 const slots = new Map<number, SharedArrayBuffer>();
 
-function writeAll(fd: number, r: WriteRequest): void {
+function writeAll(r: WriteRequest): void {
   if (r.buffer !== undefined && r.slot >= 0) slots.set(r.slot, r.buffer);
   const buffer = r.slot >= 0 ? slots.get(r.slot) : r.buffer;
   if (buffer === undefined) throw new Error(`archive writer: no buffer in slot ${r.slot}`);
   const bytes = new Uint8Array(buffer, r.offset, r.length);
   let done = 0;
   while (done < r.length) {
-    done += writeSync(fd, bytes, done, Math.min(WRITE_PIECE, r.length - done), r.position + done);
+    done += writeSync(r.fd, bytes, done, Math.min(WRITE_PIECE, r.length - done), r.position + done);
   }
 }
 
-const { fd } = workerData as WriterData;
 parentPort?.on("message", (r: WriteRequest) => {
   let error: WriteReply["error"] = null;
   try {
-    writeAll(fd, r);
+    writeAll(r);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     error = { message: e.message, code: typeof e.code === "string" ? e.code : null };

@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import { Header, Pax } from "tar";
 import type { ManifestEntry } from "../manifest.js";
 import type { ArchiveOutput } from "./archive-output.js";
-import { sharedBuffer } from "./archive-writer-thread.js";
+import { borrowSharedBuffer, returnSharedBuffer } from "./archive-writer-thread.js";
 import { canceledError } from "./method.js";
 
 /**
@@ -36,14 +36,18 @@ const BLOCK = 512;
 export type ReadAt = (buf: Buffer, position: number) => number;
 
 export class TarWriter {
-  // Shared memory, so a plain archive's writer thread takes them uncopied.
-  private buf = sharedBuffer(BATCH);
+  // Shared memory, so the writer thread takes them uncopied; from a pool,
+  // and back to it at the end (archive-writer-thread.ts says why).
+  private buf = borrowSharedBuffer(BATCH);
   /** Bytes of `buf` filled. */
   private fill = 0;
   /** Buffers not in use, to fill once `buf` is full. */
-  private readonly free = Array.from({ length: BUFFERS - 1 }, () => sharedBuffer(BATCH));
+  private readonly free = Array.from({ length: BUFFERS - 1 }, () => borrowSharedBuffer(BATCH));
   /** Full buffers being written, oldest first; each is free again once its write ends. */
   private readonly writing: { buf: Buffer; written: Promise<void> }[] = [];
+  /** Set once the buffers are back in the pool. */
+  private returned = false;
+  private readonly headerBlock = Buffer.alloc(BLOCK);
 
   constructor(
     private readonly out: ArchiveOutput,
@@ -103,14 +107,25 @@ export class TarWriter {
     await this.append(Buffer.alloc(2 * BLOCK));
     if (this.fill > 0) await this.flush();
     while (this.writing.length > 0) this.free.push(await this.oldestWritten());
+    this.returnBuffers();
     await this.out.finish();
   }
 
   /** Stops writing and removes the partial archive; never throws. */
   async abort(): Promise<void> {
-    // The writes under way use the file: let them end before it is closed.
+    // The writes under way use the file and the buffers: let them end first.
     await Promise.all(this.writing.map((w) => w.written.catch(() => undefined)));
+    this.returnBuffers();
     await this.out.abort();
+  }
+
+  /** The buffers back to the pool (once), when no write of them is under way. */
+  private returnBuffers(): void {
+    if (this.returned) return;
+    this.returned = true;
+    // A set: after a failed flush `buf` is also among those written.
+    const all = new Set([this.buf, ...this.free, ...this.writing.map((w) => w.buf)]);
+    for (const b of all) returnSharedBuffer(b);
   }
 
   private async header(e: ManifestEntry, size: number, uid: number, gid: number): Promise<void> {
@@ -125,10 +140,14 @@ export class TarWriter {
       linkpath: e.target ?? undefined,
     };
     const type = e.type === "file" ? "File" : e.type === "directory" ? "Directory" : "SymbolicLink";
-    const header = new Header({ ...fields, type });
-    // encode() allocates a zeroed block and says whether ustar fell short.
-    if (header.encode()) await this.append(new Pax(fields).encode());
-    await this.append(header.block as Buffer);
+    // Encoded into one block used for every header (not one allocated for
+    // each: 10,000 files made 20 MB of garbage, and the heap grew for it).
+    // encode() says whether ustar fell short; a Pax header then goes first.
+    this.headerBlock.fill(0);
+    if (new Header({ ...fields, type }).encode(this.headerBlock, 0)) {
+      await this.append(new Pax(fields).encode());
+    }
+    await this.append(this.headerBlock);
   }
 
   private async append(bytes: Buffer): Promise<void> {

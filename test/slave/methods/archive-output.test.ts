@@ -3,8 +3,15 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import t from "tap";
 import { openArchiveOutput } from "../../../src/slave/methods/archive-output.js";
-import { sharedBuffer } from "../../../src/slave/methods/archive-writer-thread.js";
+import {
+  archiveWriterThread,
+  borrowSharedBuffer,
+  returnSharedBuffer,
+} from "../../../src/slave/methods/archive-writer-thread.js";
 import { tempDir } from "../../helpers/tmp.js";
+
+/** A shared buffer, as the tar writer uses (not given back: tests may keep it). */
+const sharedBuffer = (n: number): Buffer => borrowSharedBuffer(n);
 
 /** `n` bytes counting from `from`, so a misplaced piece shows in a comparison. */
 function pattern(n: number, from: number): Buffer {
@@ -74,4 +81,41 @@ t.test("an existing file is never overwritten", async (t) => {
   const out = openArchiveOutput(file, false);
   await out.finish();
   t.throws(() => openArchiveOutput(file, false), { code: "EEXIST" });
+});
+
+t.test("the writer thread answers a failed write with its code, as fs gives it", async (t) => {
+  // A descriptor that is not open: EBADF. The thread goes on serving.
+  await t.rejects(archiveWriterThread().write(1_000_000, sharedBuffer(10), 0), { code: "EBADF" });
+  const file = path.join(tempDir(t), "after.tar");
+  const out = openArchiveOutput(file, false);
+  await out.write(pattern(5, 1));
+  await out.finish();
+  t.ok(readFileSync(file).equals(pattern(5, 1)));
+});
+
+t.test("one writer thread serves every archive, and a stopped one is replaced", async (t) => {
+  const first = archiveWriterThread();
+  t.equal(archiveWriterThread(), first, "the same thread for the next archive");
+  await first.stop();
+  await t.rejects(first.write(1, sharedBuffer(1), 0), /stopped/);
+  const second = archiveWriterThread();
+  t.not(second, first, "a new thread once the old one is gone");
+  const file = path.join(tempDir(t), "new.tar");
+  const out = openArchiveOutput(file, false);
+  const buf = sharedBuffer(1 << 20);
+  pattern(1 << 20, 3).copy(buf);
+  await out.write(buf);
+  await out.finish();
+  t.ok(
+    readFileSync(file).equals(pattern(1 << 20, 3)),
+    "a pooled buffer is sent again to the new thread",
+  );
+  returnSharedBuffer(buf);
+});
+
+t.test("shared buffers come back from the pool", async (t) => {
+  const a = borrowSharedBuffer(4096);
+  returnSharedBuffer(a);
+  t.equal(borrowSharedBuffer(4096), a, "a returned buffer is lent again");
+  t.not(borrowSharedBuffer(4096), a, "and only once");
 });
