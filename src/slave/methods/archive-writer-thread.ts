@@ -48,7 +48,11 @@ export class ArchiveWriterThread {
   private gone: Error | null = null;
 
   constructor() {
-    this.worker = new Worker(new URL("./archive-writer-worker.js", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    // It allocates little (its messages): a small young generation keeps the
+    // slave's resident memory down.
+    this.worker = new Worker(new URL("./archive-writer-worker.js", import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
     this.worker.unref();
     this.worker.on("message", (reply: WriteReply) => this.settle(reply));
     this.worker.on("error", (err) => this.fail(err));
@@ -84,9 +88,9 @@ export class ArchiveWriterThread {
   /** Where `buf` is, for the thread: a shared buffer by its slot, any other copied into a one-off. */
   private where(buf: Buffer): Pick<WriteRequest, "slot" | "buffer" | "offset" | "length"> {
     if (!(buf.buffer instanceof SharedArrayBuffer)) {
-      const copy = Buffer.from(new SharedArrayBuffer(buf.length));
-      buf.copy(copy);
-      return { slot: -1, buffer: copy.buffer as SharedArrayBuffer, offset: 0, length: buf.length };
+      const copy = new SharedArrayBuffer(buf.length);
+      buf.copy(Buffer.from(copy));
+      return { slot: -1, buffer: copy, offset: 0, length: buf.length };
     }
     const shared = buf.buffer;
     let slot = this.slots.get(shared);

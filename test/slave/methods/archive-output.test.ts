@@ -113,9 +113,10 @@ t.test("one writer thread serves every archive, and a stopped one is replaced", 
   returnSharedBuffer(buf);
 });
 
-t.test("shared buffers come back from the pool", async (t) => {
+t.test("shared buffers come back from the pool", (t) => {
   const a = borrowSharedBuffer(4096);
   returnSharedBuffer(a);
   t.equal(borrowSharedBuffer(4096), a, "a returned buffer is lent again");
   t.not(borrowSharedBuffer(4096), a, "and only once");
+  t.end();
 });
