@@ -34,6 +34,7 @@ import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
 import { parseJobFile, serializeJob } from "./job-file.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
+import { UnfinishedRuns } from "./unfinished-runs.js";
 import { type Transition, transition } from "./job-state.js";
 import {
   type ImportedAttempt,
@@ -170,6 +171,8 @@ export class JobStore {
   private maxJobs: number;
   /** Unarchived jobs, in ascending id order (load sorts; new ids are larger). */
   private readonly jobs: Map<number, Job>;
+  /** The unfinished ones of `jobs` by definition and slave. */
+  private readonly unfinished = new UnfinishedRuns();
   private lastId: number;
   /** The highest id a serial write has been started for. */
   private scheduledSerial: number;
@@ -217,6 +220,7 @@ export class JobStore {
     this.monotonicNow = opts.monotonic;
     this.maxJobs = opts.maxJobs;
     this.jobs = loaded.jobs;
+    for (const job of this.jobs.values()) this.unfinished.put(job);
     this.lastId = loaded.lastId;
     this.scheduledSerial = loaded.lastId;
     this.isDrained = loaded.drained;
@@ -301,6 +305,11 @@ export class JobStore {
   /** Unarchived jobs matching `q`, in ascending id order. */
   query(q: JobQuery = {}): Job[] {
     return selectJobs(this.jobs.values(), q);
+  }
+
+  /** The unfinished jobs of `definition` on `slave`, in ascending id order (as query, without a scan). */
+  unfinishedRuns(definition: string, slave: string): Job[] {
+    return this.unfinished.of(definition, slave);
   }
 
   /**
@@ -779,6 +788,7 @@ export class JobStore {
         // Memory changes only once the file is durable: the store never
         // answers what a restart would not read back.
         this.jobs.set(id, w.job);
+        this.unfinished.put(w.job);
         if (this.latest.get(id) === w.job) this.latest.delete(id);
         this.notify(w.job);
         for (const c of w.callers) c.resolve();

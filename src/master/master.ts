@@ -32,7 +32,7 @@ import {
 } from "../config/master-config.js";
 import { readMasterConfigFiles } from "../config/read-config-files.js";
 import { AbsError, describeError } from "../errors.js";
-import { isFinished, type Job } from "../jobsdir/job.js";
+import type { Job } from "../jobsdir/job.js";
 import { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { AdminServer } from "./admin-server.js";
@@ -325,9 +325,7 @@ export class Master {
     why: string,
     byHand = false,
   ): Promise<Job | null> {
-    const previous = this.store
-      .query({ definition: def.name, slave })
-      .filter((j) => !isFinished(j.state));
+    const previous = this.store.unfinishedRuns(def.name, slave);
     if (previous.length > 0 && def.overlap === "forbid" && !byHand) {
       const ids = previous.map((j) => j.id).join(", ");
       this.opts.logger.warn(
