@@ -12,7 +12,11 @@
 import { close, createWriteStream, fdatasync, fsync, openSync } from "node:fs";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
-import { archiveWriterThread } from "./archive-writer-thread.js";
+import {
+  type ArchiveWriterThread,
+  leaseWriterThread,
+  returnWriterThread,
+} from "./archive-writer-thread.js";
 import { removeQuietly } from "./durable.js";
 
 const fdatasyncP = promisify(fdatasync);
@@ -46,12 +50,14 @@ export function openArchiveOutput(file: string, gzip: boolean): ArchiveOutput {
 const SYNC_EVERY = 32 << 20;
 
 /**
- * Plain tar: positioned writes on the file descriptor, made by the process's
- * writer thread; fsyncs from here (the thread pool), so the background
- * fdatasync runs beside the writes.
+ * Plain tar: positioned writes on the file descriptor, made by a writer
+ * thread leased for this archive; fsyncs from here (the thread pool), so the
+ * background fdatasync runs beside the writes.
  */
 class FileOutput implements ArchiveOutput {
   private readonly fd: number;
+  /** Leased at the first write, given back when the writes have ended. */
+  private writer: ArchiveWriterThread | null = null;
   private position = 0;
   private unsynced = 0;
   /** Settles (never rejects) when the writes under way have ended (the thread makes them in order). */
@@ -71,7 +77,8 @@ class FileOutput implements ArchiveOutput {
   async write(buf: Buffer): Promise<void> {
     if (this.ending) throw new Error(`${this.file}: the archive is finished`);
     this.throwSyncError();
-    const written = archiveWriterThread().write(this.fd, buf, this.position);
+    this.writer ??= leaseWriterThread();
+    const written = this.writer.write(this.fd, buf, this.position);
     this.position += buf.length;
     this.writesEnded = written.catch(() => undefined);
     await written;
@@ -107,11 +114,16 @@ class FileOutput implements ArchiveOutput {
     await removeQuietly(this.file);
   }
 
-  /** Takes no more writes, and waits for those and the fdatasync under way: they use the fd. */
+  /**
+   * Takes no more writes, and waits for those and the fdatasync under way
+   * (they use the fd); the writer thread is then given back.
+   */
   private async endWrites(): Promise<void> {
     this.ending = true;
     await this.writesEnded;
     await this.syncing;
+    if (this.writer !== null) returnWriterThread(this.writer);
+    this.writer = null;
   }
 
   private throwSyncError(): void {

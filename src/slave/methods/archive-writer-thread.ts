@@ -1,14 +1,18 @@
-// The thread plain archives are written by (archive-writer-worker.ts says
-// why). One for the whole process, started at the first archive and kept:
-// a thread per archive cost 20-30 ms to start, and the memory of each dead
-// thread stayed with the process (10 MB more resident after every backup of
-// the benchmark's tree). Writes are made in the order asked, several may be
-// under way, and a buffer must not change until the write that passed it
-// resolves. The thread does not keep the process alive when it is idle.
+// The threads plain archives are written by (archive-writer-worker.ts says
+// why). An archive leases one for itself alone, so a destination that hangs
+// (a hard-mounted NFS server gone, a dying USB disk) holds up no other
+// archive's writes, and gives it back when done; a thread is kept for the
+// next archive rather than stopped: starting one cost 20-30 ms, and the
+// memory of each dead thread stayed with the process (10 MB more resident
+// after every backup of the benchmark's tree). So there are as many threads
+// as archives were ever written at once. Writes are made in the order
+// asked, several may be under way, and a buffer must not change until the
+// write that passed it resolves. A thread does not keep the process alive
+// when it is idle.
 //
-// Shared buffers are sent to the thread once, with a slot number, and it
-// keeps them; so they come from a pool here and go back to it when an
-// archive is done, rather than being made for each archive.
+// Shared buffers are sent to a thread once, with a slot number, and it keeps
+// them; so they come from a pool here and go back to it when an archive is
+// done, rather than being made for each archive.
 
 import { Worker } from "node:worker_threads";
 import type { WriteReply, WriteRequest } from "./archive-writer-worker.js";
@@ -30,12 +34,20 @@ export function returnSharedBuffer(buf: Buffer): void {
   pool.set(buf.length, free);
 }
 
-let thread: ArchiveWriterThread | null = null;
+/** Threads no archive is using. */
+const idle: ArchiveWriterThread[] = [];
 
-/** The process's writer thread, started if there is none (or the last one died). */
-export function archiveWriterThread(): ArchiveWriterThread {
-  if (thread === null || thread.isGone()) thread = new ArchiveWriterThread();
-  return thread;
+/** A writer thread for one archive, for it alone until given back: an idle one, or a new one. */
+export function leaseWriterThread(): ArchiveWriterThread {
+  for (let t = idle.pop(); t !== undefined; t = idle.pop()) {
+    if (!t.isGone()) return t;
+  }
+  return new ArchiveWriterThread();
+}
+
+/** Gives back a thread from leaseWriterThread, once no write of the archive is under way. */
+export function returnWriterThread(t: ArchiveWriterThread): void {
+  if (!t.isGone() && !idle.includes(t)) idle.push(t);
 }
 
 export class ArchiveWriterThread {
@@ -53,10 +65,11 @@ export class ArchiveWriterThread {
     this.worker = new Worker(new URL("./archive-writer-worker.js", import.meta.url), {
       resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
-    this.worker.unref();
     this.worker.on("message", (reply: WriteReply) => this.settle(reply));
     this.worker.on("error", (err) => this.fail(err));
     this.worker.once("exit", () => this.fail(new Error("the archive writer thread stopped")));
+    // After the listeners: adding a 'message' listener holds the process again.
+    this.worker.unref();
   }
 
   isGone(): boolean {
@@ -79,10 +92,15 @@ export class ArchiveWriterThread {
     });
   }
 
-  /** Stops the thread; writes not yet answered fail. Never throws. */
+  /**
+   * Stops the thread; writes not yet answered fail, once it has stopped (so
+   * none is still being made when the caller closes the file). Never throws.
+   */
   async stop(): Promise<void> {
-    this.fail(new Error("the archive writer thread was stopped"));
+    const why = new Error("the archive writer thread was stopped");
+    this.gone ??= why;
     await this.worker.terminate();
+    this.fail(why);
   }
 
   /** Where `buf` is, for the thread: a shared buffer by its slot, any other copied into a one-off. */
@@ -117,8 +135,11 @@ export class ArchiveWriterThread {
       return;
     }
     // As fs would have thrown it, so ENOSPC and the others read as usual.
-    const err: NodeJS.ErrnoException = new Error(reply.error.message);
-    if (reply.error.code !== null) err.code = reply.error.code;
+    const { message, code, errno, syscall } = reply.error;
+    const err: NodeJS.ErrnoException = new Error(message);
+    if (code !== null) err.code = code;
+    if (errno !== null) err.errno = errno;
+    if (syscall !== null) err.syscall = syscall;
     p.reject(err);
   }
 

@@ -38,8 +38,13 @@ export interface WriteRequest {
 
 export interface WriteReply {
   id: number;
-  /** null when every byte is written. */
-  error: { message: string; code: string | null } | null;
+  /** null when every byte is written; else what fs threw. */
+  error: {
+    message: string;
+    code: string | null;
+    errno: number | null;
+    syscall: string | null;
+  } | null;
 }
 
 const slots = new Map<number, SharedArrayBuffer>();
@@ -61,7 +66,12 @@ parentPort?.on("message", (r: WriteRequest) => {
     writeAll(r);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    error = { message: e.message, code: typeof e.code === "string" ? e.code : null };
+    error = {
+      message: e.message,
+      code: typeof e.code === "string" ? e.code : null,
+      errno: typeof e.errno === "number" ? e.errno : null,
+      syscall: typeof e.syscall === "string" ? e.syscall : null,
+    };
   }
   parentPort?.postMessage({ id: r.id, error } satisfies WriteReply);
 });

@@ -168,10 +168,15 @@ export class TarWriter {
 
   /**
    * Hands the full buffer to the output and takes a free one, waiting for
-   * the oldest write when none is free. That wait is also when timers and
-   * sockets run: the file reads between two flushes are synchronous.
+   * the oldest write when none is free.
    */
   private async flush(): Promise<void> {
+    // The file reads between two flushes are synchronous: let timers and
+    // sockets run here (heartbeats, a cancel from the master, progress).
+    // Waiting for a write does not always: its answer from the writer
+    // thread may be waiting already, and is then taken without a turn of
+    // the event loop.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.check();
     const written = this.out.write(this.buf.subarray(0, this.fill));
     // Awaited when the buffer is wanted again, in finish or in abort.
@@ -185,7 +190,13 @@ export class TarWriter {
   private async oldestWritten(): Promise<Buffer> {
     const oldest = this.writing.shift();
     if (oldest === undefined) throw new Error("tar writer: no buffer being written");
-    await oldest.written;
+    try {
+      await oldest.written;
+    } catch (err) {
+      // The write has ended all the same: the buffer is free, and goes back to the pool.
+      this.free.push(oldest.buf);
+      throw err;
+    }
     return oldest.buf;
   }
 }

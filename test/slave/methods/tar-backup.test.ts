@@ -7,10 +7,11 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
   unlinkSync,
 } from "node:fs";
-import { openForReading } from "../../../src/slave/methods/file-reader.js";
+import { type ReadableFile, openForReading } from "../../../src/slave/methods/file-reader.js";
 import path from "node:path";
 import t from "tap";
 import { AbsError } from "../../../src/errors.js";
@@ -111,6 +112,49 @@ t.test(
     t.same(snapshot(path.join(out2, rel)), atFull, "the full alone equals the source at the full");
   },
 );
+
+t.test("a big file's backup lets the event loop turn at every buffer", async (t) => {
+  // Heartbeats, a cancel from the master and progress reports all need the
+  // event loop; the file reads between two buffers are synchronous, and the
+  // writer thread's answers can be taken without a turn of the loop.
+  const dir = tempDir(t);
+  const src = path.join(dir, "src");
+  mkdirSync(src);
+  const mib = 32;
+  writeFileSync(path.join(src, "big"), "");
+  truncateSync(path.join(src, "big"), mib << 20);
+  let turns = 0;
+  let turnsAtLastRead = -1;
+  let streak = 0;
+  let longestStreak = 0;
+  let counting = true;
+  const count = (): void => {
+    turns++;
+    if (counting) setImmediate(count);
+  };
+  // Reads slower than the writer thread's writes (some hashing each time,
+  // no sleep), as from a slow disk: its answers are then always waiting.
+  const openFile = (p: string): ReadableFile => {
+    const f = openForReading(p);
+    return {
+      ...f,
+      read: (buf, off, len, pos) => {
+        // Reads (a buffer each) in a row with no turn of the loop between.
+        streak = turns === turnsAtLastRead ? streak + 1 : 1;
+        turnsAtLastRead = turns;
+        longestStreak = Math.max(longestStreak, streak);
+        const n = f.read(buf, off, len, pos);
+        for (let i = 0; i < 4; i++) createHash("sha256").update(buf.subarray(off, off + n));
+        return n;
+      },
+    };
+  };
+  setImmediate(count);
+  await tarBackup(params(src, path.join(dir, "dest")), makeCtx([dir], { openFile }));
+  counting = false;
+  t.ok(longestStreak > 0, "the file was read");
+  t.ok(longestStreak <= 2, `at most 2 buffers read with no turn of the loop, saw ${longestStreak}`);
+});
 
 t.test("an incremental with nothing changed stores nothing and reads no file", async (t) => {
   const dir = tempDir(t);
