@@ -4,6 +4,7 @@
 // the test left it running.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { nodeFlagsOf } from "../../src/shebang-flags.js";
 
 export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -32,7 +33,7 @@ export class DaemonProcess {
   /** Starts `node BIN ...args`; the output starts afresh. */
   protected spawnDaemon(args: string[], env: Record<string, string>): void {
     this.output = "";
-    const child = spawn(process.execPath, [this.bin, ...args], {
+    const child = spawn(process.execPath, [...nodeFlagsOf(this.bin), this.bin, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -49,6 +49,7 @@ import { printable } from "../format.js";
 import { showJobs } from "./show-jobs.js";
 import { WATCH_WAIT_MS } from "./watch.js";
 import { freeLoopbackPort } from "../../free-port.js";
+import { nodeFlagsOf } from "../../shebang-flags.js";
 
 /** DIR when none is given, relative to the current directory. */
 export { DEFAULT_DEMO_DIR };
@@ -351,7 +352,7 @@ async function startDaemon(d: Daemon, e: DemoEnv): Promise<number> {
   const script = path.join(e.binDir, `${d.program}.js`);
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>(
     (resolve, reject) => {
-      const child = spawn(e.execPath, [script, "-c", d.conf], {
+      const child = spawn(e.execPath, [...nodeFlagsOf(script), script, "-c", d.conf], {
         cwd: e.cwd,
         env: e.env,
         stdio: ["ignore", "ignore", "pipe"],
