@@ -1,13 +1,16 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
 // The slave daemon. Thin: parses argv, checks slave.conf, starts the Slave
 // (src/slave/slave.ts), re-reads slave.conf on SIGHUP or when it is edited,
 // and maps failures to exit statuses.
 //
-// A small young generation (first line): a backup allocates a little for
-// every file, and with V8's default (up to 16 MB a semi-space) the heap
-// grew to keep it: the slave's peak resident set was 20 MB higher over the
-// backup benchmark, for no measurable gain in speed. Whatever starts this
-// file with node passes the same (src/shebang-flags.ts).
+// Memory (first line): a backup allocates a little for every file. With
+// V8's default young generation (up to 16 MB a semi-space) the heap grew to
+// keep it, 20 MB more at the peak for no measurable gain in speed; and the
+// old generation kept each backup's dead objects until it would grow, so
+// the resident set climbed from backup to backup. Hence a small young
+// generation, and a full collection whenever no job runs (--expose-gc, for
+// collectGarbage in src/slave/job-runner.ts). Whatever starts this file
+// with node passes the same options (src/shebang-flags.ts).
 //
 //   abs-slave [-f] [-d] [-c FILE] [-t]
 //

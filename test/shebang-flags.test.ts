@@ -21,8 +21,8 @@ t.test("the node options of a first line", (t) => {
   t.end();
 });
 
-t.test("abs-slave asks for a small young generation, and runs with it", async (t) => {
-  t.same(nodeFlagsOf(SLAVE_BIN), ["--max-semi-space-size=2"]);
+t.test("abs-slave asks for a small young generation and gc, and runs with them", async (t) => {
+  t.same(nodeFlagsOf(SLAVE_BIN), ["--max-semi-space-size=2", "--expose-gc"]);
   // Run as the installed command is (by its first line): env -S and the
   // option work, and --help answers.
   const out = execFileSync(SLAVE_BIN, ["--help"], { encoding: "utf8" });
@@ -32,4 +32,5 @@ t.test("abs-slave asks for a small young generation, and runs with it", async (t
   const s = await SlaveProcess.start(t, { master: m });
   const cmdline = readFileSync(`/proc/${String(s.pid)}/cmdline`, "utf8").split("\0");
   t.ok(cmdline.includes("--max-semi-space-size=2"), cmdline.join(" "));
+  t.ok(cmdline.includes("--expose-gc"), cmdline.join(" "));
 });

@@ -317,3 +317,55 @@ t.test(
     );
   },
 );
+
+t.test(
+  "once no job runs, the runner says it is idle (the slave collects garbage then)",
+  async (t) => {
+    const dir = path.join(tempDir(t), "state");
+    const { stateDir } = await StateDir.open(dir, { logger: silentLogger });
+    t.teardown(() => stateDir.close());
+    let idle = 0;
+    const finishers: ((r: MethodResult) => void)[] = [];
+    let started: () => void = () => undefined;
+    const runner = new JobRunner({
+      name: "green-acres",
+      stateDir,
+      logger: silentLogger,
+      limits: { maxJobs: 2, allowedPaths: ["/"] },
+      workDir: dir,
+      run: () =>
+        new Promise<MethodResult>((resolve) => {
+          finishers.push(resolve);
+          started();
+        }),
+      whenIdle: () => idle++,
+    });
+    const sent: string[] = [];
+    let resultSent: () => void = () => undefined;
+    runner.attach({
+      send: (m) => {
+        sent.push(m.type);
+        if (m.type === "result") resultSent();
+        return true;
+      },
+    });
+    const bothStarted = new Promise<void>((resolve) => {
+      started = () => {
+        if (finishers.length === 2) resolve();
+      };
+    });
+    runner.dispatch(dispatch(1));
+    runner.dispatch(dispatch(2));
+    await bothStarted;
+    let result = new Promise<void>((resolve) => (resultSent = resolve));
+    finishers[0]?.({ message: "one", data: {} });
+    await result;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    t.equal(idle, 0, "not while another job runs");
+    result = new Promise<void>((resolve) => (resultSent = resolve));
+    finishers[1]?.({ message: "two", data: {} });
+    await result;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    t.equal(idle, 1, "once the last one's result is sent");
+  },
+);
