@@ -69,8 +69,8 @@ export interface JobRunnerOptions {
  * objects in the old generation, which V8 collects only once it would grow
  * further: the slave's resident set climbed from backup to backup (93 to
  * 160 MB over ten fulls of the benchmark's tree) and stayed there. One
- * collection when no job runs (tens of ms, paid by no job) holds it at
- * 93-111 MB.
+ * collection when no job runs (4-6 ms after a backup of that tree, paid by
+ * no job) holds it at 93-111 MB.
  */
 export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();

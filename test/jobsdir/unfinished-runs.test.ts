@@ -6,6 +6,10 @@ import { sampleJob } from "../helpers/job.js";
 const job = (id: number, state: JobState, definition = "home", slave = "green-acres"): Job =>
   sampleJob({ id, state, definition, slave });
 
+/** The ids `runs` answers for `definition` on `slave`. */
+const ids = (runs: UnfinishedRuns, definition: string, slave: string): number[] =>
+  runs.of(definition, slave).map((j) => j.id);
+
 t.test("keeps the unfinished jobs of each definition on each slave, in id order", (t) => {
   const runs = new UnfinishedRuns();
   runs.put(job(7, "running"));
@@ -13,18 +17,9 @@ t.test("keeps the unfinished jobs of each definition on each slave, in id order"
   runs.put(job(4, "queued", "home", "other-slave"));
   runs.put(job(5, "queued", "db"));
   runs.put(job(6, "succeeded"));
-  t.same(
-    runs.of("home", "green-acres").map((j) => j.id),
-    [3, 7],
-  );
-  t.same(
-    runs.of("home", "other-slave").map((j) => j.id),
-    [4],
-  );
-  t.same(
-    runs.of("db", "green-acres").map((j) => j.id),
-    [5],
-  );
+  t.same(ids(runs, "home", "green-acres"), [3, 7]);
+  t.same(ids(runs, "home", "other-slave"), [4]);
+  t.same(ids(runs, "db", "green-acres"), [5]);
   t.same(runs.of("nothing", "green-acres"), []);
   t.end();
 });
@@ -55,17 +50,8 @@ t.test("names that share a prefix or hold odd characters are not mixed up", (t) 
   runs.put(job(1, "queued", "a b", "c"));
   runs.put(job(2, "queued", "a", "b c"));
   runs.put(job(3, "queued", "a:b", "c"));
-  t.same(
-    runs.of("a b", "c").map((j) => j.id),
-    [1],
-  );
-  t.same(
-    runs.of("a", "b c").map((j) => j.id),
-    [2],
-  );
-  t.same(
-    runs.of("a:b", "c").map((j) => j.id),
-    [3],
-  );
+  t.same(ids(runs, "a b", "c"), [1]);
+  t.same(ids(runs, "a", "b c"), [2]);
+  t.same(ids(runs, "a:b", "c"), [3]);
   t.end();
 });

@@ -67,7 +67,7 @@ class Harness {
 
 async function harness(
   t: Test,
-  opts: { maxJobs?: number; allowed?: string[] } = {},
+  opts: { maxJobs?: number; allowed?: string[]; whenIdle?: () => void } = {},
 ): Promise<Harness> {
   const dir = path.join(tempDir(t), "state");
   const { stateDir } = await StateDir.open(dir, { logger: silentLogger });
@@ -87,6 +87,7 @@ async function harness(
     limits: { maxJobs: opts.maxJobs ?? 2, allowedPaths: opts.allowed ?? ["/"] },
     workDir: dir,
     run,
+    whenIdle: opts.whenIdle,
   });
   const h = new Harness(runner, dir);
   box.h = h;
@@ -321,50 +322,17 @@ t.test(
 t.test(
   "once no job runs, the runner says it is idle (the slave collects garbage then)",
   async (t) => {
-    const dir = path.join(tempDir(t), "state");
-    const { stateDir } = await StateDir.open(dir, { logger: silentLogger });
-    t.teardown(() => stateDir.close());
     let idle = 0;
-    const finishers: ((r: MethodResult) => void)[] = [];
-    let started: () => void = () => undefined;
-    const runner = new JobRunner({
-      name: "green-acres",
-      stateDir,
-      logger: silentLogger,
-      limits: { maxJobs: 2, allowedPaths: ["/"] },
-      workDir: dir,
-      run: () =>
-        new Promise<MethodResult>((resolve) => {
-          finishers.push(resolve);
-          started();
-        }),
-      whenIdle: () => idle++,
-    });
-    const sent: string[] = [];
-    let resultSent: () => void = () => undefined;
-    runner.attach({
-      send: (m) => {
-        sent.push(m.type);
-        if (m.type === "result") resultSent();
-        return true;
-      },
-    });
-    const bothStarted = new Promise<void>((resolve) => {
-      started = () => {
-        if (finishers.length === 2) resolve();
-      };
-    });
-    runner.dispatch(dispatch(1));
-    runner.dispatch(dispatch(2));
-    await bothStarted;
-    let result = new Promise<void>((resolve) => (resultSent = resolve));
-    finishers[0]?.({ message: "one", data: {} });
-    await result;
+    const h = await harness(t, { whenIdle: () => idle++ });
+    h.runner.dispatch(dispatch(1));
+    h.runner.dispatch(dispatch(2));
+    await h.until(() => h.held.length === 2);
+    h.held[0]?.finish({ message: "one", data: {} });
+    await h.message("result", 1);
     await new Promise<void>((resolve) => setImmediate(resolve));
     t.equal(idle, 0, "not while another job runs");
-    result = new Promise<void>((resolve) => (resultSent = resolve));
-    finishers[1]?.({ message: "two", data: {} });
-    await result;
+    h.held[1]?.finish({ message: "two", data: {} });
+    await h.message("result", 2);
     await new Promise<void>((resolve) => setImmediate(resolve));
     t.equal(idle, 1, "once the last one's result is sent");
   },

@@ -1,5 +1,5 @@
 // Where the tar writer's bytes go: the partial archive file, written by
-// position from a thread of its own, or a gzip stream into it. Either way
+// position from a writer thread leased for it, or a gzip stream into it. Either way
 // the bytes are on disk (fsync) when `finish` returns, and `abort` removes
 // the file.
 //

@@ -11,9 +11,6 @@ import {
 } from "../../../src/slave/methods/archive-writer-thread.js";
 import { tempDir } from "../../helpers/tmp.js";
 
-/** A shared buffer, as the tar writer uses (not given back: tests may keep it). */
-const sharedBuffer = (n: number): Buffer => borrowSharedBuffer(n);
-
 /** `n` bytes counting from `from`, so a misplaced piece shows in a comparison. */
 function pattern(n: number, from: number): Buffer {
   const b = Buffer.alloc(n);
@@ -27,7 +24,7 @@ t.test("a plain archive holds every buffer in order, shared or not, reused or no
   const expected: Buffer[] = [];
   // Sizes around the writer thread's 16 KiB pieces, 0 and odd ones included.
   const sizes = [0, 1, 16 << 10, (16 << 10) + 1, 3 << 20, 7];
-  const shared = sharedBuffer(3 << 20);
+  const shared = borrowSharedBuffer(3 << 20);
   let from = 0;
   for (const [i, n] of sizes.entries()) {
     const bytes = pattern(n, from);
@@ -70,7 +67,7 @@ t.test("a write after finish is refused, not lost in silence", async (t) => {
 t.test("gzip takes shared buffers too", async (t) => {
   const file = path.join(tempDir(t), "a.tar.gz");
   const out = openArchiveOutput(file, true);
-  const shared = sharedBuffer(1 << 20);
+  const shared = borrowSharedBuffer(1 << 20);
   pattern(1 << 20, 5).copy(shared);
   await out.write(shared);
   await out.finish();
@@ -88,7 +85,7 @@ t.test("a writer thread answers a failed write as fs gives it, and goes on", asy
   const thread = leaseWriterThread();
   t.teardown(() => returnWriterThread(thread));
   // A descriptor that is not open: EBADF.
-  await t.rejects(thread.write(1_000_000, sharedBuffer(10), 0), {
+  await t.rejects(thread.write(1_000_000, borrowSharedBuffer(10), 0), {
     code: "EBADF",
     syscall: "write",
   });
@@ -107,7 +104,7 @@ t.test("a thread is one archive's alone; given back, it is leased again", async 
   returnWriterThread(a);
   t.equal(leaseWriterThread(), a, "an idle thread is reused");
   await b.stop();
-  await t.rejects(b.write(1, sharedBuffer(1), 0), /stopped/);
+  await t.rejects(b.write(1, borrowSharedBuffer(1), 0), /stopped/);
   returnWriterThread(b);
   returnWriterThread(a);
   t.equal(leaseWriterThread(), a, "a stopped thread is not leased");
