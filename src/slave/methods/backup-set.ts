@@ -15,6 +15,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { AbsError } from "../../errors.js";
 import { type Manifest, parseManifest } from "../manifest.js";
+import { type ManifestCache, fileIdentity } from "./manifest-cache.js";
 
 export const MANIFEST_SUFFIX = ".manifest.json";
 export const PARTIAL_SUFFIX = ".partial";
@@ -106,10 +107,15 @@ function stampOf(name: string): string {
  * newest by name is read alone, and taken when its `createdAt` is the one its
  * name says. When it is not (a manifest renamed or edited by hand), all of
  * them are read to compare their `createdAt`.
+ *
+ * With a `cache` (and a definition), the newest by name is taken from it
+ * when it is the manifest remembered there and unchanged on disk
+ * (manifest-cache.ts).
  */
 export async function newestManifest(
   dir: string,
   definition: string | null,
+  cache?: ManifestCache,
 ): Promise<{ file: string; manifest: Manifest } | null> {
   const re = manifestRe(definition);
   const names = (await readdir(dir)).filter((n) => re.test(n)).sort();
@@ -119,7 +125,10 @@ export async function newestManifest(
   byStamp.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0));
   const last = byStamp[byStamp.length - 1];
   const file = path.join(dir, last.n);
-  const manifest = await readManifestFile(file);
+  const manifest =
+    cache === undefined || definition === null
+      ? await readManifestFile(file)
+      : await readThroughCache(cache, dir, definition, file);
   if (utcStamp(manifest.createdAt) === last.stamp) return { file, manifest };
   let best: { file: string; manifest: Manifest } | null = null;
   for (const n of names) {
@@ -128,6 +137,33 @@ export async function newestManifest(
     if (best === null || manifest.createdAt >= best.manifest.createdAt) best = { file, manifest };
   }
   return best;
+}
+
+/** `file`'s manifest from `cache` when it is the one remembered there and unchanged, else from disk. */
+async function readThroughCache(
+  cache: ManifestCache,
+  dir: string,
+  definition: string,
+  file: string,
+): Promise<Manifest> {
+  let identity: string;
+  try {
+    identity = fileIdentity(await stat(file, { bigint: true }));
+  } catch {
+    return readManifestFile(file); // which says why the file cannot be read
+  }
+  return cache.lookup(dir, definition, file, identity) ?? readManifestFile(file);
+}
+
+/** Keeps `manifest`, just written durably to `file` by a backup of `definition`, in `cache`. */
+export async function rememberManifest(
+  cache: ManifestCache,
+  definition: string,
+  file: string,
+  manifest: Manifest,
+): Promise<void> {
+  const identity = fileIdentity(await stat(file, { bigint: true }));
+  cache.remember(path.dirname(file), definition, file, identity, manifest);
 }
 
 /**

@@ -8,6 +8,8 @@
 //     an earlier crashed run of the same definition.
 //  2. Scan (lstat) and plan against the newest manifest of the definition in
 //     the destination: unchanged files keep their sha256 and are not read.
+//     That manifest is the one this process wrote last, kept in memory,
+//     unless the file changed on disk since (manifest-cache.ts).
 //  3. Archive each stored entry into `.<archive>.partial` (tar-writer.ts:
 //     headers and bytes batched into large writes). A file is opened once,
 //     and its bytes are hashed as they are written: one read per file. The
@@ -44,10 +46,12 @@ import {
   isPartialOf,
   manifestNameOf,
   newestManifest,
+  rememberManifest,
 } from "./backup-set.js";
 import { fsyncDir, removeQuietly } from "./durable.js";
 import { compileExclude } from "./exclude.js";
 import { openArchiveOutput } from "./archive-output.js";
+import { ManifestCache } from "./manifest-cache.js";
 import { type FileOpener, type ReadableFile, openForReading } from "./file-reader.js";
 import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
 import { absolute, absolutePath, readParams, stringArray } from "./params.js";
@@ -93,6 +97,12 @@ function ioError(what: string, file: string, err: unknown): AbsError {
   return new AbsError("BACKUP_IO", `${what} "${file}": ${why}`, { cause: err, context: { file } });
 }
 
+/**
+ * The manifests this process wrote last, one per destination and
+ * definition: the next incremental's base, unless changed on disk since.
+ */
+const writtenManifests = new ManifestCache();
+
 export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<MethodResult> {
   const definition = checkDefinitionName(ctx.definition);
   const { destination } = params;
@@ -126,7 +136,9 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
   const createdAt = Math.floor(ctx.now());
   throwIfCanceled(ctx.signal, "tar backup");
   const previous =
-    params.level === "incremental" ? await newestManifest(destination, definition) : null;
+    params.level === "incremental"
+      ? await newestManifest(destination, definition, writtenManifests)
+      : null;
   const level = previous === null ? "full" : "incremental";
   const scan = await scanSources(params.sources, skip, ctx.signal, previous?.manifest.tree).catch(
     (err: unknown) => {
@@ -225,6 +237,7 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     manifestRenamed = true;
     await fsyncDir(destination);
   } catch (err) {
+    writtenManifests.forget(destination, definition);
     // An archive without its manifest is not a backup, and a manifest
     // without its archive is a broken one: remove both, the manifest first.
     if (manifestRenamed) await removeQuietly(manifestFile);
@@ -234,6 +247,10 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     throw ioError("tar: cannot write", failing, err);
   }
   progress.flush();
+  await rememberManifest(writtenManifests, definition, manifestFile, manifest).catch(() =>
+    // Not kept: the next incremental reads the manifest from disk.
+    writtenManifests.forget(destination, definition),
+  );
 
   const archiveBytes = (await stat(archiveFile)).size;
   const files = manifest.stored.length;

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from "node:fs";
+import { renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { type Manifest, serializeManifest } from "../../../src/slave/manifest.js";
@@ -6,7 +6,9 @@ import {
   archiveName,
   manifestNameOf,
   newestManifest,
+  rememberManifest,
 } from "../../../src/slave/methods/backup-set.js";
+import { ManifestCache } from "../../../src/slave/methods/manifest-cache.js";
 import { tempDir } from "../../helpers/tmp.js";
 
 /** Writes the manifest of a backup of `definition` made at `createdAt`; returns its name. */
@@ -74,5 +76,40 @@ t.test(
     const r = await newestManifest(dir, "home");
     t.equal(path.basename(r?.file ?? ""), a);
     t.equal(r?.manifest.createdAt, T + 5000);
+  },
+);
+
+t.test(
+  "with a cache: the remembered manifest while its file is unchanged, else the file",
+  async (t) => {
+    const dir = tempDir(t);
+    put(dir, "home", T);
+    const newest = path.join(dir, put(dir, "home", T + 1000));
+    const cache = new ManifestCache();
+    // What the cache holds differs from the file only so that the test can tell them apart.
+    const remembered: Manifest = {
+      ...(await newestManifest(dir, "home"))!.manifest,
+      stored: ["x"],
+    };
+    await rememberManifest(cache, "home", newest, remembered);
+    t.equal((await newestManifest(dir, "home", cache))?.manifest, remembered, "from the cache");
+    t.same((await newestManifest(dir, "home"))?.manifest.stored, [], "without one, from the file");
+    t.same(
+      (await newestManifest(dir, null, cache))?.manifest.stored,
+      [],
+      "any definition's newest: from the file",
+    );
+    utimesSync(newest, new Date(T), new Date(T));
+    t.same(
+      (await newestManifest(dir, "home", cache))?.manifest.stored,
+      [],
+      "the file touched since: read again",
+    );
+    const later = path.join(dir, put(dir, "home", T + 2000));
+    t.equal(
+      (await newestManifest(dir, "home", cache))?.file,
+      later,
+      "a newer manifest than the remembered one is read",
+    );
   },
 );

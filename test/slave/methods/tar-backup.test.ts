@@ -19,6 +19,7 @@ import { runMethod } from "../../../src/slave/methods/method.js";
 import { tarBackup } from "../../../src/slave/methods/tar-backup.js";
 import { restore } from "../../../src/slave/methods/restore.js";
 import { readManifestFile } from "../../../src/slave/methods/backup-set.js";
+import { serializeManifest } from "../../../src/slave/manifest.js";
 import { gnuTar, makeCtx, makeTree, snapshot } from "../../fixtures/backup-tree.js";
 import { tempDir } from "../../helpers/tmp.js";
 
@@ -177,6 +178,32 @@ t.test("an incremental with nothing changed stores nothing and reads no file", a
   t.equal(r.data.stored, 0);
   t.equal(r.data.deleted, 0);
 });
+
+t.test(
+  "an incremental's base is the manifest on disk: one edited since it was written is read again",
+  async (t) => {
+    const dir = tempDir(t);
+    const src = path.join(dir, "src");
+    const dest = path.join(dir, "dest");
+    makeTree(src);
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const ctx = () => makeCtx([dir], { now: () => (clock += 1000) });
+    const full = await tarBackup(params(src, dest), ctx());
+    const file = path.join(dest, str(full.data.manifest));
+    // As if docs/a.txt had been a different file at the full: the edited
+    // manifest says it must be stored again, the one in memory that it need not.
+    const m = await readManifestFile(file);
+    const rel = `${src.slice(1)}/docs/a.txt`;
+    const edited = { ...m, tree: m.tree.map((e) => (e.path === rel ? { ...e, mtime: 1 } : e)) };
+    writeFileSync(file, serializeManifest(edited));
+    const r = await tarBackup(params(src, dest, { level: "incremental" }), ctx());
+    t.equal(r.data.stored, 1);
+    const incr = await readManifestFile(path.join(dest, str(r.data.manifest)));
+    t.same(incr.stored, [rel]);
+    const again = await tarBackup(params(src, dest, { level: "incremental" }), ctx());
+    t.equal(again.data.stored, 0, "the next one, on the manifest just written, stores nothing");
+  },
+);
 
 t.test("exclude patterns and special files", async (t) => {
   const dir = tempDir(t);
