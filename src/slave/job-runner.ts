@@ -10,9 +10,13 @@
 //     sent: after a crash the next slave knows the job died with it.
 //  3. The method runs with an abort signal (cancel, max run time, the slave
 //     stopping) and reports progress, sent at most every 250 ms.
-//  4. Its result is written to the state directory, then sent. It is
-//     removed when the master acks it, and repeated at every registration
-//     until then. So a result reaches the master exactly once.
+//  4. Its result is written to the state directory and sent at once, so
+//     that the master's write of it and ours are under way together. It is
+//     removed when the master acks it (once our write is done), and repeated
+//     at every registration until then. So a result reaches the master
+//     exactly once. A crash before our write is done is a crash during the
+//     job: the next slave reports it failed ("slave restarted"), which the
+//     master ignores if the result reached it (a job has one outcome).
 //
 // Sending never waits for the master: with no session, `started` and
 // progress are dropped (registration reports running jobs), results wait in
@@ -176,8 +180,7 @@ export class JobRunner {
   /** Sends every unacknowledged result (after a registration that did not carry them all). */
   resendResults(except: ReadonlySet<string>): void {
     for (const [k, r] of this.results) {
-      if (!except.has(k))
-        void r.written.then(() => this.port.send({ type: "result", ...r.report }));
+      if (!except.has(k)) this.port.send({ type: "result", ...r.report });
     }
   }
 
@@ -200,7 +203,7 @@ export class JobRunner {
         `job ${d.jobId}: dispatch of attempt ${d.attempt} repeated; it is over, its result is sent again`,
         meta,
       );
-      void pending.written.then(() => this.port.send({ type: "result", ...pending.report }));
+      this.port.send({ type: "result", ...pending.report });
       return;
     }
     if (this.stopping) {
@@ -237,7 +240,7 @@ export class JobRunner {
     }
     const pending = this.results.get(k);
     if (pending !== undefined) {
-      void pending.written.then(() => this.port.send({ type: "result", ...pending.report }));
+      this.port.send({ type: "result", ...pending.report });
       return;
     }
     // Not here: the master waits for a confirmation, so give it one.
@@ -403,12 +406,13 @@ export class JobRunner {
     });
     this.results.set(k, { report, written });
     this.running.delete(k);
+    // Sent as it is being written, so that the master writes it meanwhile
+    // (see the header, step 4); logged once it is on disk.
+    this.port.send({ type: "result", ...report });
     await written;
     const line = `job ${a.jobId}: ${outcome}: ${message}`;
     if (outcome === "succeeded") this.opts.logger.info(line, { job: a.jobId });
     else this.opts.logger.warn(line, { job: a.jobId });
-    // Still waiting for its ack (an ack cannot come before the result is sent).
-    if (this.results.has(k)) this.port.send({ type: "result", ...report });
     if (this.running.size === 0) setImmediate(this.whenIdle);
   }
 }

@@ -109,9 +109,12 @@ function dispatch(jobId: number, extra: Partial<DispatchMessage> = {}): Dispatch
 }
 
 t.test(
-  "a job is recorded before `started`, its result before `result`; ack forgets it",
+  "a job is recorded before `started`; its result is sent as it is written, and kept until the ack",
   async (t) => {
-    const h = await harness(t);
+    let idle: () => void = () => undefined;
+    const resultWritten = new Promise<void>((resolve) => (idle = resolve));
+    // The runner is idle once the last job's result is written.
+    const h = await harness(t, { whenIdle: () => idle() });
     h.runner.dispatch(dispatch(1));
     await h.message("started", 1);
     t.same(h.records(), ["run-1-1.json"], "recorded before started was sent");
@@ -140,6 +143,7 @@ t.test(
       message: "done",
       data: { n: 1 },
     });
+    await resultWritten;
     t.same(h.records(), ["result-1-1.json"], "the result is on disk, the run record gone");
     t.same(h.runner.reports(), {
       running: [],
@@ -320,20 +324,31 @@ t.test(
 );
 
 t.test(
-  "once no job runs, the runner says it is idle (the slave collects garbage then)",
+  "once no job runs and its result is written, the runner says it is idle (the slave collects garbage then)",
   async (t) => {
     let idle = 0;
-    const h = await harness(t, { whenIdle: () => idle++ });
+    let wake: () => void = () => undefined;
+    const h = await harness(t, {
+      whenIdle: () => {
+        idle++;
+        wake();
+      },
+    });
     h.runner.dispatch(dispatch(1));
     h.runner.dispatch(dispatch(2));
     await h.until(() => h.held.length === 2);
     h.held[0]?.finish({ message: "one", data: {} });
     await h.message("result", 1);
+    // The ack resolves once the result's write is done and its record removed.
+    await h.runner.ack({ jobId: 1, attempt: 1 });
     await new Promise<void>((resolve) => setImmediate(resolve));
     t.equal(idle, 0, "not while another job runs");
+    const idleAgain = new Promise<void>((resolve) => (wake = resolve));
     h.held[1]?.finish({ message: "two", data: {} });
     await h.message("result", 2);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    t.equal(idle, 1, "once the last one's result is sent");
+    t.equal(idle, 0, "not before the last one's result is written");
+    await idleAgain;
+    t.same(h.records(), ["result-2-1.json"], "idle once the last one's result is written");
+    t.equal(idle, 1);
   },
 );
