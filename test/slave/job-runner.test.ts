@@ -334,7 +334,9 @@ t.test(
         wake();
       },
     });
+    // One after the other, so that held[0] is job 1.
     h.runner.dispatch(dispatch(1));
+    await h.until(() => h.held.length === 1);
     h.runner.dispatch(dispatch(2));
     await h.until(() => h.held.length === 2);
     h.held[0]?.finish({ message: "one", data: {} });
