@@ -15,8 +15,11 @@
 //     removed when the master acks it (once our write is done), and repeated
 //     at every registration until then. So a result reaches the master
 //     exactly once. A crash before our write is done is a crash during the
-//     job: the next slave reports it failed ("slave restarted"), which the
-//     master ignores if the result reached it (a job has one outcome).
+//     job: the next slave reports it failed ("slave restarted"). A master
+//     that has the result stored already acknowledges that report and
+//     changes nothing (a job has one outcome); one that does not takes it
+//     as the job's failure, as it would have before this order, when the
+//     crash came before the write.
 //
 // Sending never waits for the master: with no session, `started` and
 // progress are dropped (registration reports running jobs), results wait in
@@ -63,7 +66,7 @@ export interface JobRunnerOptions {
   now?: () => number;
   /** Runs a method; tests replace it. Default runMethod. */
   run?: (method: string, params: JsonObject, ctx: MethodContext) => Promise<MethodResult>;
-  /** Called when the last running job has ended and its result is sent. Default collectGarbage. */
+  /** Called when the last running job has ended and its result is written. Default collectGarbage. */
   whenIdle?: () => void;
 }
 
@@ -109,6 +112,8 @@ const key = (a: JobAttempt): string => `${a.jobId}/${a.attempt}`;
 export class JobRunner {
   private readonly running = new Map<string, RunningJob>();
   private readonly results = new Map<string, PendingResult>();
+  /** Writes and removals of result records under way (they never reject): stopAll waits for them. */
+  private readonly recording = new Set<Promise<void>>();
   private port: RunnerPort = NOWHERE;
   private limits: RunnerLimits;
   private readonly now: () => number;
@@ -254,31 +259,48 @@ export class JobRunner {
     const pending = this.results.get(k);
     if (pending === undefined) return Promise.resolve(); // a repeat ack
     this.results.delete(k);
-    return pending.written
-      .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
-      .then(() =>
-        this.opts.logger.info(`job ${a.jobId}: the master has the result of attempt ${a.attempt}`, {
-          job: a.jobId,
-        }),
-      )
-      .catch((err: unknown) =>
-        this.opts.logger.warn(`job ${a.jobId}: ${describeError(err)} (it will be reported again)`, {
-          job: a.jobId,
-        }),
-      );
+    return this.track(
+      pending.written
+        .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
+        .then(() =>
+          this.opts.logger.info(
+            `job ${a.jobId}: the master has the result of attempt ${a.attempt}`,
+            {
+              job: a.jobId,
+            },
+          ),
+        )
+        .catch((err: unknown) =>
+          this.opts.logger.warn(
+            `job ${a.jobId}: ${describeError(err)} (it will be reported again)`,
+            {
+              job: a.jobId,
+            },
+          ),
+        ),
+    );
+  }
+
+  /** Keeps `p`, a write or removal of a record, in `recording` until it settles. */
+  private track(p: Promise<void>): Promise<void> {
+    this.recording.add(p);
+    const done = () => this.recording.delete(p);
+    p.then(done, done);
+    return p;
   }
 
   /**
    * Stops every running job (`why`, e.g. "slave stopped (SIGTERM)"): each
    * ends failed with that reason, recorded like any result. Resolves when
-   * all are recorded. No job is accepted afterwards.
+   * all are recorded, and every other write or removal of a record is done.
+   * No job is accepted afterwards.
    */
   async stopAll(why: string): Promise<void> {
     this.stopping = true;
     const jobs = [...this.running.values()];
     for (const job of jobs) this.stopJob(job, { kind: "slave-stopping", why });
     await Promise.all(jobs.map((j) => j.done));
-    await Promise.all([...this.results.values()].map((r) => r.written));
+    while (this.recording.size > 0) await Promise.all([...this.recording]);
   }
 
   private stopJob(job: RunningJob, reason: StopReason): void {
@@ -382,7 +404,7 @@ export class JobRunner {
     await this.finish(d, outcome, message, data);
   }
 
-  /** Records a result (durably), forgets the run, sends the result. */
+  /** Forgets the run, sends the result and records it (durably) at the same time. */
   private async finish(
     a: JobAttempt,
     outcome: Outcome,
@@ -397,13 +419,15 @@ export class JobRunner {
       data,
     };
     const k = key(a);
-    const written = this.opts.stateDir.writeResult(report).catch((err: unknown) => {
-      // Kept in memory and reported while this process lives; lost if it dies.
-      this.opts.logger.error(
-        `job ${a.jobId}: the result could not be written to the state directory: ${describeError(err)}`,
-        { job: a.jobId },
-      );
-    });
+    const written = this.track(
+      this.opts.stateDir.writeResult(report).catch((err: unknown) => {
+        // Kept in memory and reported while this process lives; lost if it dies.
+        this.opts.logger.error(
+          `job ${a.jobId}: the result could not be written to the state directory: ${describeError(err)}`,
+          { job: a.jobId },
+        );
+      }),
+    );
     this.results.set(k, { report, written });
     this.running.delete(k);
     // Sent as it is being written, so that the master writes it meanwhile

@@ -4,7 +4,7 @@
 //
 //   lock                         one abs-slave per state directory (storage/dir-lock.ts)
 //   run-<id>-<attempt>.json      a job this slave runs; written before `started` is sent
-//   result-<id>-<attempt>.json   a finished attempt; written before `result` is sent,
+//   result-<id>-<attempt>.json   a finished attempt; written as `result` is sent,
 //                                removed when the master acknowledges it
 //   quarantine/                  records that could not be read, moved aside at startup
 //   .tmp-*                       writes under way; removed at startup

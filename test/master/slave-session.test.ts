@@ -87,6 +87,83 @@ t.test(
 );
 
 t.test(
+  "a success, then the restarted slave's 'slave restarted' failure of the same attempt: acknowledged, the job stays succeeded",
+  async (t) => {
+    // The slave sends a result as it writes it (job-runner.ts); if it dies
+    // before its write is done, its next start reports the job failed.
+    const dir = tempDir(t);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let hold = false;
+    const store = await JobStore.open({
+      dir,
+      fs: {
+        ...realFsOps,
+        writeSynced: async (file, data) => {
+          if (hold) await held;
+          return realFsOps.writeSynced(file, data);
+        },
+      },
+    });
+    t.teardown(() => store.close());
+    const sent: MasterToSlaveMessage[] = [];
+    const connect = () =>
+      new SlaveSession({
+        name: "green-acres",
+        master: "master.test",
+        heartbeatMs: 10_000,
+        store,
+        logger: new CollectingLogger(),
+        port: { send: (m) => (sent.push(m), true), close: () => undefined },
+      });
+    const restarted = {
+      outcome: "failed" as const,
+      message: "slave restarted: the job was running when abs-slave pid 7 stopped",
+      data: { code: "SLAVE_RESTARTED" },
+    };
+    const stored = await running(store);
+    const inFlight = await running(store);
+    const first = connect();
+    await register(first, [
+      { jobId: stored, attempt: 1, state: "running", progress: null },
+      { jobId: inFlight, attempt: 1, state: "running", progress: null },
+    ]);
+    await first.handle({ type: "result", ...result(stored) });
+    const serial = store.get(stored)?.serial;
+    // The second success is still being written when the slave comes back.
+    hold = true;
+    const success = first.handle({ type: "result", ...result(inFlight) });
+    const second = connect();
+    const registered = register(
+      second,
+      [],
+      [
+        { ...result(stored), ...restarted },
+        { ...result(inFlight), ...restarted },
+      ],
+    );
+    release();
+    await Promise.all([success, registered]);
+    t.equal(store.get(stored)?.state, "succeeded");
+    t.equal(store.get(stored)?.serial, serial, "the stored success: unchanged");
+    t.equal(store.get(inFlight)?.state, "succeeded");
+    t.same(
+      store.get(inFlight)?.log.filter((e) => /^(succeeded|failed)/.test(e.message)).length,
+      1,
+      "the success in flight: one outcome",
+    );
+    t.same(
+      sent
+        .filter((m) => m.type === "ack")
+        .map((m) => (m.type === "ack" ? m.jobId : 0))
+        .sort((a, b) => a - b),
+      [stored, stored, inFlight, inFlight],
+      "every report acknowledged, so the slave stops repeating it",
+    );
+  },
+);
+
+t.test(
   "a slave's results are written together: one held write does not hold the next",
   async (t) => {
     const dir = tempDir(t);

@@ -15,6 +15,7 @@ import {
   canceledError,
 } from "../../src/slave/methods/method.js";
 import { StateDir } from "../../src/slave/state-dir.js";
+import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** A method the test ends by hand; it stops when its signal is aborted. */
@@ -67,10 +68,10 @@ class Harness {
 
 async function harness(
   t: Test,
-  opts: { maxJobs?: number; allowed?: string[]; whenIdle?: () => void } = {},
+  opts: { maxJobs?: number; allowed?: string[]; whenIdle?: () => void; fs?: FsOps } = {},
 ): Promise<Harness> {
   const dir = path.join(tempDir(t), "state");
-  const { stateDir } = await StateDir.open(dir, { logger: silentLogger });
+  const { stateDir } = await StateDir.open(dir, { logger: silentLogger, fs: opts.fs });
   t.teardown(() => stateDir.close());
   // The method reports to the harness made below, before any job runs.
   const box: { h?: Harness } = {};
@@ -348,9 +349,52 @@ t.test(
     const idleAgain = new Promise<void>((resolve) => (wake = resolve));
     h.held[1]?.finish({ message: "two", data: {} });
     await h.message("result", 2);
-    t.equal(idle, 0, "not before the last one's result is written");
     await idleAgain;
     t.same(h.records(), ["result-2-1.json"], "idle once the last one's result is written");
+    t.equal(idle, 1);
+  },
+);
+
+/** The real file system, but the writes of result records wait until `release`. */
+function heldResultWrites(): { fs: FsOps; held: Promise<void>; release: () => void } {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let started: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (started = resolve));
+  const fs: FsOps = {
+    ...realFsOps,
+    async writeSynced(file, data) {
+      if (path.basename(file).includes("result-")) {
+        started();
+        await gate;
+      }
+      return realFsOps.writeSynced(file, data);
+    },
+  };
+  return { fs, held, release };
+}
+
+t.test(
+  "a result is sent while its write is held; the ack, the idle call and stopAll wait for the write",
+  async (t) => {
+    const writes = heldResultWrites();
+    let idle = 0;
+    const h = await harness(t, { fs: writes.fs, whenIdle: () => idle++ });
+    h.runner.dispatch(dispatch(1));
+    await h.until(() => h.held.length === 1);
+    h.held[0]?.finish({ message: "done", data: {} });
+    await h.message("result", 1);
+    await writes.held;
+    t.same(h.records(), ["run-1-1.json"], "sent, not yet written");
+    let acked = false;
+    const ack = h.runner.ack({ jobId: 1, attempt: 1 }).then(() => (acked = true));
+    let stopped = false;
+    const stop = h.runner.stopAll("slave stopped (test)").then(() => (stopped = true));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    t.same([acked, stopped, idle], [false, false, 0], "all wait for the write");
+    writes.release();
+    await Promise.all([ack, stop]);
+    t.same(h.records(), [], "written, then removed for the ack: nothing left");
     t.equal(idle, 1);
   },
 );

@@ -11,7 +11,8 @@
 // the names of that definition; a chain is followed through each manifest's
 // `previous` link back to a full, all in the same directory.
 
-import { readdir, readFile, stat } from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
+import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { AbsError } from "../../errors.js";
 import { type Manifest, parseManifest } from "../manifest.js";
@@ -146,24 +147,45 @@ async function readThroughCache(
   definition: string,
   file: string,
 ): Promise<Manifest> {
-  let identity: string;
+  // Its identity from the open file: on NFS an open checks with the server,
+  // where a stat may answer from attributes cached for up to a minute.
+  let cached: Manifest | null = null;
   try {
-    identity = fileIdentity(await stat(file, { bigint: true }));
+    const handle = await open(file, "r");
+    try {
+      cached = cache.lookup(
+        dir,
+        definition,
+        file,
+        fileIdentity(await handle.stat({ bigint: true })),
+      );
+    } finally {
+      await handle.close();
+    }
   } catch {
-    return readManifestFile(file); // which says why the file cannot be read
+    // Read below, which says why the file cannot be read.
   }
-  return cache.lookup(dir, definition, file, identity) ?? readManifestFile(file);
+  return cached ?? readManifestFile(file);
 }
 
-/** Keeps `manifest`, just written durably to `file` by a backup of `definition`, in `cache`. */
+/**
+ * Keeps `manifest`, just written durably to `file` by a backup of
+ * `definition`, in `cache`: if `file` is still the file that was written
+ * (`written`: its stat before it was renamed into place), with its identity
+ * now (a rename changes its ctime).
+ */
 export async function rememberManifest(
   cache: ManifestCache,
   definition: string,
   file: string,
   manifest: Manifest,
+  written: BigIntStats,
 ): Promise<void> {
-  const identity = fileIdentity(await stat(file, { bigint: true }));
-  cache.remember(path.dirname(file), definition, file, identity, manifest);
+  const dir = path.dirname(file);
+  cache.forget(dir, definition);
+  const now = await stat(file, { bigint: true });
+  if (now.dev !== written.dev || now.ino !== written.ino || now.size !== written.size) return;
+  cache.remember(dir, definition, file, fileIdentity(now), manifest);
 }
 
 /**

@@ -6,20 +6,24 @@
 //
 // A manifest is taken from here only while the file on disk is still the one
 // written: its identity (device, inode, size, mtime and ctime, in
-// nanoseconds) is compared first, so a manifest that was replaced, edited,
-// copied back or restored by hand is read from disk again. Only the base of
+// nanoseconds), read from the open file, is compared first, so a manifest
+// that was replaced, edited, copied back or restored by hand is read from
+// disk again. (The times are only as fine as the file system's clock: on one
+// that keeps whole seconds, an edit in place that keeps the size, made within
+// the second the backup wrote the file, would go unseen.) Only the base of
 // an incremental comes from here: `verify` and `restore` check what is on
 // disk, and always read it.
 //
 // One manifest per destination and definition (a new one replaces the one
-// before), and at most `maxEntries` tree entries in all, the oldest dropped
-// first: a tree of millions of files is not held between backups.
+// before), and at most `maxPaths` paths (tree, stored and deleted) in all,
+// the oldest dropped first: a tree of millions of files is not held between
+// backups.
 
 import type { BigIntStats } from "node:fs";
 import type { Manifest } from "../manifest.js";
 
-/** About 25 MB of entries at most, held between backups. */
-export const MAX_CACHED_ENTRIES = 100_000;
+/** About 25 MB at most, held between backups. */
+export const MAX_CACHED_PATHS = 100_000;
 
 /** What says that a file is still the one that was written. */
 export function fileIdentity(st: BigIntStats): string {
@@ -35,9 +39,9 @@ interface Cached {
 export class ManifestCache {
   /** By `slotOf(dir, definition)`, oldest first (a Map keeps insertion order). */
   private readonly slots = new Map<string, Cached>();
-  private entries = 0;
+  private paths = 0;
 
-  constructor(private readonly maxEntries = MAX_CACHED_ENTRIES) {}
+  constructor(private readonly maxPaths = MAX_CACHED_PATHS) {}
 
   /** The manifest of `file` if it is the one remembered for the slot and is still `identity`. */
   lookup(dir: string, definition: string, file: string, identity: string): Manifest | null {
@@ -54,15 +58,15 @@ export class ManifestCache {
     manifest: Manifest,
   ): void {
     this.forget(dir, definition);
-    const size = manifest.tree.length;
-    if (size > this.maxEntries) return;
+    const size = pathsOf(manifest);
+    if (size > this.maxPaths) return;
     for (const [slot, c] of this.slots) {
-      if (this.entries + size <= this.maxEntries) break;
+      if (this.paths + size <= this.maxPaths) break;
       this.slots.delete(slot);
-      this.entries -= c.manifest.tree.length;
+      this.paths -= pathsOf(c.manifest);
     }
     this.slots.set(slotOf(dir, definition), { file, identity, manifest });
-    this.entries += size;
+    this.paths += size;
   }
 
   /** Drops the slot's manifest, if any. */
@@ -71,13 +75,18 @@ export class ManifestCache {
     const c = this.slots.get(slot);
     if (c === undefined) return;
     this.slots.delete(slot);
-    this.entries -= c.manifest.tree.length;
+    this.paths -= pathsOf(c.manifest);
   }
 
-  /** Tree entries held, in all. */
+  /** Paths held, in all. */
   get size(): number {
-    return this.entries;
+    return this.paths;
   }
+}
+
+/** What a manifest holds: a tree entry or a path of `stored` or `deleted` each. */
+function pathsOf(m: Manifest): number {
+  return m.tree.length + m.stored.length + m.deleted.length;
 }
 
 function slotOf(dir: string, definition: string): string {

@@ -7,6 +7,7 @@ import type { JsonObject } from "../../json-shape.js";
 import { AbsError } from "../../errors.js";
 import type { MethodName } from "../../config/job-definition.js";
 import type { FileOpener } from "./file-reader.js";
+import type { ManifestCache } from "./manifest-cache.js";
 
 /** Progress of a running method, as streamed to the master. */
 export interface Progress {
@@ -41,6 +42,8 @@ export interface MethodContext {
   killGraceMs?: number;
   /** How file contents are opened for reading (tests count reads through it). Default: `openForReading` (synchronous calls). */
   openFile?: FileOpener;
+  /** Where `tar` keeps the manifests it wrote (tests look into it). Default: the process's (manifest-cache.ts). */
+  manifestCache?: ManifestCache;
 }
 
 export interface MethodResult {

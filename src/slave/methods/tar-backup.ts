@@ -25,7 +25,7 @@
 // file, and removes the partial file. Memory is bounded by the writer's
 // buffers, whatever the tree.
 
-import { lstatSync } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { AbsError } from "../../errors.js";
@@ -133,11 +133,12 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     throw ioError("tar.destination", destination, err);
   }
 
+  const manifests = ctx.manifestCache ?? writtenManifests;
   const createdAt = Math.floor(ctx.now());
   throwIfCanceled(ctx.signal, "tar backup");
   const previous =
     params.level === "incremental"
-      ? await newestManifest(destination, definition, writtenManifests)
+      ? await newestManifest(destination, definition, manifests)
       : null;
   const level = previous === null ? "full" : "incremental";
   const scan = await scanSources(params.sources, skip, ctx.signal, previous?.manifest.tree).catch(
@@ -216,6 +217,7 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
   let failing = partial;
   let archiveRenamed = false;
   let manifestRenamed = false;
+  let writtenManifest: BigIntStats | null = null;
   try {
     throwIfCanceled(ctx.signal, "tar backup");
     const text = serializeManifest(manifest);
@@ -229,6 +231,8 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     if (archiveDone.status === "rejected") throw archiveDone.reason;
     failing = manifestPartial;
     if (manifestDone.status === "rejected") throw manifestDone.reason;
+    // What was written, to know it again once renamed (rememberManifest).
+    writtenManifest = await stat(manifestPartial, { bigint: true }).catch(() => null);
     failing = partial;
     await rename(partial, archiveFile);
     archiveRenamed = true;
@@ -237,7 +241,7 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     manifestRenamed = true;
     await fsyncDir(destination);
   } catch (err) {
-    writtenManifests.forget(destination, definition);
+    manifests.forget(destination, definition);
     // An archive without its manifest is not a backup, and a manifest
     // without its archive is a broken one: remove both, the manifest first.
     if (manifestRenamed) await removeQuietly(manifestFile);
@@ -247,10 +251,12 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     throw ioError("tar: cannot write", failing, err);
   }
   progress.flush();
-  await rememberManifest(writtenManifests, definition, manifestFile, manifest).catch(() =>
-    // Not kept: the next incremental reads the manifest from disk.
-    writtenManifests.forget(destination, definition),
-  );
+  // Kept for the next incremental, or else forgotten: then it is read from disk.
+  if (writtenManifest === null) manifests.forget(destination, definition);
+  else
+    await rememberManifest(manifests, definition, manifestFile, manifest, writtenManifest).catch(
+      () => manifests.forget(destination, definition),
+    );
 
   const archiveBytes = (await stat(archiveFile)).size;
   const files = manifest.stored.length;

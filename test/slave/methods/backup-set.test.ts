@@ -1,4 +1,4 @@
-import { renameSync, utimesSync, writeFileSync } from "node:fs";
+import { renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { type Manifest, serializeManifest } from "../../../src/slave/manifest.js";
@@ -91,7 +91,10 @@ t.test(
       ...(await newestManifest(dir, "home"))!.manifest,
       stored: ["x"],
     };
-    await rememberManifest(cache, "home", newest, remembered);
+    const older = path.join(dir, put(dir, "home", T + 500));
+    await rememberManifest(cache, "home", newest, remembered, statSync(older, { bigint: true }));
+    t.equal(cache.size, 0, "not kept: the file in place is not the one written");
+    await rememberManifest(cache, "home", newest, remembered, statSync(newest, { bigint: true }));
     t.equal((await newestManifest(dir, "home", cache))?.manifest, remembered, "from the cache");
     t.same((await newestManifest(dir, "home"))?.manifest.stored, [], "without one, from the file");
     t.same(

@@ -71,5 +71,11 @@ t.test("at most maxEntries in all: the oldest slots go first", (t) => {
   c.remember("/d", "b", "/d/b2", "1", manifest(11));
   t.equal(c.lookup("/d", "b", "/d/b", "1"), null, "its slot's old manifest is gone all the same");
   t.equal(c.size, 4);
+  // The night the source was not mounted: one entry, and every path before deleted.
+  const emptied = { ...manifest(1), deleted: Array.from({ length: 20 }, (_, i) => `src/f${i}`) };
+  c.remember("/d", "e", "/d/e", "1", emptied);
+  t.equal(c.lookup("/d", "e", "/d/e", "1"), null, "deleted paths count too");
+  c.remember("/d", "s", "/d/s", "1", { ...manifest(3), stored: ["src/f0", "src/f1"] });
+  t.equal(c.size, 9, "and stored ones");
   t.end();
 });

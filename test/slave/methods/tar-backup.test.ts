@@ -6,6 +6,7 @@ import {
   mkdirSync,
   readdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
@@ -20,6 +21,7 @@ import { tarBackup } from "../../../src/slave/methods/tar-backup.js";
 import { restore } from "../../../src/slave/methods/restore.js";
 import { readManifestFile } from "../../../src/slave/methods/backup-set.js";
 import { serializeManifest } from "../../../src/slave/manifest.js";
+import { ManifestCache } from "../../../src/slave/methods/manifest-cache.js";
 import { gnuTar, makeCtx, makeTree, snapshot } from "../../fixtures/backup-tree.js";
 import { tempDir } from "../../helpers/tmp.js";
 
@@ -179,29 +181,60 @@ t.test("an incremental with nothing changed stores nothing and reads no file", a
   t.equal(r.data.deleted, 0);
 });
 
+/** A cache that counts the manifests it gives back. */
+class CountingCache extends ManifestCache {
+  hits = 0;
+  override lookup(dir: string, definition: string, file: string, identity: string) {
+    const m = super.lookup(dir, definition, file, identity);
+    if (m !== null) this.hits++;
+    return m;
+  }
+}
+
 t.test(
-  "an incremental's base is the manifest on disk: one edited since it was written is read again",
+  "an incremental's base: the manifest written last, from memory; one edited on disk since, from disk",
   async (t) => {
     const dir = tempDir(t);
     const src = path.join(dir, "src");
     const dest = path.join(dir, "dest");
     makeTree(src);
     let clock = Date.parse("2026-01-01T00:00:00Z");
-    const ctx = () => makeCtx([dir], { now: () => (clock += 1000) });
-    const full = await tarBackup(params(src, dest), ctx());
-    const file = path.join(dest, str(full.data.manifest));
-    // As if docs/a.txt had been a different file at the full: the edited
-    // manifest says it must be stored again, the one in memory that it need not.
+    const manifestCache = new CountingCache();
+    const ctx = () => makeCtx([dir], { now: () => (clock += 1000), manifestCache });
+    await tarBackup(params(src, dest), ctx());
+    const unchanged = await tarBackup(params(src, dest, { level: "incremental" }), ctx());
+    t.equal(manifestCache.hits, 1, "the full's manifest, from memory");
+    t.equal(unchanged.data.stored, 0);
+    // As if docs/a.txt had been a different file: the edited manifest says it
+    // must be stored again, the one in memory that it need not. The edit keeps
+    // the size and the file's mtime: only its ctime tells.
+    const file = path.join(dest, str(unchanged.data.manifest));
+    const before = statSync(file, { bigint: true });
+    const times = path.join(dir, "times");
+    writeFileSync(times, "");
+    execFileSync("touch", ["-r", file, times]); // to the nanosecond, as JavaScript cannot
     const m = await readManifestFile(file);
     const rel = `${src.slice(1)}/docs/a.txt`;
-    const edited = { ...m, tree: m.tree.map((e) => (e.path === rel ? { ...e, mtime: 1 } : e)) };
+    const a = m.tree.find((e) => e.path === rel);
+    if (a === undefined) throw new Error(`${rel} is not in the manifest`);
+    const mtime = a.mtime % 10 === 9 ? a.mtime - 1 : a.mtime + 1; // as many digits
+    const edited = { ...m, tree: m.tree.map((e) => (e === a ? { ...e, mtime } : e)) };
     writeFileSync(file, serializeManifest(edited));
+    execFileSync("touch", ["-r", times, file]);
+    const after = statSync(file, { bigint: true });
+    t.same(
+      [after.ino, after.size, after.mtimeNs],
+      [before.ino, before.size, before.mtimeNs],
+      "the same file, size and mtime",
+    );
     const r = await tarBackup(params(src, dest, { level: "incremental" }), ctx());
+    t.equal(manifestCache.hits, 1, "read from disk");
     t.equal(r.data.stored, 1);
     const incr = await readManifestFile(path.join(dest, str(r.data.manifest)));
     t.same(incr.stored, [rel]);
     const again = await tarBackup(params(src, dest, { level: "incremental" }), ctx());
-    t.equal(again.data.stored, 0, "the next one, on the manifest just written, stores nothing");
+    t.equal(manifestCache.hits, 2, "the one just written, from memory");
+    t.equal(again.data.stored, 0);
   },
 );
 
