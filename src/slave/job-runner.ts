@@ -259,23 +259,20 @@ export class JobRunner {
     const pending = this.results.get(k);
     if (pending === undefined) return Promise.resolve(); // a repeat ack
     this.results.delete(k);
+    const meta = { job: a.jobId };
     return this.track(
       pending.written
         .then(() => this.opts.stateDir.removeResult(a.jobId, a.attempt))
         .then(() =>
           this.opts.logger.info(
             `job ${a.jobId}: the master has the result of attempt ${a.attempt}`,
-            {
-              job: a.jobId,
-            },
+            meta,
           ),
         )
         .catch((err: unknown) =>
           this.opts.logger.warn(
             `job ${a.jobId}: ${describeError(err)} (it will be reported again)`,
-            {
-              job: a.jobId,
-            },
+            meta,
           ),
         ),
     );
