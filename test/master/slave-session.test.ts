@@ -7,6 +7,7 @@ import type { AbsError } from "../../src/errors.js";
 import { SlaveSession } from "../../src/master/slave-session.js";
 import type { MasterToSlaveMessage, RegisterMessage } from "../../src/protocol/slave-messages.js";
 import { CollectingLogger } from "../helpers/log.js";
+import { heldWrites } from "../helpers/held-writes.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const SPEC = { definition: "home", slave: "green-acres", method: "tar", params: {}, priority: 0 };
@@ -37,6 +38,18 @@ async function setup(t: Test, ackAfterStore = true) {
     },
   });
   return { store, sent, closed, log, session };
+}
+
+/** A session of green-acres on `store`, its messages to the slave pushed on `sent`. */
+function sessionOn(store: JobStore, sent: MasterToSlaveMessage[]): SlaveSession {
+  return new SlaveSession({
+    name: "green-acres",
+    master: "master.test",
+    heartbeatMs: 10_000,
+    store,
+    logger: new CollectingLogger(),
+    port: { send: (m) => (sent.push(m), true), close: () => undefined },
+  });
 }
 
 async function running(store: JobStore, slave = "green-acres"): Promise<number> {
@@ -91,31 +104,12 @@ t.test(
   async (t) => {
     // The slave sends a result as it writes it (job-runner.ts); if it dies
     // before its write is done, its next start reports the job failed.
-    const dir = tempDir(t);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
     let hold = false;
-    const store = await JobStore.open({
-      dir,
-      fs: {
-        ...realFsOps,
-        writeSynced: async (file, data) => {
-          if (hold) await held;
-          return realFsOps.writeSynced(file, data);
-        },
-      },
-    });
+    const writes = heldWrites(() => hold);
+    const store = await JobStore.open({ dir: tempDir(t), fs: writes.fs });
     t.teardown(() => store.close());
     const sent: MasterToSlaveMessage[] = [];
-    const connect = () =>
-      new SlaveSession({
-        name: "green-acres",
-        master: "master.test",
-        heartbeatMs: 10_000,
-        store,
-        logger: new CollectingLogger(),
-        port: { send: (m) => (sent.push(m), true), close: () => undefined },
-      });
+    const connect = () => sessionOn(store, sent);
     const restarted = {
       outcome: "failed" as const,
       message: "slave restarted: the job was running when abs-slave pid 7 stopped",
@@ -142,7 +136,7 @@ t.test(
         { ...result(inFlight), ...restarted },
       ],
     );
-    release();
+    writes.release();
     await Promise.all([success, registered]);
     t.equal(store.get(stored)?.state, "succeeded");
     t.equal(store.get(stored)?.serial, serial, "the stored success: unchanged");
@@ -166,30 +160,12 @@ t.test(
 t.test(
   "a slave's results are written together: one held write does not hold the next",
   async (t) => {
-    const dir = tempDir(t);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
     let holdJob1 = false;
-    const store = await JobStore.open({
-      dir,
-      fs: {
-        ...realFsOps,
-        writeSynced: async (file, data) => {
-          if (holdJob1 && file.includes("job-1.json")) await held;
-          return realFsOps.writeSynced(file, data);
-        },
-      },
-    });
+    const writes = heldWrites((file) => holdJob1 && file.includes("job-1.json"));
+    const store = await JobStore.open({ dir: tempDir(t), fs: writes.fs });
     t.teardown(() => store.close());
     const sent: MasterToSlaveMessage[] = [];
-    const session = new SlaveSession({
-      name: "green-acres",
-      master: "master.test",
-      heartbeatMs: 10_000,
-      store,
-      logger: new CollectingLogger(),
-      port: { send: (m) => (sent.push(m), true), close: () => undefined },
-    });
+    const session = sessionOn(store, sent);
     const first = await running(store);
     const second = await running(store);
     await register(session, [
@@ -210,7 +186,7 @@ t.test(
     // and is acknowledged once the first write has landed.
     await session.handle({ type: "heartbeat", time: 1 });
     const repeat = session.handle({ type: "result", ...result(first) });
-    release();
+    writes.release();
     await Promise.all([firstDone, repeat]);
     t.equal(store.get(first)?.state, "succeeded");
     t.equal(
@@ -434,15 +410,7 @@ t.test("a repeated result is not acknowledged when the first one's write failed"
   // Two sessions of the slave at once (an old connection and its replacement).
   const sessions = [0, 1].map(() => {
     const sent: MasterToSlaveMessage[] = [];
-    const session = new SlaveSession({
-      name: "green-acres",
-      master: "master.test",
-      heartbeatMs: 10_000,
-      store,
-      logger: new CollectingLogger(),
-      port: { send: (m) => (sent.push(m), true), close: () => undefined },
-    });
-    return { session, sent };
+    return { session: sessionOn(store, sent), sent };
   });
   for (const { session } of sessions) {
     await register(session, [{ jobId: id, attempt: 1, state: "running", progress: null }]);

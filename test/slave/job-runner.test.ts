@@ -15,7 +15,8 @@ import {
   canceledError,
 } from "../../src/slave/methods/method.js";
 import { StateDir } from "../../src/slave/state-dir.js";
-import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
+import type { FsOps } from "../../src/storage/fs-ops.js";
+import { heldWrites } from "../helpers/held-writes.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** A method the test ends by hand; it stops when its signal is aborted. */
@@ -355,29 +356,10 @@ t.test(
   },
 );
 
-/** The real file system, but the writes of result records wait until `release`. */
-function heldResultWrites(): { fs: FsOps; held: Promise<void>; release: () => void } {
-  let release: () => void = () => undefined;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let started: () => void = () => undefined;
-  const held = new Promise<void>((resolve) => (started = resolve));
-  const fs: FsOps = {
-    ...realFsOps,
-    async writeSynced(file, data) {
-      if (path.basename(file).includes("result-")) {
-        started();
-        await gate;
-      }
-      return realFsOps.writeSynced(file, data);
-    },
-  };
-  return { fs, held, release };
-}
-
 t.test(
   "a result is sent while its write is held; the ack, the idle call and stopAll wait for the write",
   async (t) => {
-    const writes = heldResultWrites();
+    const writes = heldWrites((file) => path.basename(file).includes("result-"));
     let idle = 0;
     const h = await harness(t, { fs: writes.fs, whenIdle: () => idle++ });
     h.runner.dispatch(dispatch(1));

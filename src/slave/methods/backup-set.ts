@@ -170,22 +170,26 @@ async function readThroughCache(
 
 /**
  * Keeps `manifest`, just written durably to `file` by a backup of
- * `definition`, in `cache`: if `file` is still the file that was written
- * (`written`: its stat before it was renamed into place), with its identity
- * now (a rename changes its ctime).
+ * `definition`, in `cache`, in place of the one before: if `file` is still
+ * the file that was written (`written`: its stat before it was renamed into
+ * place; null if that failed), with its identity now (a rename changes its
+ * ctime). Never throws: a manifest it cannot check is not kept, and the next
+ * incremental reads it from disk.
  */
 export async function rememberManifest(
   cache: ManifestCache,
   definition: string,
   file: string,
   manifest: Manifest,
-  written: BigIntStats,
+  written: BigIntStats | null,
 ): Promise<void> {
   const dir = path.dirname(file);
   cache.forget(dir, definition);
-  const now = await stat(file, { bigint: true });
-  if (now.dev !== written.dev || now.ino !== written.ino || now.size !== written.size) return;
-  cache.remember(dir, definition, file, fileIdentity(now), manifest);
+  if (written === null) return;
+  const now = await stat(file, { bigint: true }).catch(() => null);
+  const same =
+    now !== null && now.dev === written.dev && now.ino === written.ino && now.size === written.size;
+  if (same) cache.remember(dir, definition, file, fileIdentity(now), manifest);
 }
 
 /**

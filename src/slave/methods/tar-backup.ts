@@ -251,12 +251,7 @@ export async function tarBackup(params: TarParams, ctx: MethodContext): Promise<
     throw ioError("tar: cannot write", failing, err);
   }
   progress.flush();
-  // Kept for the next incremental, or else forgotten: then it is read from disk.
-  if (writtenManifest === null) manifests.forget(destination, definition);
-  else
-    await rememberManifest(manifests, definition, manifestFile, manifest, writtenManifest).catch(
-      () => manifests.forget(destination, definition),
-    );
+  await rememberManifest(manifests, definition, manifestFile, manifest, writtenManifest);
 
   const archiveBytes = (await stat(archiveFile)).size;
   const files = manifest.stored.length;
