@@ -1,15 +1,23 @@
 // Where the tar writer's bytes go: the partial archive file, written by
-// position from a writer thread leased for it, or a gzip stream into it. Either way
-// the bytes are on disk (fsync) when `finish` returns, and `abort` removes
-// the file.
+// position from a writer thread leased for it (directly to the disk where
+// it can be), or a gzip stream into it. Either way the bytes are on disk
+// (fsync) when `finish` returns, and `abort` removes the file.
 //
 // A buffer passed to `write` may be reused once the returned promise
 // resolves; the tar writer keeps writes in flight while it fills the next
-// buffer, so reading and hashing overlap the copy into the page cache (in
-// the writer thread, see archive-writer-worker.ts) and, with gzip, the
-// compression.
+// buffer, so reading and hashing overlap the writes (in the writer thread,
+// see archive-writer-worker.ts) and, with gzip, the compression.
 
-import { close, createWriteStream, fdatasync, fsync, openSync } from "node:fs";
+import {
+  close,
+  closeSync,
+  constants,
+  createWriteStream,
+  fdatasync,
+  fstatSync,
+  fsync,
+  openSync,
+} from "node:fs";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
 import {
@@ -42,7 +50,8 @@ export function openArchiveOutput(file: string, gzip: boolean): ArchiveOutput {
 }
 
 /**
- * Bytes written between two background fdatasyncs. Without them the kernel
+ * Bytes written through the page cache between two background fdatasyncs
+ * (direct writes leave nothing to sync). Without them the kernel
  * starts writing the archive back only when the final fsync asks (or when
  * dirty pages pass a share of memory), and the backup then waits for all of
  * it at the end; syncing as it goes overlaps the disk with the reading.
@@ -50,18 +59,41 @@ export function openArchiveOutput(file: string, gzip: boolean): ArchiveOutput {
 const SYNC_EVERY = 32 << 20;
 
 /**
- * Plain tar: positioned writes on the file descriptor, made by a writer
- * thread leased for this archive; fsyncs from here (the thread pool), so the
- * background fdatasync runs beside the writes.
+ * Plain tar: positioned writes made by a writer thread leased for this
+ * archive, to the file opened for direct I/O (O_DIRECT) where the file
+ * system and the buffers allow it, else through the page cache; fsyncs from
+ * here (the thread pool), so a background fdatasync runs beside the writes.
+ *
+ * Why direct I/O: the archive goes from the tar writer's buffers to the disk
+ * as it is made, with no copy into the page cache and no dirty pages left to
+ * write back at the end; and a backup does not push the host's own data out
+ * of memory for hundreds of megabytes that will not be read again soon. The
+ * benchmark's full backup (552 MB) took 545-595 ms, against 620-660 ms
+ * through the page cache in the same runs.
+ *
+ * Direct I/O wants the buffer's address, the length and the position
+ * aligned to the device's logical block. The tar writer's buffers start on a
+ * page and are written whole at multiples of their size, all but the last,
+ * whose length is a multiple of 512 only. Once the kernel refuses a direct
+ * write (EINVAL: a buffer not aligned, the last write on a disk of 4 KiB
+ * sectors), it and the writes after it go through the page cache, on a
+ * second descriptor of the same file; a file system that refuses O_DIRECT
+ * at open has its archives written through the page cache.
  */
 class FileOutput implements ArchiveOutput {
+  /** Opened first (it creates the file), without O_DIRECT: the fallback, and the fsync. */
   private readonly fd: number;
+  /** The same file opened with O_DIRECT; null where the file system refuses it. */
+  private readonly directFd: number | null;
+  /** Set once the kernel refuses a direct write: the rest go through the page cache. */
+  private directRefused = false;
   /** Leased at the first write, given back when the writes have ended. */
   private writer: ArchiveWriterThread | null = null;
   private position = 0;
+  /** Bytes written through the page cache since the last background fdatasync. */
   private unsynced = 0;
-  /** Settles (never rejects) when the writes under way have ended (the thread makes them in order). */
-  private writesEnded: Promise<void> = Promise.resolve();
+  /** The writes under way, each settling (never rejecting) when it has ended. */
+  private readonly underWay = new Set<Promise<void>>();
   /** The background fdatasync under way, if any; it never rejects (see `syncError`). */
   private syncing: Promise<void> | null = null;
   /** The first failure of a background fdatasync: the archive is then not durable. */
@@ -72,16 +104,55 @@ class FileOutput implements ArchiveOutput {
 
   constructor(private readonly file: string) {
     this.fd = openSync(file, "wx", 0o600);
+    this.directFd = openDirect(file, this.fd);
+  }
+
+  /** Whether writes go to the disk directly, not through the page cache (for tests). */
+  get direct(): boolean {
+    return this.directFd !== null && !this.directRefused;
   }
 
   async write(buf: Buffer): Promise<void> {
     if (this.ending) throw new Error(`${this.file}: the archive is finished`);
     this.throwSyncError();
     this.writer ??= leaseWriterThread();
-    const written = this.writer.write(this.fd, buf, this.position);
+    const written = this.writeAt(this.writer, buf, this.position);
     this.position += buf.length;
-    this.writesEnded = written.catch(() => undefined);
+    const ended = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.underWay.add(ended);
+    void ended.then(() => this.underWay.delete(ended));
     await written;
+  }
+
+  async finish(): Promise<void> {
+    await this.endWrites();
+    this.throwSyncError();
+    // Of the file, not of the descriptor: what went through either is on disk.
+    await fsyncP(this.fd);
+    await this.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.endWrites();
+    await this.close().catch(() => undefined);
+    await removeQuietly(this.file);
+  }
+
+  /** `buf` at `position`: directly while the kernel takes it, else through the page cache. */
+  private async writeAt(writer: ArchiveWriterThread, buf: Buffer, position: number): Promise<void> {
+    if (this.directFd !== null && !this.directRefused) {
+      try {
+        await writer.write(this.directFd, buf, position, true);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+        this.directRefused = true;
+      }
+    }
+    await writer.write(this.fd, buf, position);
     this.unsynced += buf.length;
     if (this.unsynced >= SYNC_EVERY && this.syncing === null) {
       this.unsynced = 0;
@@ -97,38 +168,54 @@ class FileOutput implements ArchiveOutput {
     }
   }
 
-  async finish(): Promise<void> {
-    await this.endWrites();
-    this.throwSyncError();
-    await fsyncP(this.fd);
-    this.closed = true;
-    await closeP(this.fd);
-  }
-
-  async abort(): Promise<void> {
-    await this.endWrites();
-    if (!this.closed) {
-      this.closed = true;
-      await closeP(this.fd).catch(() => undefined);
-    }
-    await removeQuietly(this.file);
-  }
-
   /**
    * Takes no more writes, and waits for those and the fdatasync under way
-   * (they use the fd); the writer thread is then given back.
+   * (they use the descriptors); the writer thread is then given back.
    */
   private async endWrites(): Promise<void> {
     this.ending = true;
-    await this.writesEnded;
+    await Promise.all(this.underWay);
     await this.syncing;
     if (this.writer !== null) returnWriterThread(this.writer);
     this.writer = null;
   }
 
+  /** Closes both descriptors (once). */
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Nothing is left to write through it: a failed close loses nothing.
+    if (this.directFd !== null) await closeP(this.directFd).catch(() => undefined);
+    await closeP(this.fd);
+  }
+
   private throwSyncError(): void {
     if (this.syncError !== null) throw this.syncError;
   }
+}
+
+/**
+ * `file`, just created by `created`, opened again for direct writes; null
+ * where that is refused (a file system without O_DIRECT) or it is not the
+ * same file (same device and inode), which only a rename under us could do.
+ */
+function openDirect(file: string, created: number): number | null {
+  if (constants.O_DIRECT === undefined) return null;
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_DIRECT);
+  } catch {
+    return null;
+  }
+  try {
+    const a = fstatSync(created);
+    const b = fstatSync(fd);
+    if (a.dev === b.dev && a.ino === b.ino) return fd;
+  } catch {
+    // Not known to be the same file: not used.
+  }
+  closeSync(fd);
+  return null;
 }
 
 /** Gzip: a zlib stream piped into a file stream that fsyncs before it closes. */

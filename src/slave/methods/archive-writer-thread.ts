@@ -12,7 +12,8 @@
 //
 // Shared buffers are sent to a thread once, with a slot number, and it keeps
 // them; so they come from a pool here and go back to it when an archive is
-// done, rather than being made for each archive.
+// done, rather than being made for each archive. They start on a page
+// boundary, as the archive's direct writes need (archive-output.ts).
 
 import { Worker } from "node:worker_threads";
 import type { WriteReply, WriteRequest } from "./archive-writer-worker.js";
@@ -22,9 +23,16 @@ type Pending = { resolve: () => void; reject: (e: Error) => void };
 /** Shared buffers not in use, by size; at most as many as were ever in use at once. */
 const pool = new Map<number, Buffer[]>();
 
-/** A buffer in memory shared with the writer thread (written without a copy), from the pool. */
+/**
+ * A buffer in memory shared with the writer thread (written without a
+ * copy), from the pool. A size that is a multiple of 64 KiB starts on a
+ * page boundary, where WebAssembly is available (alignedSharedMemory).
+ */
 export function borrowSharedBuffer(size: number): Buffer {
-  return pool.get(size)?.pop() ?? Buffer.from(new SharedArrayBuffer(size));
+  const free = pool.get(size)?.pop();
+  if (free !== undefined) return free;
+  const aligned = size % WASM_PAGE === 0 ? alignedSharedMemory(size) : null;
+  return Buffer.from(aligned ?? new SharedArrayBuffer(size));
 }
 
 /** Gives back a buffer from borrowSharedBuffer, once no write of it is under way. */
@@ -32,6 +40,37 @@ export function returnSharedBuffer(buf: Buffer): void {
   const free = pool.get(buf.length) ?? [];
   free.push(buf);
   pool.set(buf.length, free);
+}
+
+/** The global `WebAssembly`, as far as it is used here (lib ES2023 does not declare it). */
+interface WasmGlobal {
+  Memory: new (size: { initial: number; maximum: number; shared: true }) => {
+    buffer: SharedArrayBuffer;
+  };
+}
+
+const WASM_PAGE = 64 << 10;
+
+/**
+ * `size` bytes (a multiple of 64 KiB) of shared memory that starts on a page
+ * boundary, or null. A SharedArrayBuffer is malloc'd, 16 bytes past a page,
+ * and direct I/O refuses it (EINVAL); a WebAssembly memory is mapped at a
+ * page, the one aligned allocation Node offers. V8 reserves about 10 GB of
+ * address space around each (guard pages: no memory, but the process's
+ * VSZ shows them): an archive's buffers are one allocation (tar-writer.ts),
+ * kept in the pool above for the next archive. Null where WebAssembly is not available (node --jitless) or
+ * the reservation is refused (a ulimit -v): the buffer is then not aligned,
+ * and the archive is written through the page cache.
+ */
+function alignedSharedMemory(size: number): SharedArrayBuffer | null {
+  const wasm = (globalThis as { WebAssembly?: WasmGlobal }).WebAssembly;
+  if (wasm === undefined) return null;
+  const pages = size / WASM_PAGE;
+  try {
+    return new wasm.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
+  } catch {
+    return null;
+  }
 }
 
 /** Threads no archive is using. */
@@ -77,13 +116,14 @@ export class ArchiveWriterThread {
   }
 
   /**
-   * Writes all of `buf` at `position` of `fd`. A buffer that is not shared
-   * memory is copied into one first.
+   * Writes all of `buf` at `position` of `fd`; `direct` says that `fd` was
+   * opened with O_DIRECT (the bytes then go in one call). A buffer that is
+   * not shared memory is copied into one first.
    */
-  write(fd: number, buf: Buffer, position: number): Promise<void> {
+  write(fd: number, buf: Buffer, position: number, direct = false): Promise<void> {
     if (this.gone !== null) return Promise.reject(this.gone);
     const id = ++this.nextId;
-    const request: WriteRequest = { id, fd, ...this.where(buf), position };
+    const request: WriteRequest = { id, fd, direct, ...this.where(buf), position };
     // Held while a write is under way: the answer must be waited for.
     if (this.pending.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {

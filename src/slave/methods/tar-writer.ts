@@ -36,16 +36,23 @@ const BLOCK = 512;
 export type ReadAt = (buf: Buffer, position: number) => number;
 
 export class TarWriter {
-  // Shared memory, so the writer thread takes them uncopied; from a pool,
-  // and back to it at the end (archive-writer-thread.ts says why).
-  private buf = borrowSharedBuffer(BATCH);
+  /**
+   * The memory of the buffers, borrowed from a pool and given back at the
+   * end: shared with the writer thread, which takes the buffers uncopied, and
+   * aligned for direct writes (archive-writer-thread.ts says why it is one
+   * piece).
+   */
+  private readonly memory = borrowSharedBuffer(BUFFERS * BATCH);
+  private buf = this.memory.subarray(0, BATCH);
   /** Bytes of `buf` filled. */
   private fill = 0;
   /** Buffers not in use, to fill once `buf` is full. */
-  private readonly free = Array.from({ length: BUFFERS - 1 }, () => borrowSharedBuffer(BATCH));
+  private readonly free = Array.from({ length: BUFFERS - 1 }, (_, i) =>
+    this.memory.subarray((i + 1) * BATCH, (i + 2) * BATCH),
+  );
   /** Full buffers being written, oldest first; each is free again once its write ends. */
   private readonly writing: { buf: Buffer; written: Promise<void> }[] = [];
-  /** Set once the buffers are back in the pool. */
+  /** Set once the memory is back in the pool. */
   private returned = false;
   private readonly headerBlock = Buffer.alloc(BLOCK);
 
@@ -119,13 +126,11 @@ export class TarWriter {
     await this.out.abort();
   }
 
-  /** The buffers back to the pool (once), when no write of them is under way. */
+  /** The memory back to the pool (once), when no write of it is under way. */
   private returnBuffers(): void {
     if (this.returned) return;
     this.returned = true;
-    // A set: after a failed flush `buf` is also among those written.
-    const all = new Set([this.buf, ...this.free, ...this.writing.map((w) => w.buf)]);
-    for (const b of all) returnSharedBuffer(b);
+    returnSharedBuffer(this.memory);
   }
 
   private async header(e: ManifestEntry, size: number, uid: number, gid: number): Promise<void> {

@@ -1,8 +1,11 @@
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import t from "tap";
-import { openArchiveOutput } from "../../../src/slave/methods/archive-output.js";
+import {
+  type ArchiveOutput,
+  openArchiveOutput,
+} from "../../../src/slave/methods/archive-output.js";
 import {
   borrowSharedBuffer,
   leaseWriterThread,
@@ -41,6 +44,46 @@ t.test("a plain archive holds every buffer in order, shared or not, reused or no
   await out.finish();
   t.ok(readFileSync(file).equals(Buffer.concat(expected)), "the file is the buffers in order");
 });
+
+/** Whether the file system of `dir` takes O_DIRECT (tmpfs before Linux 6.6 does not). */
+function takesDirectIo(dir: string): boolean {
+  const probe = path.join(dir, "probe");
+  try {
+    closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+t.test(
+  "pool buffers go to the disk directly; after a write the kernel refuses, the rest go through the page cache",
+  async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, "d.tar");
+    const out = openArchiveOutput(file, false) as ArchiveOutput & { direct: boolean };
+    const directly = takesDirectIo(dir);
+    t.equal(out.direct, directly, `direct I/O where the file system takes it (here: ${directly})`);
+    const aligned = borrowSharedBuffer(1 << 20);
+    t.teardown(() => returnSharedBuffer(aligned));
+    pattern(1 << 20, 0).copy(aligned);
+    await out.write(aligned);
+    t.equal(out.direct, directly, "a whole pool buffer at an aligned position is taken");
+    // 1000 bytes: not a whole number of sectors, which a device cannot take.
+    const odd = aligned.subarray(0, 1000);
+    pattern(1000, 7).copy(odd);
+    await out.write(odd);
+    t.equal(out.direct, false, "a write the kernel refuses is made through the page cache");
+    pattern(1 << 20, 3).copy(aligned);
+    await out.write(aligned);
+    t.equal(out.direct, false, "and so is every write after it");
+    await out.finish();
+    const expected = Buffer.concat([pattern(1 << 20, 0), pattern(1000, 7), pattern(1 << 20, 3)]);
+    t.ok(readFileSync(file).equals(expected), "every byte is in the file, in order");
+  },
+);
 
 t.test("abort removes the partial file, with or without a write made", async (t) => {
   const dir = tempDir(t);
