@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import t, { type Test } from "tap";
 import type { JsonObject } from "../../src/json-shape.js";
-import { silentLogger } from "../../src/log.js";
+import { type LogMeta, silentLogger } from "../../src/log.js";
 import type { DispatchMessage, SlaveToMasterMessage } from "../../src/protocol/slave-messages.js";
 import { JobRunner, type RunnerPort } from "../../src/slave/job-runner.js";
 import {
@@ -17,7 +17,17 @@ import {
 import { StateDir } from "../../src/slave/state-dir.js";
 import type { FsOps } from "../../src/storage/fs-ops.js";
 import { heldWrites } from "../helpers/held-writes.js";
+import { CollectingLogger } from "../helpers/log.js";
 import { tempDir } from "../helpers/tmp.js";
+
+/** Keeps the runner's log lines, and wakes the harness at each (the runner logs "succeeded" once the result is on disk). */
+class WakingLogger extends CollectingLogger {
+  onLine: () => void = () => undefined;
+  override info(message: string, meta?: LogMeta): void {
+    super.info(message, meta);
+    this.onLine();
+  }
+}
 
 /** A method the test ends by hand; it stops when its signal is aborted. */
 interface Held {
@@ -40,7 +50,10 @@ class Harness {
   constructor(
     readonly runner: JobRunner,
     readonly dir: string,
-  ) {}
+    readonly log: WakingLogger,
+  ) {
+    log.onLine = () => this.wake();
+  }
 
   wake(): void {
     for (const w of this.waiters.splice(0)) w();
@@ -82,16 +95,17 @@ async function harness(
       box.h?.held.push({ ctx, finish: resolve });
       box.h?.wake();
     });
+  const log = new WakingLogger();
   const runner = new JobRunner({
     name: "green-acres",
     stateDir,
-    logger: silentLogger,
+    logger: log,
     limits: { maxJobs: opts.maxJobs ?? 2, allowedPaths: opts.allowed ?? ["/"] },
     workDir: dir,
     run,
     whenIdle: opts.whenIdle,
   });
-  const h = new Harness(runner, dir);
+  const h = new Harness(runner, dir, log);
   box.h = h;
   runner.attach(h.port);
   return h;
@@ -113,10 +127,7 @@ function dispatch(jobId: number, extra: Partial<DispatchMessage> = {}): Dispatch
 t.test(
   "a job is recorded before `started`; its result is sent as it is written, and kept until the ack",
   async (t) => {
-    let idle: () => void = () => undefined;
-    const resultWritten = new Promise<void>((resolve) => (idle = resolve));
-    // The runner is idle once the last job's result is written.
-    const h = await harness(t, { whenIdle: () => idle() });
+    const h = await harness(t);
     h.runner.dispatch(dispatch(1));
     await h.message("started", 1);
     t.same(h.records(), ["run-1-1.json"], "recorded before started was sent");
@@ -145,7 +156,8 @@ t.test(
       message: "done",
       data: { n: 1 },
     });
-    await resultWritten;
+    // Logged once the result is on disk.
+    await h.until(() => h.log.messages("info").includes("job 1: succeeded: done"));
     t.same(h.records(), ["result-1-1.json"], "the result is on disk, the run record gone");
     t.same(h.runner.reports(), {
       running: [],
@@ -326,13 +338,13 @@ t.test(
 );
 
 t.test(
-  "once no job runs and its result is written, the runner says it is idle (the slave collects garbage then)",
+  "once an ack leaves no job running and no result unacknowledged, the runner says it is idle (the slave collects garbage then)",
   async (t) => {
-    let idle = 0;
+    const atIdle: string[][] = [];
     let wake: () => void = () => undefined;
     const h = await harness(t, {
       whenIdle: () => {
-        idle++;
+        atIdle.push(h.records());
         wake();
       },
     });
@@ -345,19 +357,19 @@ t.test(
     await h.message("result", 1);
     // The ack resolves once the result's write is done and its record removed.
     await h.runner.ack({ jobId: 1, attempt: 1 });
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    t.equal(idle, 0, "not while another job runs");
-    const idleAgain = new Promise<void>((resolve) => (wake = resolve));
+    t.same(atIdle, [], "not while another job runs");
+    const idle = new Promise<void>((resolve) => (wake = resolve));
     h.held[1]?.finish({ message: "two", data: {} });
     await h.message("result", 2);
-    await idleAgain;
-    t.same(h.records(), ["result-2-1.json"], "idle once the last one's result is written");
-    t.equal(idle, 1);
+    await h.runner.ack({ jobId: 2, attempt: 1 });
+    await idle;
+    // Not as the result was written: the master was storing it then.
+    t.same(atIdle, [[]], "once, when the last result's ack had removed its record");
   },
 );
 
 t.test(
-  "a result is sent while its write is held; the ack, the idle call and stopAll wait for the write",
+  "a result is sent while its write is held; the ack and stopAll wait for the write, and a stopping runner is never called idle",
   async (t) => {
     const writes = heldWrites((file) => path.basename(file).includes("result-"));
     let idle = 0;
@@ -377,6 +389,6 @@ t.test(
     writes.release();
     await Promise.all([ack, stop]);
     t.same(h.records(), [], "written, then removed for the ack: nothing left");
-    t.equal(idle, 1);
+    t.equal(idle, 0, "no idle call for a runner that is stopping");
   },
 );
