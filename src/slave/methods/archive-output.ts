@@ -17,6 +17,7 @@ import {
   fstatSync,
   fsync,
   openSync,
+  statfsSync,
 } from "node:fs";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
@@ -77,8 +78,13 @@ const SYNC_EVERY = 32 << 20;
  * whose length is a multiple of 512 only. Once the kernel refuses a direct
  * write (EINVAL: a buffer not aligned, the last write on a disk of 4 KiB
  * sectors), it and the writes after it go through the page cache, on a
- * second descriptor of the same file; a file system that refuses O_DIRECT
- * at open has its archives written through the page cache.
+ * second descriptor of the same file.
+ *
+ * Only on the file systems of local disks (writesDirectlyTo). On NFS
+ * a direct write returns only once the server has committed it to its disk,
+ * one write call at a time, where the page cache sends writes ahead and
+ * commits once; tmpfs is the page cache; other file systems take O_DIRECT
+ * in their own ways, or ignore it.
  */
 class FileOutput implements ArchiveOutput {
   /** Opened first (it creates the file), without O_DIRECT: the fallback, and the fsync. */
@@ -194,13 +200,32 @@ class FileOutput implements ArchiveOutput {
   }
 }
 
+/** The statfs(2) magic numbers of the file systems archives are written to directly (see FileOutput). */
+const DIRECT_IO_FILE_SYSTEMS: ReadonlySet<number> = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0xf2f52010, // f2fs
+]);
+
+/** Whether an archive on a file system of statfs(2) type `type` is written directly (where the kernel takes it). */
+export function writesDirectlyTo(type: number): boolean {
+  return DIRECT_IO_FILE_SYSTEMS.has(type);
+}
+
 /**
  * `file`, just created by `created`, opened again for direct writes; null
- * where that is refused (a file system without O_DIRECT) or it is not the
- * same file (same device and inode), which only a rename under us could do.
+ * where its file system is not a local disk's (writesDirectlyTo) or
+ * refuses O_DIRECT, or it is not the same file (same device and inode),
+ * which only a rename under us could do.
  */
 function openDirect(file: string, created: number): number | null {
   if (constants.O_DIRECT === undefined) return null;
+  try {
+    if (!writesDirectlyTo(statfsSync(file).type)) return null;
+  } catch {
+    return null;
+  }
   let fd: number;
   try {
     fd = openSync(file, constants.O_WRONLY | constants.O_DIRECT);

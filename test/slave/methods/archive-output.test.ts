@@ -1,10 +1,20 @@
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+} from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import t from "tap";
 import {
   type ArchiveOutput,
   openArchiveOutput,
+  writesDirectlyTo,
 } from "../../../src/slave/methods/archive-output.js";
 import {
   borrowSharedBuffer,
@@ -45,8 +55,9 @@ t.test("a plain archive holds every buffer in order, shared or not, reused or no
   t.ok(readFileSync(file).equals(Buffer.concat(expected)), "the file is the buffers in order");
 });
 
-/** Whether the file system of `dir` takes O_DIRECT (tmpfs before Linux 6.6 does not). */
+/** Whether archives in `dir` are written directly: a local disk's file system that takes O_DIRECT. */
 function takesDirectIo(dir: string): boolean {
+  if (!writesDirectlyTo(statfsSync(dir).type)) return false;
   const probe = path.join(dir, "probe");
   try {
     closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600));
@@ -82,6 +93,49 @@ t.test(
     await out.finish();
     const expected = Buffer.concat([pattern(1 << 20, 0), pattern(1000, 7), pattern(1 << 20, 3)]);
     t.ok(readFileSync(file).equals(expected), "every byte is in the file, in order");
+  },
+);
+
+t.test(
+  "direct writes on the file systems of local disks only, not NFS, SMB, tmpfs or FUSE",
+  (t) => {
+    t.ok(writesDirectlyTo(0xef53), "ext4");
+    t.ok(writesDirectlyTo(0x58465342), "xfs");
+    t.ok(writesDirectlyTo(0x9123683e), "btrfs");
+    // NFS: each direct write would wait for the server's commit.
+    t.notOk(writesDirectlyTo(0x6969), "nfs");
+    t.notOk(writesDirectlyTo(0xfe534d42), "smb2");
+    t.notOk(writesDirectlyTo(0x01021994), "tmpfs");
+    t.notOk(writesDirectlyTo(0x65735546), "fuse");
+    t.end();
+  },
+);
+
+const TMPFS = 0x01021994;
+const shmIsTmpfs = ((): boolean => {
+  try {
+    return statfsSync("/dev/shm").type === TMPFS;
+  } catch {
+    return false;
+  }
+})();
+
+t.test(
+  "an archive on tmpfs goes through the page cache (tmpfs is the page cache)",
+  { skip: shmIsTmpfs ? false : "/dev/shm is not a tmpfs here" },
+  async (t) => {
+    const dir = mkdtempSync("/dev/shm/abs-test-");
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const out = openArchiveOutput(path.join(dir, "a.tar"), false) as ArchiveOutput & {
+      direct: boolean;
+    };
+    t.equal(out.direct, false);
+    const buf = borrowSharedBuffer(1 << 20);
+    t.teardown(() => returnSharedBuffer(buf));
+    pattern(1 << 20, 9).copy(buf);
+    await out.write(buf);
+    await out.finish();
+    t.ok(readFileSync(path.join(dir, "a.tar")).equals(pattern(1 << 20, 9)));
   },
 );
 
