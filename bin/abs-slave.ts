@@ -8,9 +8,9 @@
 // keep it, 20 MB more at the peak for no measurable gain in speed; and the
 // old generation kept each backup's dead objects until it would grow, so
 // the resident set climbed from backup to backup. Hence a small young
-// generation, and a full collection whenever no job runs (--expose-gc, for
-// collectGarbage in src/slave/job-runner.ts). Whatever starts this file
-// with node passes the same options (src/shebang-flags.ts).
+// generation, and a full collection when the slave is idle and garbage has
+// piled up (--expose-gc, for src/slave/idle-collector.ts). Whatever starts
+// this file with node passes the same options (src/shebang-flags.ts).
 //
 //   abs-slave [-f] [-d] [-c FILE] [-t]
 //

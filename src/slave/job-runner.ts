@@ -69,10 +69,22 @@ export interface JobRunnerOptions {
   run?: (method: string, params: JsonObject, ctx: MethodContext) => Promise<MethodResult>;
   /**
    * Called once an ack leaves nothing to do: no job runs, and the master has
-   * every result (see `ack`). Default an idleCollector (idle-collector.ts).
+   * every result (see `ack`); or idleWithoutAcksMs after the last job ended
+   * if none runs then, acknowledged or not. Default an idleCollector
+   * (idle-collector.ts).
    */
   whenIdle?: () => void;
+  /** Default IDLE_WITHOUT_ACKS_MS. */
+  idleWithoutAcksMs?: number;
 }
+
+/**
+ * How long after the last job's end the runner is idle even if the master
+ * has not acknowledged its results: a master that cannot store them sends
+ * no ack (slave-session.ts) and may go on dispatching, and the slave would
+ * then never collect garbage.
+ */
+export const IDLE_WITHOUT_ACKS_MS = 10_000;
 
 /** Why a running job was told to stop. */
 type StopReason =
@@ -110,6 +122,8 @@ export class JobRunner {
   private readonly now: () => number;
   private readonly run: NonNullable<JobRunnerOptions["run"]>;
   private readonly whenIdle: () => void;
+  /** The idle call of IDLE_WITHOUT_ACKS_MS, set at each job's end. */
+  private idleTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
   constructor(private readonly opts: JobRunnerOptions) {
@@ -254,8 +268,8 @@ export class JobRunner {
    * whoever waited for the job, when they share the host (the embedded
    * default, the benchmarks: 5-7 ms more on the median of an incremental).
    * Once the ack comes, the master has stored it and woken its watchers. A
-   * slave whose master is away collects when it has reported its results
-   * again, at registration (V8 collects as usual meanwhile).
+   * slave whose results go unacknowledged (its master away, or unable to
+   * store them) is idle IDLE_WITHOUT_ACKS_MS after its last job ended.
    */
   ack(a: JobAttempt): Promise<void> {
     const k = key(a);
@@ -280,10 +294,23 @@ export class JobRunner {
         )
         .then(() => {
           if (this.running.size === 0 && this.results.size === 0 && !this.stopping) {
+            clearTimeout(this.idleTimer);
             this.whenIdle();
           }
         }),
     );
+  }
+
+  /** Calls whenIdle in idleWithoutAcksMs if no job runs then (see IDLE_WITHOUT_ACKS_MS). */
+  private idleLater(): void {
+    clearTimeout(this.idleTimer);
+    if (this.stopping) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.running.size === 0 && !this.stopping) this.whenIdle();
+    }, this.opts.idleWithoutAcksMs ?? IDLE_WITHOUT_ACKS_MS);
+    // A collection is no reason to stay up.
+    this.idleTimer.unref();
   }
 
   /** Keeps `p`, a write or removal of a record, in `recording` until it settles. */
@@ -302,6 +329,7 @@ export class JobRunner {
    */
   async stopAll(why: string): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.idleTimer);
     const jobs = [...this.running.values()];
     for (const job of jobs) this.stopJob(job, { kind: "slave-stopping", why });
     await Promise.all(jobs.map((j) => j.done));
@@ -442,6 +470,7 @@ export class JobRunner {
     const line = `job ${a.jobId}: ${outcome}: ${message}`;
     if (outcome === "succeeded") this.opts.logger.info(line, { job: a.jobId });
     else this.opts.logger.warn(line, { job: a.jobId });
+    if (this.running.size === 0) this.idleLater();
   }
 }
 

@@ -82,7 +82,13 @@ class Harness {
 
 async function harness(
   t: Test,
-  opts: { maxJobs?: number; allowed?: string[]; whenIdle?: () => void; fs?: FsOps } = {},
+  opts: {
+    maxJobs?: number;
+    allowed?: string[];
+    whenIdle?: () => void;
+    idleWithoutAcksMs?: number;
+    fs?: FsOps;
+  } = {},
 ): Promise<Harness> {
   const dir = path.join(tempDir(t), "state");
   const { stateDir } = await StateDir.open(dir, { logger: silentLogger, fs: opts.fs });
@@ -104,6 +110,7 @@ async function harness(
     workDir: dir,
     run,
     whenIdle: opts.whenIdle,
+    idleWithoutAcksMs: opts.idleWithoutAcksMs,
   });
   const h = new Harness(runner, dir, log);
   box.h = h;
@@ -365,6 +372,58 @@ t.test(
     await idle;
     // Not as the result was written: the master was storing it then.
     t.same(atIdle, [[]], "once, when the last result's ack had removed its record");
+  },
+);
+
+t.test("no idle call while a result waits for its ack, even with no job running", async (t) => {
+  const atIdle: string[][] = [];
+  let wake: () => void = () => undefined;
+  const h = await harness(t, {
+    whenIdle: () => {
+      atIdle.push(h.records());
+      wake();
+    },
+  });
+  h.runner.dispatch(dispatch(1));
+  await h.until(() => h.held.length === 1);
+  h.runner.dispatch(dispatch(2));
+  await h.until(() => h.held.length === 2);
+  h.held[0]?.finish({ message: "one", data: {} });
+  h.held[1]?.finish({ message: "two", data: {} });
+  await h.message("result", 1);
+  await h.message("result", 2);
+  await h.runner.ack({ jobId: 1, attempt: 1 });
+  t.same(atIdle, [], "job 2's result is not acknowledged yet");
+  const idle = new Promise<void>((resolve) => (wake = resolve));
+  await h.runner.ack({ jobId: 2, attempt: 1 });
+  await idle;
+  t.same(atIdle, [[]], "idle at the second ack, once");
+});
+
+t.test(
+  "with results never acknowledged (a master that cannot store them), idle all the same once no job has run for a while",
+  async (t) => {
+    // The idle timer does not hold the process: this does, meanwhile.
+    const alive = setInterval(() => undefined, 1000);
+    t.teardown(() => clearInterval(alive));
+    let idleAt = 0;
+    let wake: () => void = () => undefined;
+    const idle = new Promise<void>((resolve) => (wake = resolve));
+    const h = await harness(t, {
+      idleWithoutAcksMs: 200,
+      whenIdle: () => {
+        idleAt = performance.now();
+        wake();
+      },
+    });
+    h.runner.dispatch(dispatch(1));
+    await h.until(() => h.held.length === 1);
+    h.held[0]?.finish({ message: "one", data: {} });
+    await h.message("result", 1);
+    const sentAt = performance.now();
+    await idle;
+    t.ok(idleAt - sentAt >= 100, `idle ${Math.round(idleAt - sentAt)} ms after the result, no ack`);
+    t.same(h.runner.reports().results.length, 1, "the result is still kept for the master");
   },
 );
 

@@ -51,8 +51,7 @@ export function openArchiveOutput(file: string, gzip: boolean): ArchiveOutput {
 }
 
 /**
- * Bytes written through the page cache between two background fdatasyncs
- * (direct writes leave nothing to sync). Without them the kernel
+ * Bytes written between two background fdatasyncs. Without them the kernel
  * starts writing the archive back only when the final fsync asks (or when
  * dirty pages pass a share of memory), and the backup then waits for all of
  * it at the end; syncing as it goes overlaps the disk with the reading.
@@ -80,11 +79,13 @@ const SYNC_EVERY = 32 << 20;
  * sectors), it and the writes after it go through the page cache, on a
  * second descriptor of the same file.
  *
- * Only on the file systems of local disks (writesDirectlyTo). On NFS
- * a direct write returns only once the server has committed it to its disk,
- * one write call at a time, where the page cache sends writes ahead and
- * commits once; tmpfs is the page cache; other file systems take O_DIRECT
- * in their own ways, or ignore it.
+ * Only on ext4 and xfs (writesDirectlyTo). On NFS a direct write returns
+ * only once the server has committed it to its disk, one write call at a
+ * time, where the page cache sends writes ahead and commits once; tmpfs is
+ * the page cache; btrfs (since Linux 6.14, for files with checksums: the
+ * default) and others take O_DIRECT and write through the page cache all
+ * the same, or ignore it. So may ext4 (data=journal, some encryption): the
+ * background fdatasyncs count direct writes too.
  */
 class FileOutput implements ArchiveOutput {
   /** Opened first (it creates the file), without O_DIRECT: the fallback, and the fsync. */
@@ -96,7 +97,7 @@ class FileOutput implements ArchiveOutput {
   /** Leased at the first write, given back when the writes have ended. */
   private writer: ArchiveWriterThread | null = null;
   private position = 0;
-  /** Bytes written through the page cache since the last background fdatasync. */
+  /** Bytes written since the last background fdatasync. */
   private unsynced = 0;
   /** The writes under way, each settling (never rejecting) when it has ended. */
   private readonly underWay = new Set<Promise<void>>();
@@ -148,7 +149,11 @@ class FileOutput implements ArchiveOutput {
   }
 
   /** `buf` at `position`: directly while the kernel takes it, else through the page cache. */
-  private async writeAt(writer: ArchiveWriterThread, buf: Buffer, position: number): Promise<void> {
+  private async writeOnce(
+    writer: ArchiveWriterThread,
+    buf: Buffer,
+    position: number,
+  ): Promise<void> {
     if (this.directFd !== null && !this.directRefused) {
       try {
         await writer.write(this.directFd, buf, position, true);
@@ -159,6 +164,13 @@ class FileOutput implements ArchiveOutput {
       }
     }
     await writer.write(this.fd, buf, position);
+  }
+
+  /** `buf` at `position` (writeOnce), with an fdatasync in the background every SYNC_EVERY bytes. */
+  private async writeAt(writer: ArchiveWriterThread, buf: Buffer, position: number): Promise<void> {
+    await this.writeOnce(writer, buf, position);
+    // Direct writes count too: a file system may make them through the page
+    // cache all the same, and says nothing (ext4 with data=journal, btrfs).
     this.unsynced += buf.length;
     if (this.unsynced >= SYNC_EVERY && this.syncing === null) {
       this.unsynced = 0;
@@ -204,8 +216,6 @@ class FileOutput implements ArchiveOutput {
 const DIRECT_IO_FILE_SYSTEMS: ReadonlySet<number> = new Set([
   0xef53, // ext2, ext3, ext4
   0x58465342, // xfs
-  0x9123683e, // btrfs
-  0xf2f52010, // f2fs
 ]);
 
 /** Whether an archive on a file system of statfs(2) type `type` is written directly (where the kernel takes it). */
