@@ -66,10 +66,11 @@ const SYNC_EVERY = 32 << 20;
  *
  * Why direct I/O: the archive goes from the tar writer's buffers to the disk
  * as it is made, with no copy into the page cache and no dirty pages left to
- * write back at the end; and a backup does not push the host's own data out
- * of memory for hundreds of megabytes that will not be read again soon. The
- * benchmark's full backup (552 MB) took 545-595 ms, against 620-660 ms
- * through the page cache in the same runs.
+ * write back at the end; and writing it does not push the host's own data
+ * out of memory for hundreds of megabytes that will not be read again soon
+ * (the files backed up are still read through the page cache). The
+ * benchmark's full backup (552 MB), in-process: 544-573 ms, against 625-756
+ * ms through the page cache, in alternating runs.
  *
  * Direct I/O wants the buffer's address, the length and the position
  * aligned to the device's logical block. The tar writer's buffers start on a
