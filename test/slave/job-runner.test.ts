@@ -344,38 +344,14 @@ t.test(
   },
 );
 
-t.test(
-  "once an ack leaves no job running and no result unacknowledged, the runner says it is idle (the slave collects garbage then)",
-  async (t) => {
-    const atIdle: string[][] = [];
-    let wake: () => void = () => undefined;
-    const h = await harness(t, {
-      whenIdle: () => {
-        atIdle.push(h.records());
-        wake();
-      },
-    });
-    // One after the other, so that held[0] is job 1.
-    h.runner.dispatch(dispatch(1));
-    await h.until(() => h.held.length === 1);
-    h.runner.dispatch(dispatch(2));
-    await h.until(() => h.held.length === 2);
-    h.held[0]?.finish({ message: "one", data: {} });
-    await h.message("result", 1);
-    // The ack resolves once the result's write is done and its record removed.
-    await h.runner.ack({ jobId: 1, attempt: 1 });
-    t.same(atIdle, [], "not while another job runs");
-    const idle = new Promise<void>((resolve) => (wake = resolve));
-    h.held[1]?.finish({ message: "two", data: {} });
-    await h.message("result", 2);
-    await h.runner.ack({ jobId: 2, attempt: 1 });
-    await idle;
-    // Not as the result was written: the master was storing it then.
-    t.same(atIdle, [[]], "once, when the last result's ack had removed its record");
-  },
-);
-
-t.test("no idle call while a result waits for its ack, even with no job running", async (t) => {
+/**
+ * A harness whose idle calls record the state directory's records at that
+ * moment (`atIdle`; `nextIdle` resolves at the next one), with jobs 1 and 2
+ * running, started one after the other so that held[0] is job 1.
+ */
+async function twoJobsWatchedForIdle(
+  t: Test,
+): Promise<{ h: Harness; atIdle: string[][]; nextIdle: () => Promise<void> }> {
   const atIdle: string[][] = [];
   let wake: () => void = () => undefined;
   const h = await harness(t, {
@@ -388,13 +364,38 @@ t.test("no idle call while a result waits for its ack, even with no job running"
   await h.until(() => h.held.length === 1);
   h.runner.dispatch(dispatch(2));
   await h.until(() => h.held.length === 2);
+  const nextIdle = () => new Promise<void>((resolve) => (wake = resolve));
+  return { h, atIdle, nextIdle };
+}
+
+t.test(
+  "once an ack leaves no job running and no result unacknowledged, the runner says it is idle (the slave collects garbage then)",
+  async (t) => {
+    const { h, atIdle, nextIdle } = await twoJobsWatchedForIdle(t);
+    h.held[0]?.finish({ message: "one", data: {} });
+    await h.message("result", 1);
+    // The ack resolves once the result's write is done and its record removed.
+    await h.runner.ack({ jobId: 1, attempt: 1 });
+    t.same(atIdle, [], "not while another job runs");
+    const idle = nextIdle();
+    h.held[1]?.finish({ message: "two", data: {} });
+    await h.message("result", 2);
+    await h.runner.ack({ jobId: 2, attempt: 1 });
+    await idle;
+    // Not as the result was written: the master was storing it then.
+    t.same(atIdle, [[]], "once, when the last result's ack had removed its record");
+  },
+);
+
+t.test("no idle call while a result waits for its ack, even with no job running", async (t) => {
+  const { h, atIdle, nextIdle } = await twoJobsWatchedForIdle(t);
   h.held[0]?.finish({ message: "one", data: {} });
   h.held[1]?.finish({ message: "two", data: {} });
   await h.message("result", 1);
   await h.message("result", 2);
   await h.runner.ack({ jobId: 1, attempt: 1 });
   t.same(atIdle, [], "job 2's result is not acknowledged yet");
-  const idle = new Promise<void>((resolve) => (wake = resolve));
+  const idle = nextIdle();
   await h.runner.ack({ jobId: 2, attempt: 1 });
   await idle;
   t.same(atIdle, [[]], "idle at the second ack, once");
