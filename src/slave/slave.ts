@@ -16,6 +16,7 @@
 
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
+import { lstatNamesNative, lstatNamesUsed } from "./methods/lstat-names.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
 import { JobRunner } from "./job-runner.js";
 import { MasterLink, type MasterTarget } from "./master-link.js";
@@ -86,6 +87,8 @@ export class Slave {
         heartbeatMs: () => settings.config.heartbeatIntervalMs,
       });
       const slave = new Slave(settings, logger, stateDir, runner, link);
+      if (lstatNamesNative === null) logger.warn(lstatNamesUsed);
+      else logger.info(lstatNamesUsed);
       link.start();
       return slave;
     } catch (err) {

@@ -12,14 +12,28 @@
 //
 // The lstat of every path is most of an incremental's time when little
 // changed (the mtime, size and mode of each file are needed, so it cannot be
-// skipped): around it the walk makes no promise, closure or buffer per path.
+// skipped). So a directory's children are lstat in one call (lstat-names.ts,
+// in C where it is built), their numbers kept on the stack with no object
+// per path, and around it the walk makes no promise, closure or buffer per
+// path.
 
 import type { Stats } from "node:fs";
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { AbsError } from "../../errors.js";
 import { type ManifestEntry, changed } from "../manifest.js";
 import type { ExcludeMatcher } from "./exclude.js";
+import {
+  LSTAT_ERRNO,
+  LSTAT_FIELDS,
+  LSTAT_MODE,
+  LSTAT_MTIME,
+  LSTAT_SIZE,
+  type LstatNames,
+  lstatError,
+  lstatNames,
+} from "./lstat-names.js";
 import { throwIfCanceled } from "./method.js";
 
 export interface ScanResult {
@@ -42,18 +56,48 @@ function vanished(err: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
-export function entryOf(rel: string, st: Stats, target: string | null): ManifestEntry | null {
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+/**
+ * The manifest entry of a path from its lstat numbers (`mtime` in whole
+ * milliseconds); null for sockets, FIFOs and devices.
+ */
+export function entryOf(
+  rel: string,
+  mode: number,
+  size: number,
+  mtime: number,
+  target: string | null,
+): ManifestEntry | null {
   // Literal objects, not spreads: this runs for every path of every scan.
   // The key order is the manifest's.
-  const mtime = Math.floor(st.mtimeMs);
-  const mode = st.mode & 0o7777;
-  if (st.isFile())
-    return { path: rel, mtime, mode, sha256: null, type: "file", size: st.size, target: null };
-  if (st.isDirectory())
-    return { path: rel, mtime, mode, sha256: null, type: "directory", size: 0, target: null };
-  if (st.isSymbolicLink())
-    return { path: rel, mtime, mode, sha256: null, type: "symlink", size: 0, target };
-  return null;
+  const perm = mode & 0o7777;
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return { path: rel, mtime, mode: perm, sha256: null, type: "file", size, target: null };
+    case S_IFDIR:
+      return {
+        path: rel,
+        mtime,
+        mode: perm,
+        sha256: null,
+        type: "directory",
+        size: 0,
+        target: null,
+      };
+    case S_IFLNK:
+      return { path: rel, mtime, mode: perm, sha256: null, type: "symlink", size: 0, target };
+    default:
+      return null;
+  }
+}
+
+/** entryOf from a Stats (an fstat of a file being archived). */
+export function entryOfStats(rel: string, st: Stats, target: string | null): ManifestEntry | null {
+  return entryOf(rel, st.mode, st.size, Math.floor(st.mtimeMs), target);
 }
 
 /**
@@ -87,6 +131,7 @@ export async function scanSources(
   skip: ExcludeMatcher,
   signal: AbortSignal,
   previous: readonly ManifestEntry[] = [],
+  lstat: LstatNames = lstatNames,
 ): Promise<ScanResult> {
   const result: ScanResult = { entries: [], special: [], warnings: [], excluded: 0 };
   // A source inside another source would be archived twice.
@@ -109,26 +154,31 @@ export async function scanSources(
       );
     }
   }
-  // Depth first without recursion: the paths still to visit and their lstat,
-  // the next one last. A directory's children are lstat in byte order, then
-  // turned around on the stack so that they come off in that order, each
-  // before the children it pushes in turn.
+  // Depth first without recursion: the paths still to visit, the next one
+  // last, and their lstat (TODO_FIELDS numbers each). A directory's children
+  // are lstat in byte order, then turned around on the stack so that they
+  // come off in that order, each before the children it pushes in turn.
   const todo: string[] = [];
-  const todoStats: Stats[] = [];
+  const todoStat: number[] = [];
   for (let i = starts.length - 1; i >= 0; i--) {
     const abs = path.resolve(starts[i].abs);
     if (skip(abs)) {
       result.excluded++;
       continue;
     }
+    const st = starts[i].st;
     todo.push(abs);
-    todoStats.push(starts[i].st);
+    todoStat.push(st.mode, st.size, Math.floor(st.mtimeMs));
   }
   let visited = 0;
   for (;;) {
     const abs = todo.pop();
-    const st = todoStats.pop();
-    if (abs === undefined || st === undefined) break;
+    if (abs === undefined) break;
+    const at = todoStat.length - TODO_FIELDS;
+    const mode = todoStat[at];
+    const size = todoStat[at + 1];
+    const mtime = todoStat[at + 2];
+    todoStat.length = at;
     if ((++visited & 255) === 0) {
       // The calls below are synchronous (a thread-pool round trip per lstat
       // costs more than the lstat): let timers and sockets run now and then.
@@ -138,7 +188,7 @@ export async function scanSources(
     // `abs` is normalized: one leading "/", which GNU tar strips.
     const rel = abs.slice(1);
     let target: string | null = null;
-    if (st.isSymbolicLink()) {
+    if ((mode & S_IFMT) === S_IFLNK) {
       try {
         target = readlinkSync(abs);
       } catch (err) {
@@ -148,7 +198,7 @@ export async function scanSources(
       }
     }
     if (rel !== "") {
-      const entry = entryOf(rel, st, target);
+      const entry = entryOf(rel, mode, size, mtime, target);
       if (entry === null) {
         result.special.push(abs);
         continue;
@@ -157,7 +207,7 @@ export async function scanSources(
       const same = old !== undefined && old.path === entry.path && !changed(old, entry);
       result.entries.push(same ? old : entry);
     }
-    if (!st.isDirectory()) continue;
+    if ((mode & S_IFMT) !== S_IFDIR) continue;
     let names: string[];
     try {
       names = readdirSync(abs);
@@ -168,35 +218,47 @@ export async function scanSources(
     }
     sortByBytes(names);
     const base = abs === "/" ? "/" : `${abs}/`;
-    const from = todo.length;
+    // Excluded names are left out before the lstat.
+    let kept = 0;
     for (const name of names) {
-      const child = base + name;
-      if (skip(child)) {
-        result.excluded++;
-        continue;
-      }
-      let cst: Stats;
-      try {
-        cst = lstatSync(child);
-      } catch (err) {
-        if (!vanished(err)) throw err;
+      if (skip(base + name)) result.excluded++;
+      else names[kept++] = name;
+    }
+    names.length = kept;
+    const stats = lstat(abs, names);
+    const from = todo.length;
+    for (let i = 0; i < names.length; i++) {
+      const child = base + names[i];
+      const f = i * LSTAT_FIELDS;
+      const errno = stats[f + LSTAT_ERRNO];
+      if (errno !== 0) {
+        if (errno !== ENOENT && errno !== ENOTDIR) throw lstatError(errno, child);
         result.warnings.push(`${child}: vanished during the scan`);
         continue;
       }
       todo.push(child);
-      todoStats.push(cst);
+      todoStat.push(stats[f + LSTAT_MODE], stats[f + LSTAT_SIZE], stats[f + LSTAT_MTIME]);
     }
-    reverseFrom(todo, from);
-    reverseFrom(todoStats, from);
+    reverseFrom(todo, from, 1);
+    reverseFrom(todoStat, from * TODO_FIELDS, TODO_FIELDS);
   }
   return result;
 }
 
-/** Reverses `a` from index `from` to its end, in place. */
-function reverseFrom<T>(a: T[], from: number): void {
-  for (let i = from, j = a.length - 1; i < j; i++, j--) {
-    const x = a[i];
-    a[i] = a[j];
-    a[j] = x;
+/** Numbers per path on the scan's stack: mode, size, mtime. */
+const TODO_FIELDS = 3;
+const { ENOENT, ENOTDIR } = os.constants.errno;
+
+/**
+ * Reverses the order of the records of `a` from index `from` to its end, a
+ * record being `width` consecutive items that keep their order.
+ */
+function reverseFrom<T>(a: T[], from: number, width: number): void {
+  for (let i = from, j = a.length - width; i < j; i += width, j -= width) {
+    for (let k = 0; k < width; k++) {
+      const x = a[i + k];
+      a[i + k] = a[j + k];
+      a[j + k] = x;
+    }
   }
 }

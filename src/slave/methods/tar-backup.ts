@@ -56,7 +56,7 @@ import { type FileOpener, type ReadableFile, openForReading } from "./file-reade
 import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
 import { absolute, absolutePath, readParams, stringArray } from "./params.js";
 import { ProgressThrottle } from "./progress.js";
-import { entryOf, scanSources } from "./scan.js";
+import { entryOfStats, scanSources } from "./scan.js";
 import { TarWriter } from "./tar-writer.js";
 
 /** The `tar` parameters, as `TarMethod` without `kind`. */
@@ -370,7 +370,7 @@ async function archiveFile1(
   };
   try {
     const st = fileOp(() => handle.stat());
-    const entry = entryOf(planned.path, st, null);
+    const entry = entryOfStats(planned.path, st, null);
     if (entry === null || entry.type !== "file") return `${abs}: no longer a regular file; skipped`;
     const { sha256, short } = await writer.addFile(
       entry,

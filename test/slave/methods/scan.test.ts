@@ -1,8 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import t from "tap";
 import { compileExclude } from "../../../src/slave/methods/exclude.js";
+import {
+  LSTAT_ERRNO,
+  LSTAT_FIELDS,
+  type LstatNames,
+  lstatNamesInJs,
+  lstatNamesNative,
+} from "../../../src/slave/methods/lstat-names.js";
 import { scanSources, sortByBytes } from "../../../src/slave/methods/scan.js";
 import { tempDir } from "../../helpers/tmp.js";
 
@@ -14,79 +22,171 @@ t.test("names sort in the byte order of their UTF-8", (t) => {
   t.end();
 });
 
-t.test("the walk: each directory before its contents, names in byte order", async (t) => {
-  const dir = tempDir(t);
-  const src = path.join(dir, "src");
-  for (const d of ["b/c", "a/z", "a/y", "A"]) mkdirSync(path.join(src, d), { recursive: true });
-  for (const f of ["a/z/2", "a/z/10", "a/y/f", "b/c/g", "top", "A/x"]) {
-    writeFileSync(path.join(src, f), f);
-  }
-  symlinkSync("top", path.join(src, "link"));
-  const r = await scanSources(
-    [src, path.join(src, "a")],
-    compileExclude([]),
-    new AbortController().signal,
-  );
-  const rel = src.slice(1);
-  t.same(
-    r.entries.map((e) => e.path.slice(rel.length)),
-    [
-      "",
-      "/A",
-      "/A/x",
-      "/a",
-      "/a/y",
-      "/a/y/f",
-      "/a/z",
-      "/a/z/10",
-      "/a/z/2",
-      "/b",
-      "/b/c",
-      "/b/c/g",
-      "/link",
-      "/top",
-    ],
-    "a source inside another is walked once",
-  );
-  const link = r.entries.find((e) => e.path === `${rel}/link`);
-  t.match(link, { type: "symlink", target: "top", size: 0, sha256: null });
-  t.match(
-    r.entries.find((e) => e.path === `${rel}/a/y/f`),
-    { type: "file", size: 5, target: null },
-  );
-  t.same(r.warnings, []);
-  t.equal(r.excluded, 0);
-});
+// Every walk test runs with each lstat the scan can use (lstat-names.ts).
+const implementations: Array<[string, LstatNames]> = [["lstatSync", lstatNamesInJs]];
+if (lstatNamesNative !== null) implementations.push(["C", lstatNamesNative]);
 
-t.test(
-  "excluded paths are left out with what is below them; special files with a note",
-  async (t) => {
+for (const [label, lstat] of implementations) {
+  t.test(
+    `${label}: the walk: each directory before its contents, names in byte order`,
+    async (t) => {
+      const dir = tempDir(t);
+      const src = path.join(dir, "src");
+      for (const d of ["b/c", "a/z", "a/y", "A"]) mkdirSync(path.join(src, d), { recursive: true });
+      for (const f of ["a/z/2", "a/z/10", "a/y/f", "b/c/g", "top", "A/x"]) {
+        writeFileSync(path.join(src, f), f);
+      }
+      symlinkSync("top", path.join(src, "link"));
+      const r = await scanSources(
+        [src, path.join(src, "a")],
+        compileExclude([]),
+        new AbortController().signal,
+        [],
+        lstat,
+      );
+      const rel = src.slice(1);
+      t.same(
+        r.entries.map((e) => e.path.slice(rel.length)),
+        [
+          "",
+          "/A",
+          "/A/x",
+          "/a",
+          "/a/y",
+          "/a/y/f",
+          "/a/z",
+          "/a/z/10",
+          "/a/z/2",
+          "/b",
+          "/b/c",
+          "/b/c/g",
+          "/link",
+          "/top",
+        ],
+        "a source inside another is walked once",
+      );
+      const link = r.entries.find((e) => e.path === `${rel}/link`);
+      t.match(link, { type: "symlink", target: "top", size: 0, sha256: null });
+      t.match(
+        r.entries.find((e) => e.path === `${rel}/a/y/f`),
+        { type: "file", size: 5, target: null },
+      );
+      t.same(r.warnings, []);
+      t.equal(r.excluded, 0);
+    },
+  );
+
+  t.test(
+    `${label}: excluded paths are left out with what is below them; special files with a note`,
+    async (t) => {
+      const dir = tempDir(t);
+      const src = path.join(dir, "src");
+      mkdirSync(path.join(src, "cache/deep"), { recursive: true });
+      writeFileSync(path.join(src, "cache/deep/f"), "x");
+      writeFileSync(path.join(src, "keep"), "x");
+      writeFileSync(path.join(src, "x.log"), "x");
+      let fifo = true;
+      try {
+        execFileSync("mkfifo", [path.join(src, "fifo")]);
+      } catch {
+        fifo = false;
+      }
+      const r = await scanSources(
+        [src],
+        compileExclude(["cache", "*.log"]),
+        new AbortController().signal,
+        [],
+        lstat,
+      );
+      t.same(
+        r.entries.map((e) => path.basename(e.path)),
+        ["src", "keep"],
+      );
+      t.equal(r.excluded, 2);
+      t.same(r.special, fifo ? [path.join(src, "fifo")] : []);
+      const whole = await scanSources(
+        [src],
+        compileExclude([src]),
+        new AbortController().signal,
+        [],
+        lstat,
+      );
+      t.same(whole.entries, []);
+      t.equal(whole.excluded, 1, "an excluded source");
+    },
+  );
+
+  t.test(
+    `${label}: a name gone between the listing and its lstat is left out with a warning`,
+    async (t) => {
+      const dir = tempDir(t);
+      const src = path.join(dir, "src");
+      mkdirSync(src);
+      for (const f of ["a", "b", "c"]) writeFileSync(path.join(src, f), f);
+      const removingB: LstatNames = (d, names) => {
+        if (d === src) rmSync(path.join(src, "b"));
+        return lstat(d, names);
+      };
+      const r = await scanSources(
+        [src],
+        compileExclude([]),
+        new AbortController().signal,
+        [],
+        removingB,
+      );
+      t.same(
+        r.entries.map((e) => path.basename(e.path)),
+        ["src", "a", "c"],
+      );
+      t.same(r.warnings, [`${src}/b: vanished during the scan`]);
+    },
+  );
+
+  t.test(`${label}: excluded names are never lstat`, async (t) => {
     const dir = tempDir(t);
     const src = path.join(dir, "src");
-    mkdirSync(path.join(src, "cache/deep"), { recursive: true });
-    writeFileSync(path.join(src, "cache/deep/f"), "x");
-    writeFileSync(path.join(src, "keep"), "x");
-    writeFileSync(path.join(src, "x.log"), "x");
-    let fifo = true;
-    try {
-      execFileSync("mkfifo", [path.join(src, "fifo")]);
-    } catch {
-      fifo = false;
-    }
+    mkdirSync(path.join(src, "cache"), { recursive: true });
+    for (const f of ["keep", "x.log", "cache/f"]) writeFileSync(path.join(src, f), f);
+    const asked: string[] = [];
+    const recording: LstatNames = (d, names) => {
+      asked.push(...names.map((n) => path.join(d, n)));
+      return lstat(d, names);
+    };
     const r = await scanSources(
       [src],
       compileExclude(["cache", "*.log"]),
       new AbortController().signal,
+      [],
+      recording,
     );
-    t.same(
-      r.entries.map((e) => path.basename(e.path)),
-      ["src", "keep"],
-    );
+    t.same(asked, [path.join(src, "keep")]);
     t.equal(r.excluded, 2);
-    t.same(r.special, fifo ? [path.join(src, "fifo")] : []);
-    const whole = await scanSources([src], compileExclude([src]), new AbortController().signal);
-    t.same(whole.entries, []);
-    t.equal(whole.excluded, 1, "an excluded source");
+  });
+}
+
+t.test(
+  "an lstat that fails for another reason than a vanished path stops the scan, naming the path",
+  async (t) => {
+    const dir = tempDir(t);
+    const src = path.join(dir, "src");
+    mkdirSync(src);
+    writeFileSync(path.join(src, "secret"), "x");
+    const denied: LstatNames = (d, names) => {
+      const out = lstatNamesInJs(d, names);
+      names.forEach((n, i) => {
+        if (n === "secret") out[i * LSTAT_FIELDS + LSTAT_ERRNO] = os.constants.errno.EACCES;
+      });
+      return out;
+    };
+    const file = path.join(src, "secret");
+    await t.rejects(
+      scanSources([src], compileExclude([]), new AbortController().signal, [], denied),
+      {
+        code: "EACCES",
+        path: file,
+        message: `EACCES: permission denied, lstat '${file}'`,
+      },
+    );
   },
 );
 

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "lstat_names",
+      "sources": ["lstat-names.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    }
+  ]
+}
