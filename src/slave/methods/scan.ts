@@ -174,11 +174,10 @@ export async function scanSources(
   for (;;) {
     const abs = todo.pop();
     if (abs === undefined) break;
-    const at = todoStat.length - TODO_FIELDS;
-    const mode = todoStat[at];
-    const size = todoStat[at + 1];
-    const mtime = todoStat[at + 2];
-    todoStat.length = at;
+    // Popped in the reverse of the order they were pushed in.
+    const mtime = todoStat.pop() ?? 0;
+    const size = todoStat.pop() ?? 0;
+    const mode = todoStat.pop() ?? 0;
     if ((++visited & 255) === 0) {
       // The calls below are synchronous (a thread-pool round trip per lstat
       // costs more than the lstat): let timers and sockets run now and then.
