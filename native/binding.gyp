@@ -4,7 +4,7 @@
       "target_name": "lstat_names",
       "sources": ["lstat-names.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+      "cflags": ["-Wall", "-Wextra"]
     }
   ]
 }

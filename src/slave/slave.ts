@@ -16,10 +16,10 @@
 
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
-import { lstatNamesNative, lstatNamesUsed } from "./methods/lstat-names.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
 import { JobRunner } from "./job-runner.js";
 import { MasterLink, type MasterTarget } from "./master-link.js";
+import { lstatNamesNative, lstatNamesUsed } from "./methods/lstat-names.js";
 import { StateDir } from "./state-dir.js";
 
 /** Settings a reload cannot change (the slave keeps the old value and logs it). */
@@ -87,6 +87,8 @@ export class Slave {
         heartbeatMs: () => settings.config.heartbeatIntervalMs,
       });
       const slave = new Slave(settings, logger, stateDir, runner, link);
+      // A warning without the C lstat: backups work, but scan slower, and
+      // the admin can build it (lstat-names.ts).
       if (lstatNamesNative === null) logger.warn(lstatNamesUsed);
       else logger.info(lstatNamesUsed);
       link.start();

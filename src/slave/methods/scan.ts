@@ -174,10 +174,11 @@ export async function scanSources(
   for (;;) {
     const abs = todo.pop();
     if (abs === undefined) break;
-    // Popped in the reverse of the order they were pushed in.
-    const mtime = todoStat.pop() ?? 0;
-    const size = todoStat.pop() ?? 0;
-    const mode = todoStat.pop() ?? 0;
+    // Popped in the reverse of the order they were pushed in. todoStat has
+    // TODO_FIELDS numbers for each path of todo, so these are never undefined.
+    const mtime = todoStat.pop() as number;
+    const size = todoStat.pop() as number;
+    const mode = todoStat.pop() as number;
     if ((++visited & 255) === 0) {
       // The calls below are synchronous (a thread-pool round trip per lstat
       // costs more than the lstat): let timers and sockets run now and then.
@@ -224,6 +225,8 @@ export async function scanSources(
       else names[kept++] = name;
     }
     names.length = kept;
+    // No call for an empty directory: the C version would open it for nothing.
+    if (kept === 0) continue;
     const stats = lstat(abs, names);
     const from = todo.length;
     for (let i = 0; i < names.length; i++) {

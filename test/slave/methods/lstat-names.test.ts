@@ -61,7 +61,10 @@ for (const [label, lstat] of implementations) {
     utimesSync(path.join(dir, "file"), 1_700_000_000.9876, 1_700_000_000.123456);
     // (utimesSync takes a negative time for "now": GNU touch sets it.)
     execFileSync("touch", ["-d", "@-1.5", path.join(dir, "old")]);
-    const names = ["file", "sub", "link", "setuid", "old", "caf\u00e9 \u{1F600}"];
+    // 1700000000 s and 999.999999 ms add up to a double that rounds up.
+    writeFileSync(path.join(dir, "rounds"), "");
+    execFileSync("touch", ["-d", "@1700000000.999999999", path.join(dir, "rounds")]);
+    const names = ["file", "sub", "link", "setuid", "old", "caf\u00e9 \u{1F600}", "rounds"];
     writeFileSync(path.join(dir, names[5]), "utf-8 name");
     let fifo = true;
     try {
@@ -74,6 +77,7 @@ for (const [label, lstat] of implementations) {
     t.equal(out.length, names.length * LSTAT_FIELDS);
     names.forEach((name, i) => t.same(record(out, i), expected(path.join(dir, name)), name));
     t.equal(record(out, 0).mtime, 1_700_000_000_123, "the mtime's milliseconds, floored");
+    t.equal(record(out, 6).mtime, 1_700_000_001_000, "the floor of mtimeMs as Node computes it");
     t.equal(record(out, 4).mtime, -1500, "a time before 1970");
     t.equal(record(out, 2).mode & 0o170000, 0o120000, "a symlink is not followed");
     t.equal(record(out, 3).mode & 0o7777, 0o4755, "setuid kept");
@@ -97,6 +101,41 @@ for (const [label, lstat] of implementations) {
     t.same([record(gone, 0).errno, record(gone, 1).errno], [ENOENT, ENOENT], "directory gone");
     const notDir = lstat(path.join(dir, "file"), ["a"]);
     t.equal(record(notDir, 0).errno, ENOTDIR, "directory replaced by a file");
+    t.same(
+      [record(lstat("", ["etc"]), 0).errno, record(lstat(`${dir}\0x`, ["file"]), 0).errno],
+      [EINVAL, EINVAL],
+      "an empty directory name, a NUL in it",
+    );
+    t.end();
+  });
+
+  t.test(`${label}: a name too long is refused, not cut down to one that exists`, (t) => {
+    const dir = tempDir(t);
+    // 2 + 63 * 4 = 254 bytes: a valid name. One more emoji makes 258 bytes,
+    // too long for a name; cut at a character it would be this one.
+    const short = "ab" + "\u{1F600}".repeat(63);
+    writeFileSync(path.join(dir, short), "x");
+    const out = lstat(dir, [short, short + "\u{1F600}", "n".repeat(256)]);
+    t.same(
+      [0, 1, 2].map((i) => record(out, i).errno),
+      [0, ENAMETOOLONG, ENAMETOOLONG],
+    );
+    t.end();
+  });
+
+  t.test(`${label}: a path of PATH_MAX bytes or more is ENAMETOOLONG, as for lstatSync`, (t) => {
+    const PATH_MAX = 4096;
+    let dir = tempDir(t);
+    // Directories of 150-byte names, then one of 48 to 198 bytes, so that a
+    // name of 100 bytes (well under NAME_MAX) brings the path to PATH_MAX - 1.
+    while (PATH_MAX - 1 - dir.length > 300) dir = path.join(dir, "d".repeat(150));
+    dir = path.join(dir, "e".repeat(PATH_MAX - 1 - dir.length - 102));
+    mkdirSync(dir, { recursive: true });
+    const fits = "f".repeat(100);
+    writeFileSync(path.join(dir, fits), "x");
+    t.equal(path.join(dir, fits).length, PATH_MAX - 1);
+    const out = lstat(dir, [fits, fits + "g"]);
+    t.same([record(out, 0).errno, record(out, 1).errno], [0, ENAMETOOLONG]);
     t.end();
   });
 
@@ -114,19 +153,18 @@ for (const [label, lstat] of implementations) {
   });
 }
 
-t.test("the C version refuses arguments of the wrong type", (t) => {
-  const native = lstatNamesNative;
-  if (native === null) {
+t.test(
+  "the C version refuses arguments of the wrong type",
+  { skip: lstatNamesNative === null ? "the C version is not built" : false },
+  (t) => {
+    const call = lstatNamesNative as unknown as (...args: unknown[]) => Float64Array;
+    t.throws(() => call(), { name: "TypeError", message: /two arguments expected/ });
+    t.throws(() => call(42, []), { name: "TypeError", message: /dir must be a string/ });
+    t.throws(() => call("/", "a"), { name: "TypeError", message: /names must be an array/ });
+    t.throws(() => call("/", ["etc", 7]), { name: "TypeError", message: /names must be an array/ });
     t.end();
-    return;
-  }
-  const call = native as unknown as (...args: unknown[]) => Float64Array;
-  t.throws(() => call(), { name: "TypeError", message: /two arguments expected/ });
-  t.throws(() => call(42, []), { name: "TypeError", message: /dir must be a string/ });
-  t.throws(() => call("/", "a"), { name: "TypeError", message: /names must be an array/ });
-  t.throws(() => call("/", ["etc", 7]), { name: "TypeError", message: /names must be an array/ });
-  t.end();
-});
+  },
+);
 
 t.test("lstatError is the error lstatSync throws", (t) => {
   const dir = tempDir(t);

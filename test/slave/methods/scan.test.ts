@@ -142,6 +142,33 @@ for (const [label, lstat] of implementations) {
     },
   );
 
+  t.test(`${label}: a directory gone between its listing and the lstat of its names`, async (t) => {
+    const dir = tempDir(t);
+    const src = path.join(dir, "src");
+    mkdirSync(path.join(src, "sub"), { recursive: true });
+    for (const f of ["sub/a", "sub/b", "z"]) writeFileSync(path.join(src, f), f);
+    const sub = path.join(src, "sub");
+    const removingSub: LstatNames = (d, names) => {
+      if (d === sub) rmSync(sub, { recursive: true });
+      return lstat(d, names);
+    };
+    const r = await scanSources(
+      [src],
+      compileExclude([]),
+      new AbortController().signal,
+      [],
+      removingSub,
+    );
+    t.same(
+      r.entries.map((e) => path.basename(e.path)),
+      ["src", "sub", "z"],
+    );
+    t.same(r.warnings, [
+      `${sub}/a: vanished during the scan`,
+      `${sub}/b: vanished during the scan`,
+    ]);
+  });
+
   t.test(`${label}: excluded names are never lstat`, async (t) => {
     const dir = tempDir(t);
     const src = path.join(dir, "src");
@@ -187,6 +214,39 @@ t.test(
         message: `EACCES: permission denied, lstat '${file}'`,
       },
     );
+  },
+);
+
+t.test(
+  "a source that is a symlink is archived as a link, not followed; a FIFO as a source is left out",
+  async (t) => {
+    const dir = tempDir(t);
+    mkdirSync(path.join(dir, "real"));
+    writeFileSync(path.join(dir, "real/f"), "x");
+    symlinkSync("real", path.join(dir, "link"));
+    const r = await scanSources(
+      [path.join(dir, "link")],
+      compileExclude([]),
+      new AbortController().signal,
+    );
+    t.same(
+      r.entries.map((e) => [path.basename(e.path), e.type, e.target]),
+      [["link", "symlink", "real"]],
+    );
+    let fifo = true;
+    try {
+      execFileSync("mkfifo", [path.join(dir, "fifo")]);
+    } catch {
+      fifo = false;
+    }
+    if (!fifo) return;
+    const f = await scanSources(
+      [path.join(dir, "fifo")],
+      compileExclude([]),
+      new AbortController().signal,
+    );
+    t.same(f.entries, []);
+    t.same(f.special, [path.join(dir, "fifo")]);
   },
 );
 
