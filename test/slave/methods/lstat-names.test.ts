@@ -166,6 +166,33 @@ t.test(
   },
 );
 
+t.test(
+  "the C version lstats by full path when it cannot open the directory (no file descriptor left)",
+  { skip: lstatNamesNative === null ? "the C version is not built" : false },
+  (t) => {
+    const dir = tempDir(t);
+    writeFileSync(path.join(dir, "file"), "12345");
+    const module = new URL("../../../src/slave/methods/lstat-names.js", import.meta.url).href;
+    // A child with few file descriptors uses them all up, then asks.
+    const script = `
+      const { lstatNamesNative } = await import(${JSON.stringify(module)});
+      const fs = await import("node:fs");
+      try { for (;;) fs.openSync("/dev/null", "r"); } catch (err) { if (err.code !== "EMFILE") throw err; }
+      const out = lstatNamesNative(${JSON.stringify(dir)}, ["file", "missing"]);
+      process.stdout.write(JSON.stringify(Array.from(out)));
+    `;
+    const printed = execFileSync("bash", [
+      "-c",
+      'ulimit -n 64 && exec "$0" --input-type=module -e "$1"',
+      process.execPath,
+      script,
+    ]).toString();
+    const st = lstatSync(path.join(dir, "file"));
+    t.same(JSON.parse(printed), [st.mode, 5, Math.floor(st.mtimeMs), 0, 0, 0, 0, ENOENT]);
+    t.end();
+  },
+);
+
 t.test("lstatError is the error lstatSync throws", (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, "missing");
