@@ -1,6 +1,6 @@
 // The master daemon's parts, put together: the jobs directory (JobStore),
 // the slave link (LinkServer, sessions, dispatcher), the schedule, and the
-// admin socket. bin/abs-master.ts parses the command line and signals; this
+// admin socket. bin/abs-master-main.ts parses the command line and signals; this
 // file owns the order of starting, reloading and stopping.
 //
 // Startup order, so that nothing acts before what it needs is there:

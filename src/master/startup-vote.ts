@@ -15,7 +15,7 @@
 //   no answer          (timeout, host or network unreachable): no vote
 //
 // The master starts only if no master answered and at least half plus one
-// of the peers voted. `--no-voting` skips the check (bin/abs-master.ts asks
+// of the peers voted. `--no-voting` skips the check (bin/abs-master-main.ts asks
 // for a confirmation first), for a peer that is down for good.
 
 import { hostname } from "node:os";

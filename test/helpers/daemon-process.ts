@@ -30,10 +30,19 @@ export class DaemonProcess {
     private readonly bin: string,
   ) {}
 
+  /**
+   * Run without the NODE_OPTIONS tap sets (ES modules it preloads with
+   * --import). tap puts them back into the environment of every process a
+   * test spawns, so `env -u NODE_OPTIONS` takes them out.
+   */
+  protected withoutPreloads = false;
+
   /** Starts `node BIN ...args`; the output starts afresh. */
   protected spawnDaemon(args: string[], env: Record<string, string>): void {
     this.output = "";
-    const child = spawn(process.execPath, [...nodeFlagsOf(this.bin), this.bin, ...args], {
+    const node = [process.execPath, ...nodeFlagsOf(this.bin), this.bin, ...args];
+    const [command, ...argv] = this.withoutPreloads ? ["env", "-u", "NODE_OPTIONS", ...node] : node;
+    const child = spawn(command, argv, {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -14,7 +14,7 @@ import { DaemonProcess, type Teardown } from "./daemon-process.js";
 import { tempDir } from "./tmp.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const MASTER_BIN = path.resolve(here, "../../bin/abs-master.js");
+export const MASTER_BIN = path.resolve(here, "../../bin/abs-master.cjs");
 export const ABS_BIN = path.resolve(here, "../../bin/abs.js");
 
 export interface MasterSetup {
@@ -28,6 +28,8 @@ export interface MasterSetup {
   env?: Record<string, string>;
   /** Kerberos mode instead of the realm key: the realm, the master's keytab and service principal. */
   kerberos?: { realm: string; keytab: string; servicePrincipal: string };
+  /** Without the modules tap preloads through NODE_OPTIONS, as an admin runs it. */
+  withoutPreloads?: boolean;
 }
 
 export interface RunResult {
@@ -66,6 +68,7 @@ export class MasterProcess extends DaemonProcess {
   static async prepare(t: Teardown, setup: MasterSetup = {}): Promise<MasterProcess> {
     const dir = tempDir(t, "abs-master-");
     const m = new MasterProcess(t, dir, setup.env ?? {});
+    m.withoutPreloads = setup.withoutPreloads === true;
     await generateRealmKey(m.keyFile);
     mkdirSync(path.join(dir, "jobs.d"));
     m.writeConfig(setup);

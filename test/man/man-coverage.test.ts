@@ -129,7 +129,7 @@ for (const [page, bin] of [
     const signals = tpHeads(section(man(page), "SIGNALS")).map((h) => h.split(" ")[0]);
     // src/signals.ts: SIGHUP reloads, SIGTERM and SIGINT stop.
     t.same(sorted(new Set(signals)), ["SIGHUP", "SIGINT", "SIGTERM"]);
-    // bin/abs-master.ts and bin/abs-slave.ts: 0 stopped or valid, 1 failure, 2 usage.
+    // bin/abs-master-main.ts and bin/abs-slave.ts: 0 stopped or valid, 1 failure, 2 usage.
     const statuses = tpHeads(section(man(page), "EXIT STATUS")).map((h) => h.split(" ")[0]);
     t.same(sorted(statuses), ["0", "1", "2"]);
     t.end();

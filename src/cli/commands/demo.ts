@@ -63,7 +63,7 @@ export const DEMO_SCHEDULE = "*/10 * * * * *";
 export const DEMO_WAIT_MS = 60_000;
 /** The file that marks DIR as made by abs demo. */
 export const DEMO_MARKER = ".abs-demo";
-/** abs-master writes its pid file next to its admin socket under this name (bin/abs-master.ts). */
+/** abs-master writes its pid file next to its admin socket under this name (bin/abs-master-main.ts). */
 const MASTER_PID_FILE = "abs-master.pid";
 /** Longest Unix socket path Linux takes (sun_path is 108 bytes with the NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -217,7 +217,7 @@ export function sampleTree(random: (bytes: number) => Buffer): SampleEntry[] {
 
 /** What abs demo needs from the outside world; bin/abs.ts passes the real one. */
 export interface DemoEnv {
-  /** Where abs-master.js and abs-slave.js are (next to abs.js). */
+  /** Where abs-master.cjs and abs-slave.js are (next to abs.js). */
   binDir: string;
   /** The node that runs them (process.execPath). */
   execPath: string;
@@ -335,6 +335,12 @@ interface Daemon {
   log: string;
 }
 
+/** Each daemon's executable in binDir (abs-master's is CommonJS: bin/abs-master.cts says why). */
+const DAEMON_SCRIPTS: Record<Daemon["program"], string> = {
+  "abs-master": "abs-master.cjs",
+  "abs-slave": "abs-slave.js",
+};
+
 function demoDaemons(l: DemoLayout): { master: Daemon; slave: Daemon } {
   return {
     master: { program: "abs-master", conf: l.masterConf, pidFile: l.masterPid, log: l.masterLog },
@@ -349,7 +355,7 @@ function failure(message: string): ExitError {
 
 /** Starts a daemon without -f: it returns once it serves, or prints why it could not. */
 async function startDaemon(d: Daemon, e: DemoEnv): Promise<number> {
-  const script = path.join(e.binDir, `${d.program}.js`);
+  const script = path.join(e.binDir, DAEMON_SCRIPTS[d.program]);
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>(
     (resolve, reject) => {
       const child = spawn(e.execPath, [...nodeFlagsOf(script), script, "-c", d.conf], {

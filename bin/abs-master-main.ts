@@ -1,7 +1,6 @@
-#!/usr/bin/env node
-// The master daemon. Thin: parses argv, checks the config, starts the
-// Master (src/master/master.ts), installs the signal handlers, and maps
-// failures to exit statuses.
+// The master daemon, run by its executable bin/abs-master.cts. Thin: parses
+// argv, checks the config, starts the Master (src/master/master.ts),
+// installs the signal handlers, and maps failures to exit statuses.
 //
 //   abs-master [-f] [-d] [-c FILE] [-t] [--no-voting [--yes-do-it]] [--disaster]
 //
