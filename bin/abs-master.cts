@@ -15,15 +15,15 @@
 // On a journaled file system (ext4, xfs) fsyncs in flight together are made
 // durable by one journal commit, so more threads mean fewer commits for the
 // same files. `npm run bench -- dispatch` with the jobs directory on a
-// journaled ext4: 1,390-1,788 jobs/s with 4 threads, 2,504-2,826 with 16 to
-// 64. Idle threads cost no CPU and little memory.
+// journaled ext4: 1,390-1,885 jobs/s with 4 threads, 2,315-2,826 with 16 to
+// 64. Idle threads cost no CPU and no measurable memory.
 //
-// An UV_THREADPOOL_SIZE in abs-master's environment is kept as it is.
+// A UV_THREADPOOL_SIZE in abs-master's environment is kept as it is; an
+// empty one counts as not set (libuv would read it as 1 thread).
 
-/** Pool threads of abs-master, unless its environment sets UV_THREADPOOL_SIZE. */
-const MASTER_IO_THREADS = 16;
+import { MASTER_IO_THREADS } from "../src/master/io-threads.cjs";
 
-process.env.UV_THREADPOOL_SIZE ??= String(MASTER_IO_THREADS);
+process.env.UV_THREADPOOL_SIZE ||= String(MASTER_IO_THREADS);
 
 import("./abs-master-main.js").catch((err: unknown) => {
   // The daemon reports its own failures; this is a module that did not load.

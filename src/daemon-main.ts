@@ -1,4 +1,4 @@
-// What the daemons' executables (bin/abs-master-main.ts, bin/abs-slave.ts) share
+// What the daemons' programs (bin/abs-master-main.ts, bin/abs-slave.ts) share
 // around their main(): the exit statuses, how a startup failure reaches the
 // admin, the exit status of a failure, and the Examples: of their --help.
 //

@@ -16,11 +16,19 @@ t.test(
   "abs-master runs with 16 I/O threads, unless its environment sets another number",
   async (t) => {
     const m = await MasterProcess.start(t, { withoutPreloads: true });
-    t.ok(threadsOf(m.pid) > 16, `${threadsOf(m.pid)} threads`);
+    const sixteen = threadsOf(m.pid);
+    t.ok(sixteen > 16, `${sixteen} threads`);
     const four = await MasterProcess.start(t, {
-      env: { NODE_OPTIONS: "", UV_THREADPOOL_SIZE: "4" },
+      withoutPreloads: true,
+      env: { UV_THREADPOOL_SIZE: "4" },
     });
-    t.ok(threadsOf(four.pid) < 16, `${threadsOf(four.pid)} threads with UV_THREADPOOL_SIZE=4`);
-    t.ok(threadsOf(m.pid) - threadsOf(four.pid) >= 10, "the difference is about the pool's 12");
+    const fewer = threadsOf(four.pid);
+    t.ok(fewer < 16, `${fewer} threads with UV_THREADPOOL_SIZE=4`);
+    t.ok(sixteen - fewer >= 10, "the difference is about the pool's 12");
+    const empty = await MasterProcess.start(t, {
+      withoutPreloads: true,
+      env: { UV_THREADPOOL_SIZE: "" },
+    });
+    t.ok(threadsOf(empty.pid) > 16, "an empty UV_THREADPOOL_SIZE counts as not set");
   },
 );

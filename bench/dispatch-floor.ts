@@ -1,0 +1,40 @@
+// The dispatch benchmark's baseline, run as its own process by bench/dispatch.ts
+// so that it has abs-master's number of I/O threads (UV_THREADPOOL_SIZE,
+// which a process reads once, before its first module's code runs):
+//
+//   node dist/bench/dispatch-floor.js DIR JOBS IN_FLIGHT SLAVES
+//
+// JOBS jobs, each with the four durable changes the master makes (submit,
+// dispatched, running, succeeded), straight on a JobStore in DIR, IN_FLIGHT
+// at a time. Prints the jobs per second.
+
+import { JobStore } from "../src/jobsdir/job-store.js";
+import { inFlight } from "./report.js";
+
+async function floor(dir: string, total: number, concurrency: number, slaves: number) {
+  const store = await JobStore.open({ dir, maxJobs: total + 1 });
+  const start = process.hrtime.bigint();
+  await inFlight(total, concurrency, async (i) => {
+    const job = await store.submit({
+      definition: "noop",
+      slave: `s${String(i % slaves).padStart(3, "0")}`,
+      method: "command",
+      params: { program: "/bin/true", args: [], env: {}, cwd: null, shell: false },
+      priority: 0,
+    });
+    await store.transition(job.id, { to: "dispatched", now: Date.now(), message: "dispatched" });
+    await store.transition(job.id, { to: "running", now: Date.now(), message: "started" });
+    await store.transition(job.id, {
+      to: "succeeded",
+      now: Date.now(),
+      message: "succeeded",
+      result: { message: "no-op done", data: {} },
+    });
+  });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  await store.close();
+  return total / (ms / 1000);
+}
+
+const [dir, jobs, concurrency, slaves] = process.argv.slice(2);
+process.stdout.write(`${await floor(dir, Number(jobs), Number(concurrency), Number(slaves))}\n`);
