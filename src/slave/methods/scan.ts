@@ -51,9 +51,17 @@ export interface ScanResult {
   excluded: number;
 }
 
+const { ENOENT, ENOTDIR } = os.constants.errno;
+
+/** Whether a failure with this errno means the path vanished while the tree was walked. */
+function vanishedErrno(errno: number): boolean {
+  return errno === ENOENT || errno === ENOTDIR;
+}
+
+/** vanishedErrno for a thrown system error (Node's errno is negative). */
 function vanished(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
+  const errno = (err as NodeJS.ErrnoException).errno;
+  return errno !== undefined && vanishedErrno(-errno);
 }
 
 const S_IFMT = 0o170000;
@@ -234,7 +242,7 @@ export async function scanSources(
       const f = i * LSTAT_FIELDS;
       const errno = stats[f + LSTAT_ERRNO];
       if (errno !== 0) {
-        if (errno !== ENOENT && errno !== ENOTDIR) throw lstatError(errno, child);
+        if (!vanishedErrno(errno)) throw lstatError(errno, child);
         result.warnings.push(`${child}: vanished during the scan`);
         continue;
       }
@@ -249,7 +257,6 @@ export async function scanSources(
 
 /** Numbers per path on the scan's stack: mode, size, mtime. */
 const TODO_FIELDS = 3;
-const { ENOENT, ENOTDIR } = os.constants.errno;
 
 /**
  * Reverses the order of the records of `a` from index `from` to its end, a

@@ -26,6 +26,19 @@ t.test("names sort in the byte order of their UTF-8", (t) => {
 const implementations: Array<[string, LstatNames]> = [["lstatSync", lstatNamesInJs]];
 if (lstatNamesNative !== null) implementations.push(["C", lstatNamesNative]);
 
+/** scanSources of `sources` with `lstat`: no previous backup, never canceled. */
+function scanWith(lstat: LstatNames, sources: string[], exclude: string[] = []) {
+  return scanSources(sources, compileExclude(exclude), new AbortController().signal, [], lstat);
+}
+
+/** `lstat`, which removes `victim` just before it lstats the names of `dir`. */
+function removingBefore(lstat: LstatNames, dir: string, victim: string): LstatNames {
+  return (d, names) => {
+    if (d === dir) rmSync(victim, { recursive: true });
+    return lstat(d, names);
+  };
+}
+
 for (const [label, lstat] of implementations) {
   t.test(
     `${label}: the walk: each directory before its contents, names in byte order`,
@@ -37,13 +50,7 @@ for (const [label, lstat] of implementations) {
         writeFileSync(path.join(src, f), f);
       }
       symlinkSync("top", path.join(src, "link"));
-      const r = await scanSources(
-        [src, path.join(src, "a")],
-        compileExclude([]),
-        new AbortController().signal,
-        [],
-        lstat,
-      );
+      const r = await scanWith(lstat, [src, path.join(src, "a")]);
       const rel = src.slice(1);
       t.same(
         r.entries.map((e) => e.path.slice(rel.length)),
@@ -91,26 +98,14 @@ for (const [label, lstat] of implementations) {
       } catch {
         fifo = false;
       }
-      const r = await scanSources(
-        [src],
-        compileExclude(["cache", "*.log"]),
-        new AbortController().signal,
-        [],
-        lstat,
-      );
+      const r = await scanWith(lstat, [src], ["cache", "*.log"]);
       t.same(
         r.entries.map((e) => path.basename(e.path)),
         ["src", "keep"],
       );
       t.equal(r.excluded, 2);
       t.same(r.special, fifo ? [path.join(src, "fifo")] : []);
-      const whole = await scanSources(
-        [src],
-        compileExclude([src]),
-        new AbortController().signal,
-        [],
-        lstat,
-      );
+      const whole = await scanWith(lstat, [src], [src]);
       t.same(whole.entries, []);
       t.equal(whole.excluded, 1, "an excluded source");
     },
@@ -123,17 +118,7 @@ for (const [label, lstat] of implementations) {
       const src = path.join(dir, "src");
       mkdirSync(src);
       for (const f of ["a", "b", "c"]) writeFileSync(path.join(src, f), f);
-      const removingB: LstatNames = (d, names) => {
-        if (d === src) rmSync(path.join(src, "b"));
-        return lstat(d, names);
-      };
-      const r = await scanSources(
-        [src],
-        compileExclude([]),
-        new AbortController().signal,
-        [],
-        removingB,
-      );
+      const r = await scanWith(removingBefore(lstat, src, path.join(src, "b")), [src]);
       t.same(
         r.entries.map((e) => path.basename(e.path)),
         ["src", "a", "c"],
@@ -148,17 +133,7 @@ for (const [label, lstat] of implementations) {
     mkdirSync(path.join(src, "sub"), { recursive: true });
     for (const f of ["sub/a", "sub/b", "z"]) writeFileSync(path.join(src, f), f);
     const sub = path.join(src, "sub");
-    const removingSub: LstatNames = (d, names) => {
-      if (d === sub) rmSync(sub, { recursive: true });
-      return lstat(d, names);
-    };
-    const r = await scanSources(
-      [src],
-      compileExclude([]),
-      new AbortController().signal,
-      [],
-      removingSub,
-    );
+    const r = await scanWith(removingBefore(lstat, sub, sub), [src]);
     t.same(
       r.entries.map((e) => path.basename(e.path)),
       ["src", "sub", "z"],
@@ -179,13 +154,7 @@ for (const [label, lstat] of implementations) {
       asked.push(...names.map((n) => path.join(d, n)));
       return lstat(d, names);
     };
-    const r = await scanSources(
-      [src],
-      compileExclude(["cache", "*.log"]),
-      new AbortController().signal,
-      [],
-      recording,
-    );
+    const r = await scanWith(recording, [src], ["cache", "*.log"]);
     t.same(asked, [path.join(src, "keep")]);
     t.equal(r.excluded, 2);
   });
@@ -206,14 +175,11 @@ t.test(
       return out;
     };
     const file = path.join(src, "secret");
-    await t.rejects(
-      scanSources([src], compileExclude([]), new AbortController().signal, [], denied),
-      {
-        code: "EACCES",
-        path: file,
-        message: `EACCES: permission denied, lstat '${file}'`,
-      },
-    );
+    await t.rejects(scanWith(denied, [src]), {
+      code: "EACCES",
+      path: file,
+      message: `EACCES: permission denied, lstat '${file}'`,
+    });
   },
 );
 
