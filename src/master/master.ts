@@ -35,6 +35,7 @@ import { AbsError, describeError } from "../errors.js";
 import type { Job } from "../jobsdir/job.js";
 import { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
+import { warnIfNoJournal } from "../storage/file-system-journal.js";
 import { AdminServer } from "./admin-server.js";
 import { adminMethods } from "./admin-methods.js";
 import { Dispatcher, type DispatchLimits } from "./dispatcher.js";
@@ -119,6 +120,7 @@ export class Master {
     const cleanups: (() => Promise<void>)[] = [() => store.close()];
     try {
       logger.info(`jobs directory ${config.jobsDir}: ${store.size} jobs`);
+      warnIfNoJournal(logger, "jobs directory", config.jobsDir);
 
       // 2. Secrets.
       const secrets = await loadSlaveLinkSecrets(config, hostName, logger);

@@ -8,6 +8,7 @@ import { adminCallText } from "../../src/admin-client.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { runDefinition, showJobs, waitForJob, waitForState } from "../helpers/admin-wait.js";
 import { TestSlave } from "../fixtures/test-slave.js";
+import { checkJournalWarning } from "../helpers/journal-warning.js";
 
 /** A job definition on green-acres running a no-op command, plus `extra` lines. */
 function def(name: string, extra = "", slave = "green-acres"): string {
@@ -32,6 +33,7 @@ function slave(
 t.test("a scheduled job fires at its time and is dispatched to its slave", async (t) => {
   // Every second (6 fields); the test slave finishes each run at once.
   const m = await MasterProcess.start(t, { jobs: def("tick", "schedule = * * * * * *") });
+  checkJournalWarning(t, m.log, "jobs directory", m.jobsDir);
   const s = await slave(m);
   t.teardown(() => s.close());
   const dispatch = await s.next("dispatch", (d) => d.definition === "tick");
