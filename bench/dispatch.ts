@@ -23,6 +23,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { MASTER_IO_THREADS } from "../src/master/io-threads.cjs";
+import { journalOf } from "../src/storage/file-system-journal.js";
 import { TestSlave } from "../test/fixtures/test-slave.js";
 import { MasterProcess } from "../test/helpers/master-process.js";
 import { inFlight, median, report, round } from "./report.js";
@@ -104,6 +105,17 @@ function storeOnly(root: string): number {
   return Number(out.trim());
 }
 
+/**
+ * The jobs directory's file system, as far as it matters here: ext4 without
+ * a journal creates files more slowly as files are replaced
+ * (src/storage/file-system-journal.ts), which this figure shows.
+ */
+function fileSystemOf(dir: string): string {
+  const state = journalOf(dir);
+  if (state.kind === "unknown") return "not ext4, or unknown";
+  return `ext4 ${state.kind === "none" ? "without" : "with"} a journal (${state.device})`;
+}
+
 function percentile(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
@@ -148,6 +160,7 @@ export async function runDispatchBench(): Promise<void> {
       slaves: SLAVES,
       slaveMaxJobs: SLAVE_MAX_JOBS,
       baselineIs: `the same 4 durable changes per job on a JobStore, in a process with abs-master's ${MASTER_IO_THREADS} I/O threads`,
+      fileSystem: fileSystemOf(m.jobsDir),
     });
     report({
       bench: "dispatch.latency",

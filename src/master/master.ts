@@ -59,6 +59,8 @@ export interface MasterOptions {
   hostName?: string;
   /** The zone schedules default to (tests). Default: this host's. */
   localTimeZone?: string;
+  /** Where sysfs is mounted, read for the jobs directory's journal (tests). Default: /sys. */
+  sysfs?: string;
 }
 
 export type MasterState = "running" | "stopping" | "stopped";
@@ -120,7 +122,7 @@ export class Master {
     const cleanups: (() => Promise<void>)[] = [() => store.close()];
     try {
       logger.info(`jobs directory ${config.jobsDir}: ${store.size} jobs`);
-      warnIfNoJournal(logger, "jobs directory", config.jobsDir);
+      warnIfNoJournal(logger, config.jobsDir, opts.sysfs);
 
       // 2. Secrets.
       const secrets = await loadSlaveLinkSecrets(config, hostName, logger);

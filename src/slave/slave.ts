@@ -19,7 +19,6 @@ import type { Logger } from "../log.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
 import { JobRunner } from "./job-runner.js";
 import { MasterLink, type MasterTarget } from "./master-link.js";
-import { warnIfNoJournal } from "../storage/file-system-journal.js";
 import { lstatNamesNative, lstatNamesUsed } from "./methods/lstat-names.js";
 import { StateDir } from "./state-dir.js";
 
@@ -72,7 +71,6 @@ export class Slave {
         workDir: config.stateDir,
       });
       await runner.recover(contents);
-      warnIfNoJournal(logger, "state directory", config.stateDir);
       if (contents.results.length > 0 || contents.running.length > 0) {
         logger.info(
           `state directory: ${contents.results.length} result(s) to report, ${contents.running.length} job(s) died with the previous slave`,

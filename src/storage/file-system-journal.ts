@@ -1,19 +1,22 @@
-// Whether a daemon's directory (the master's jobs directory, a slave's state
-// directory) is on ext4 without a journal, so that the daemon can say so at
-// startup.
+// Whether a directory is on a file system that the ext4 driver runs without
+// a journal, so that abs-master can say so at startup of its jobs directory.
 //
-// Both directories count on a replaced file surviving a crash: temp file,
-// fsync, rename, fsync of the directory. ext4 created without a journal
-// (`mkfs.ext4 -O ^has_journal`, found on some VM images and flash storage)
-// does not order its metadata writes: the old file's freed inode can reach
-// the disk before the directory block that no longer names it, and after a
-// crash e2fsck then drops the name, so a job file being replaced at that
-// moment is lost. It is also slow where files are replaced often: without a
-// journal, ext4's inode allocator passes over every inode freed in the last
-// 60 s (more while its block is unwritten), checking each one under the
-// directory's lock, so each new file costs more than the one before. On the
-// VM this project is tested on, the master dispatched 850 to 2,000 jobs/s on
-// such a file system, and 2,300 to 2,800 on a journaled ext4 of the same disk.
+// The jobs directory counts on a replaced file surviving a crash of the
+// machine: temp file, fsync, rename, fsync of the directory. ext4 made
+// without a journal (`mkfs.ext4 -O ^has_journal`, found on some VM images and
+// flash storage; also ext2, and ext4 mounted with `noload`) does not order
+// its metadata writes: the replaced file's freed inode can reach the disk
+// before the directory block that no longer names it, and after a power loss
+// e2fsck then drops the name, so a job file being replaced at that moment is
+// lost. Creating files there also costs more the more files were replaced
+// recently: without a journal, ext4's inode allocator passes over each inode
+// freed in the last 60 s (360 s while its inode table block is unwritten),
+// checking each one under the directory's lock, up to a block group's worth.
+// The master replaces a file per job at least once, so this is what limits
+// its dispatch rate there (see the dispatch benchmark's fileSystem field).
+//
+// (The slave's state directory is not checked: it never replaces a file, it
+// writes records under new names and removes them.)
 //
 // Linux says which ext4 has no journal: /sys/fs/ext4/<device>/journal_task
 // reads "<none>" (the journal thread's pid otherwise). The device is found
@@ -62,26 +65,30 @@ export function journalOf(dir: string, sysfs = "/sys"): JournalState {
 }
 
 /**
- * The startup warning for a directory on ext4 without a journal, or null.
- * `what` names the directory as the daemon's config does ("jobs directory").
+ * The startup warning for a jobs directory on ext4 without a journal, or
+ * null. `sysfs` is only named in it, as where the finding comes from.
  */
-export function noJournalWarning(what: string, dir: string, state: JournalState): string | null {
+export function noJournalWarning(
+  jobsDir: string,
+  state: JournalState,
+  sysfs = "/sys",
+): string | null {
   if (state.kind !== "none") return null;
+  const evidence = path.join(sysfs, "fs", "ext4", state.device, "journal_task");
   return (
-    `${what} ${dir} is on ext4 without a journal (device ${state.device}): ` +
-    "a crash while a file there is being replaced can lose it, and creating files there " +
-    "slows down while files are being replaced; move it to a journaled file system " +
-    "(ext4 with its journal, XFS)"
+    `jobs directory ${jobsDir} (jobs_dir) is on ext4 without a journal (${evidence}: <none>): ` +
+    "after a power loss or an OS crash, a job file that was being replaced can be lost, " +
+    "and creating files there costs more the more files were replaced in the last minutes; " +
+    "move jobs_dir to a file system that journals its metadata, such as ext4 with its journal or XFS"
   );
 }
 
-/** Logs the warning above if `dir` is on ext4 without a journal; called once at startup. */
+/** Logs the warning above if `jobsDir` is on ext4 without a journal; called once at startup. */
 export function warnIfNoJournal(
   logger: Pick<Logger, "warn">,
-  what: string,
-  dir: string,
+  jobsDir: string,
   sysfs = "/sys",
 ): void {
-  const warning = noJournalWarning(what, dir, journalOf(dir, sysfs));
+  const warning = noJournalWarning(jobsDir, journalOf(jobsDir, sysfs), sysfs);
   if (warning !== null) logger.warn(warning);
 }

@@ -6,34 +6,11 @@
 import path from "node:path";
 import t, { type Test } from "tap";
 import { generateRealmKey } from "../../src/auth/realm-key.js";
-import { loadMasterConfig, type MasterConfig } from "../../src/config/master-config.js";
 import type { Job } from "../../src/jobsdir/job.js";
 import { Master } from "../../src/master/master.js";
 import { FakeClock, settle } from "../helpers/fake-clock.js";
-import { CollectingLogger } from "../helpers/log.js";
+import { inProcessConfig, startInProcess } from "../helpers/master-in-process.js";
 import { tempDir } from "../helpers/tmp.js";
-
-function config(dir: string, jobs: string): MasterConfig {
-  const text = [
-    "[master]",
-    "realm = TEST.ABS",
-    "listen = 127.0.0.1:0",
-    `jobs_dir = ${path.join(dir, "jobs")}`,
-    `state_dir = ${path.join(dir, "state")}`,
-    `log_dir = ${path.join(dir, "log")}`,
-    `admin_socket = ${path.join(dir, "admin.sock")}`,
-    `realm_key_file = ${path.join(dir, "realm.key")}`,
-    // Heartbeats every day: the fake clock crosses days in a few steps.
-    "heartbeat_interval = 1d",
-    "",
-    jobs,
-  ].join("\n");
-  const loaded = loadMasterConfig([{ file: path.join(dir, "master.conf"), text }], {
-    localTimeZone: "Europe/Paris",
-  });
-  if ("errors" in loaded) throw new Error(loaded.errors.map((e) => e.message).join("\n"));
-  return loaded.config;
-}
 
 function nightly(missedRun: "run-once" | "skip"): string {
   return [
@@ -50,17 +27,9 @@ function nightly(missedRun: "run-once" | "skip"): string {
 }
 
 async function start(t: Test, dir: string, clock: FakeClock, jobs: string): Promise<Master> {
-  const logger = new CollectingLogger();
-  const master = await Master.start({
-    configPath: path.join(dir, "master.conf"),
-    config: config(dir, jobs),
-    logger,
-    clock,
-    hostName: "master.test",
-    localTimeZone: "Europe/Paris",
-  });
-  t.teardown(() => master.stop());
-  return master;
+  // Heartbeats every day: the fake clock crosses days in a few steps.
+  const config = inProcessConfig(dir, ["heartbeat_interval = 1d"], jobs);
+  return (await startInProcess(t, dir, config, { clock })).master;
 }
 
 /** Moves the clock to `to`, letting each scheduled run be written and the next armed. */

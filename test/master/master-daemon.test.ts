@@ -33,7 +33,7 @@ function slave(
 t.test("a scheduled job fires at its time and is dispatched to its slave", async (t) => {
   // Every second (6 fields); the test slave finishes each run at once.
   const m = await MasterProcess.start(t, { jobs: def("tick", "schedule = * * * * * *") });
-  checkJournalWarning(t, m.log, "jobs directory", m.jobsDir);
+  checkJournalWarning(t, m.log, m.jobsDir);
   const s = await slave(m);
   t.teardown(() => s.close());
   const dispatch = await s.next("dispatch", (d) => d.definition === "tick");

@@ -18,7 +18,6 @@ import path from "node:path";
 import t, { type Test } from "tap";
 import { MasterProcess } from "../helpers/master-process.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
-import { checkJournalWarning } from "../helpers/journal-warning.js";
 import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
 import { tempDir } from "../helpers/tmp.js";
 import type { JobDetail } from "../../src/protocol/admin-api.js";
@@ -83,7 +82,6 @@ t.test("a scheduled tar backup runs; GNU tar lists and extracts it byte for byte
   const before = snapshot(path.join(data, "src"));
   // Logged at startup: the scan's lstat is the C one (lstat-names.ts).
   await s.waitForOutput(/tar scans lstat in C \(.+\/lstat_names\.node\)/);
-  checkJournalWarning(t, s.log, "state directory", s.stateDir);
   const started = await s.waitForOutput(/job (\d+): started home \(tar, attempt 1\)/);
   const id = Number(started[1]);
   const done = await waitForJob(m, id, (j) => j.state === "succeeded" || j.state === "failed");

@@ -1,17 +1,11 @@
-// The startup warning for a directory on ext4 without a journal: the pure
-// parts, then journalOf on a sysfs tree of the test's own (so that every case
-// runs whatever this machine's disk is), then the real /sys.
+// The jobs directory's journal check: the pure parts, then journalOf on a
+// sysfs tree of the test's own (so that every case runs whatever this
+// machine's disk is), then on the real /sys against GNU stat's reading.
 
-import {
-  mkdirSync,
-  readFileSync,
-  readlinkSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
-import t, { type Test } from "tap";
+import t from "tap";
 import {
   deviceNumbers,
   journalOf,
@@ -19,6 +13,7 @@ import {
   parseJournalTask,
   warnIfNoJournal,
 } from "../../src/storage/file-system-journal.js";
+import { deviceOf, fakeSysfs } from "../helpers/fake-sysfs.js";
 import { CollectingLogger } from "../helpers/log.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -33,13 +28,10 @@ function makedev(major: bigint, minor: bigint): bigint {
 }
 
 t.test("deviceNumbers decodes Linux st_dev", (t) => {
-  t.same(deviceNumbers(0xfe00n), { major: 254, minor: 0 }, "virtio disk vda");
-  t.same(deviceNumbers(0x801n), { major: 8, minor: 1 }, "sda1");
-  t.same(
-    deviceNumbers(0x10010305n),
-    { major: 259, minor: 65541 },
-    "NVMe partition, minor over 255",
-  );
+  t.strictSame(deviceNumbers(0xfe00n), { major: 254, minor: 0 }, "virtio disk vda");
+  t.strictSame(deviceNumbers(0x801n), { major: 8, minor: 1 }, "sda1");
+  t.strictSame(deviceNumbers(0x10301n), { major: 259, minor: 1 }, "nvme0n1p1");
+  t.strictSame(deviceNumbers(0x1000fd05n), { major: 253, minor: 65536 + 5 }, "dm minor over 255");
   for (const [major, minor] of [
     [0n, 0n],
     [253n, 3n],
@@ -48,7 +40,7 @@ t.test("deviceNumbers decodes Linux st_dev", (t) => {
     [0xfffffn, 0xfffffn],
     [0xffffffffn, 0xffffffffn],
   ]) {
-    t.same(
+    t.strictSame(
       deviceNumbers(makedev(major, minor)),
       { major: Number(major), minor: Number(minor) },
       `${major}:${minor} round-trips`,
@@ -68,57 +60,49 @@ t.test("parseJournalTask reads what ext4's sysfs file says", (t) => {
   t.end();
 });
 
-t.test("noJournalWarning names the directory, the device and what to do", (t) => {
+t.test("noJournalWarning names the directory, the evidence and what to do", (t) => {
   t.equal(
-    noJournalWarning("jobs directory", "/var/lib/abs/jobs", { kind: "none", device: "vda" }),
-    "jobs directory /var/lib/abs/jobs is on ext4 without a journal (device vda): " +
-      "a crash while a file there is being replaced can lose it, and creating files there " +
-      "slows down while files are being replaced; move it to a journaled file system " +
-      "(ext4 with its journal, XFS)",
+    noJournalWarning("/var/lib/abs/jobs", { kind: "none", device: "vda" }),
+    "jobs directory /var/lib/abs/jobs (jobs_dir) is on ext4 without a journal " +
+      "(/sys/fs/ext4/vda/journal_task: <none>): after a power loss or an OS crash, " +
+      "a job file that was being replaced can be lost, and creating files there costs more " +
+      "the more files were replaced in the last minutes; move jobs_dir to a file system " +
+      "that journals its metadata, such as ext4 with its journal or XFS",
   );
-  t.equal(noJournalWarning("jobs directory", "/j", { kind: "journaled", device: "sda1" }), null);
-  t.equal(noJournalWarning("jobs directory", "/j", { kind: "unknown" }), null);
+  t.match(
+    noJournalWarning("/j", { kind: "none", device: "dm-0" }, "/tmp/sys"),
+    /\(\/tmp\/sys\/fs\/ext4\/dm-0\/journal_task: <none>\)/,
+    "the sysfs it read",
+  );
+  t.equal(noJournalWarning("/j", { kind: "journaled", device: "sda1" }), null);
+  t.equal(noJournalWarning("/j", { kind: "unknown" }), null);
   t.end();
 });
 
-/**
- * A sysfs tree in a temp dir for the device `dir` is really on: the
- * /sys/dev/block link and, if `journalTask` is given, ext4's journal_task.
- */
-function fakeSysfs(t: Test, dir: string, device: string, journalTask: string | null): string {
-  const sysfs = tempDir(t, "abs-sysfs-");
-  const { major, minor } = deviceNumbers(statSync(dir, { bigint: true }).dev);
-  mkdirSync(path.join(sysfs, "dev", "block"), { recursive: true });
-  symlinkSync(
-    `../../devices/pci0000:00/virtio1/block/${device}`,
-    path.join(sysfs, "dev", "block", `${major}:${minor}`),
-  );
-  if (journalTask !== null) {
-    mkdirSync(path.join(sysfs, "fs", "ext4", device), { recursive: true });
-    writeFileSync(path.join(sysfs, "fs", "ext4", device, "journal_task"), journalTask);
-  }
-  return sysfs;
-}
-
 t.test("journalOf follows st_dev to ext4's journal_task", (t) => {
   const dir = tempDir(t);
-  t.same(journalOf(dir, fakeSysfs(t, dir, "vdb", "<none>\n")), { kind: "none", device: "vdb" });
-  t.same(journalOf(dir, fakeSysfs(t, dir, "sda1", "731\n")), {
+  t.strictSame(journalOf(dir, fakeSysfs(t, dir, "vdb", "<none>\n")), {
+    kind: "none",
+    device: "vdb",
+  });
+  t.strictSame(journalOf(dir, fakeSysfs(t, dir, "sda1", "731\n")), {
     kind: "journaled",
     device: "sda1",
   });
-  t.same(journalOf(dir, fakeSysfs(t, dir, "dm-0", null)), { kind: "unknown" }, "not ext4");
-  t.same(
+  t.strictSame(journalOf(dir, fakeSysfs(t, dir, "dm-0", null)), { kind: "unknown" }, "not ext4");
+  t.strictSame(
     journalOf(dir, fakeSysfs(t, dir, "vdb", "garbage")),
     { kind: "unknown" },
     "unreadable value",
   );
-  t.same(journalOf(dir, tempDir(t, "abs-sysfs-")), { kind: "unknown" }, "no /sys/dev/block link");
-  t.same(
+  t.strictSame(
+    journalOf(dir, fakeSysfs(t, dir, "vdb", "<none>\n", "1:2")),
+    { kind: "unknown" },
+    "the link is for another device",
+  );
+  t.strictSame(
     journalOf(path.join(dir, "missing"), fakeSysfs(t, dir, "vdb", "<none>\n")),
-    {
-      kind: "unknown",
-    },
+    { kind: "unknown" },
     "the directory does not exist",
   );
   t.end();
@@ -127,33 +111,35 @@ t.test("journalOf follows st_dev to ext4's journal_task", (t) => {
 t.test("warnIfNoJournal logs one warning, and only without a journal", (t) => {
   const dir = tempDir(t);
   const without = new CollectingLogger();
-  warnIfNoJournal(without, "state directory", dir, fakeSysfs(t, dir, "vdb", "<none>\n"));
-  t.same(without.messages("warn"), [
-    noJournalWarning("state directory", dir, { kind: "none", device: "vdb" }),
+  const sysfs = fakeSysfs(t, dir, "vdb", "<none>\n");
+  warnIfNoJournal(without, dir, sysfs);
+  t.strictSame(without.messages("warn"), [
+    noJournalWarning(dir, { kind: "none", device: "vdb" }, sysfs),
   ]);
   const journaled = new CollectingLogger();
-  warnIfNoJournal(journaled, "state directory", dir, fakeSysfs(t, dir, "vdb", "88\n"));
-  t.same(journaled.lines, [], "nothing logged with a journal");
+  warnIfNoJournal(journaled, dir, fakeSysfs(t, dir, "vdb", "88\n"));
+  t.strictSame(journaled.lines, [], "nothing logged with a journal");
   t.end();
 });
 
-t.test("journalOf on this machine's real /sys agrees with ext4's own file", (t) => {
+t.test("journalOf on this machine's real /sys agrees with GNU stat and ext4's file", (t) => {
   const dir = tempDir(t);
-  const { major, minor } = deviceNumbers(statSync(dir, { bigint: true }).dev);
-  let device: string;
-  let task: string;
-  try {
-    device = path.basename(readlinkSync(`/sys/dev/block/${major}:${minor}`));
-    task = readFileSync(`/sys/fs/ext4/${device}/journal_task`, "utf8").trim();
-  } catch (err) {
-    t.same(journalOf(dir), { kind: "unknown" }, `no ext4 journal_task here (${String(err)})`);
+  const fsType = execFileSync("stat", ["-f", "-c", "%T", dir], { encoding: "utf8" }).trim();
+  const link = `/sys/dev/block/${deviceOf(dir)}`;
+  const device = existsSync(link) ? path.basename(readlinkSync(link)) : null;
+  const taskFile = device === null ? null : `/sys/fs/ext4/${device}/journal_task`;
+  if (taskFile === null || !existsSync(taskFile)) {
+    t.not(fsType, "ext2/ext3", "an ext4 here would have its journal_task");
+    t.strictSame(journalOf(dir), { kind: "unknown" }, `${fsType}: no ext4 journal_task`);
     t.end();
     return;
   }
-  t.same(
+  const task = readFileSync(taskFile, "utf8").trim();
+  t.equal(fsType, "ext2/ext3", "GNU stat's name for the ext4 magic number");
+  t.strictSame(
     journalOf(dir),
     { kind: task === "<none>" ? "none" : "journaled", device },
-    `${device}: ${task}`,
+    `${taskFile}: ${task}`,
   );
   t.end();
 });
