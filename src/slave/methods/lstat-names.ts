@@ -10,11 +10,8 @@
 //   (no compiler at install time). abs-slave logs which one it uses.
 
 import { lstatSync } from "node:fs";
-import { createRequire } from "node:module";
 import os from "node:os";
-import { fileURLToPath } from "node:url";
-import { getSystemErrorMap } from "node:util";
-import { describeError } from "../../errors.js";
+import { loadNativeFunction, systemError } from "../../native.js";
 
 /** Numbers per name in the result, in this order. */
 export const LSTAT_FIELDS = 4;
@@ -66,39 +63,17 @@ function errnoOf(err: unknown): number {
  * errno, syscall, path and message ("EACCES: permission denied, lstat '/x'").
  */
 export function lstatError(errno: number, file: string): NodeJS.ErrnoException {
-  const [code, message] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, "unknown error"];
-  const err: NodeJS.ErrnoException = new Error(`${code}: ${message}, lstat '${file}'`);
-  err.errno = -errno;
-  err.code = code;
-  err.syscall = "lstat";
-  err.path = file;
-  return err;
-}
-
-interface NativeModule {
-  lstatNames: LstatNames;
+  return systemError(errno, "lstat", file);
 }
 
 function loadNative(): { impl: LstatNames | null; why: string } {
-  // From dist/src/slave/methods/ up to the package's top, where native/ is.
-  const file = fileURLToPath(
-    new URL("../../../../native/build/Release/lstat_names.node", import.meta.url),
-  );
-  try {
-    const mod = createRequire(import.meta.url)(file) as Partial<NativeModule>;
-    if (typeof mod.lstatNames !== "function") throw new Error("it has no lstatNames");
-    return { impl: mod.lstatNames, why: `tar scans lstat in C (${file})` };
-  } catch (err) {
-    return {
-      impl: null,
-      why: `tar scans use lstatSync, which is slower: ${file} did not load (${firstLine(describeError(err))}); \`npm run build:native\` builds it`,
-    };
-  }
-}
-
-/** A require error goes on with its require stack, a line per module. */
-function firstLine(text: string): string {
-  return text.split("\n", 1)[0];
+  const { fn, file, error } = loadNativeFunction<LstatNames>("lstat_names", "lstatNames");
+  return fn !== null
+    ? { impl: fn, why: `tar scans lstat in C (${file})` }
+    : {
+        impl: null,
+        why: `tar scans use lstatSync, which is slower: ${file} did not load (${error}); \`npm run build:native\` builds it`,
+      };
 }
 
 const loaded = loadNative();
