@@ -13,7 +13,8 @@
 // freed in the last 60 s (360 s while its inode table block is unwritten),
 // checking each one under the directory's lock, up to a block group's worth.
 // The master replaces a file per job at least once, so this is what limits
-// its dispatch rate there (see the dispatch benchmark's fileSystem field).
+// its dispatch rate there (see the dispatch benchmark's fileSystem field);
+// unnamed-files.ts keeps that search out of the directory's lock.
 //
 // (The slave's state directory is not checked: it never replaces a file, it
 // writes records under new names and removes them.)

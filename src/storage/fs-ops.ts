@@ -4,13 +4,17 @@
 // uses `realFsOps`.
 
 import { promises as fsp, readFileSync } from "node:fs";
+import { linkFdNative, writeSyncedFile } from "./unnamed-files.js";
 
 export interface FsOps {
   readFile(file: string): Promise<string>;
   /** Synchronous read, for loading many small files at startup. */
   readFileNow(file: string): string;
   readdir(dir: string): Promise<{ name: string; isFile: boolean; isDirectory: boolean }[]>;
-  /** Creates `file` (which must not exist), writes `data`, fsyncs and closes it. */
+  /**
+   * Creates `file` (which must not exist), writes `data`, fsyncs and closes
+   * it. The real one names the file only once it is synced (unnamed-files.ts).
+   */
   writeSynced(file: string, data: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   unlink(file: string): Promise<void>;
@@ -28,15 +32,7 @@ export const realFsOps: FsOps = {
     const entries = await fsp.readdir(dir, { withFileTypes: true });
     return entries.map((e) => ({ name: e.name, isFile: e.isFile(), isDirectory: e.isDirectory() }));
   },
-  async writeSynced(file, data) {
-    const handle = await fsp.open(file, "wx", 0o640);
-    try {
-      await handle.writeFile(data, "utf8");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
+  writeSynced: (file, data) => writeSyncedFile(file, data, linkFdNative),
   rename: (from, to) => fsp.rename(from, to),
   unlink: (file) => fsp.unlink(file),
   mkdir: async (dir) => {
