@@ -1,6 +1,6 @@
 // linkFd(fd, path): a Promise that gives the open file `fd` the name `path`,
-// for a file written unnamed (O_TMPFILE) and named only once its data is
-// durable (src/storage/unnamed-files.ts). linkFd.O_TMPFILE is the open(2)
+// for a temp file created unnamed (O_TMPFILE) and named once written
+// (src/storage/unnamed-files.ts). linkFd.O_TMPFILE is the open(2)
 // flag as this machine's headers define it (Node's fs.constants lack it).
 //
 // Why C: Node has no linkat(2), and its link(2) does not follow the

@@ -1,17 +1,19 @@
 // The temp files of the daemons' atomic writes (FsOps.writeSynced), created
-// unnamed: open(2) with O_TMPFILE in the file's directory, write, fsync, and
-// only then linkat(2) to the temp name (native/link-fd.c). The caller then
-// renames the temp file into place and fsyncs the directory, as DESIGN.md
-// says; what changes is only how the temp file comes to exist.
+// unnamed: open(2) with O_TMPFILE in the file's directory, write, linkat(2)
+// to the temp name (native/link-fd.c), fsync. The caller then renames the
+// temp file into place and fsyncs the directory, as DESIGN.md says; what
+// changes is only how the temp file comes to exist.
 //
 // Why: creating a named file holds its directory's lock for the whole inode
 // allocation. On ext4 without a journal that allocation passes over every
 // recently freed inode (file-system-journal.ts), so under churn the master's
 // I/O threads queue on the jobs directory's lock. O_TMPFILE allocates the
-// inode without that lock, and its fsync does not also write out the
-// directory, which ext4 without a journal does for a newly named file. The
-// link and the rename hold the lock only briefly. And a crash before the link
-// leaves nothing behind, not a stray temp file.
+// inode without that lock; the link holds it only briefly.
+//
+// The fsync comes after the link, not before: it is what makes the link
+// count durable. On ext4 without a journal, an fsync before the link would
+// leave the file's inode on disk with no links, under a name that only the
+// directory's fsync wrote, and after a crash that inode reads as deleted.
 //
 // Named temp files ("wx") remain the fallback: when the C module is not built,
 // /proc/self/fd is missing, or the kernel or file system refuses O_TMPFILE
@@ -35,7 +37,7 @@ export const linkFdNative: LinkFd | null =
 /** How new files are written, and why, for the daemon's log at startup. */
 export const unnamedFilesUsed: string =
   linkFdNative !== null
-    ? `temp files are written unnamed (O_TMPFILE) and linked once synced (${loaded.file})`
+    ? `temp files are created unnamed (O_TMPFILE), outside the directory's lock (${loaded.file})`
     : loaded.fn === null
       ? `temp files are written named, which holds the directory's lock longer: ${loaded.file} did not load (${loaded.error}); \`npm run build:native\` builds it`
       : "temp files are written named: /proc/self/fd is missing";
@@ -47,9 +49,9 @@ const refusedIn = new Set<string>();
 const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(["EOPNOTSUPP", "EISDIR", "EINVAL"]);
 
 /**
- * Creates `file` (which must not exist) holding `data`, fsynced: unnamed and
- * then linked with `linkFd`, or named from the start when `linkFd` is null
- * or the directory refuses O_TMPFILE.
+ * Creates `file` (which must not exist) holding `data`, fsynced: unnamed,
+ * linked with `linkFd` once written, or named from the start when `linkFd`
+ * is null or the directory refuses O_TMPFILE.
  */
 export async function writeSyncedFile(
   file: string,
@@ -61,12 +63,13 @@ export async function writeSyncedFile(
   const handle = unnamed ?? (await open(file, "wx", 0o640));
   try {
     await handle.writeFile(data, "utf8");
-    await handle.sync();
     if (unnamed !== null && linkFd !== null) {
       await linkFd(unnamed.fd, file).catch((errno: number) => {
         throw systemError(errno, "link", `/proc/self/fd/${unnamed.fd}`, file);
       });
     }
+    // After the link: see the header.
+    await handle.sync();
   } finally {
     await handle.close();
   }

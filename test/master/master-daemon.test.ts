@@ -36,7 +36,7 @@ t.test("a scheduled job fires at its time and is dispatched to its slave", async
   checkJournalWarning(t, m.log, m.jobsDir);
   t.match(
     m.log,
-    /jobs directory: temp files are written unnamed \(O_TMPFILE\) and linked once synced \(.+\/link_fd\.node\)/,
+    /jobs directory: temp files are created unnamed \(O_TMPFILE\), outside the directory's lock \(.+\/link_fd\.node\)/,
   );
   const s = await slave(m);
   t.teardown(() => s.close());

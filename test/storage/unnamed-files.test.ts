@@ -1,4 +1,4 @@
-// Temp files written unnamed (O_TMPFILE) and linked once synced, with the
+// Temp files created unnamed (O_TMPFILE) and linked once written, with the
 // named fallback: the real C module, and stand-ins for a file system that
 // refuses O_TMPFILE.
 
@@ -28,13 +28,13 @@ t.test("the C module is built and is what the daemons use", (t) => {
   t.not(linkFdNative, null, unnamedFilesUsed);
   t.match(
     unnamedFilesUsed,
-    /^temp files are written unnamed \(O_TMPFILE\) and linked once synced \(.*link_fd\.node\)$/,
+    /^temp files are created unnamed \(O_TMPFILE\), outside the directory's lock \(.*link_fd\.node\)$/,
   );
   t.equal(linkFdNative?.O_TMPFILE, 0o20000000 | constants.O_DIRECTORY, "Linux's O_TMPFILE");
   t.end();
 });
 
-t.test("a file is written and synced with no name, then linked to its name", async (t) => {
+t.test("a file is written with no name, then linked to its name", async (t) => {
   const linkFd = native(t);
   const dir = tempDir(t);
   const file = path.join(dir, ".tmp-job-1.json");
@@ -147,7 +147,7 @@ t.test("linkFd refuses bad arguments, and a descriptor that is not open", async 
 t.test("a writer killed before the link leaves nothing in the directory", (t) => {
   const dir = tempDir(t);
   const module = new URL("../../src/storage/unnamed-files.js", import.meta.url).href;
-  // The child writes and syncs an unnamed file, then kills itself with
+  // The child writes an unnamed file, then kills itself with
   // SIGKILL where the link would come.
   const script = `
     const { linkFdNative, writeSyncedFile } = await import(${JSON.stringify(module)});
