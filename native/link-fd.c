@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ typedef struct {
   char* path;
   int err;
 } LinkWork;
+
+static void free_work(LinkWork* w) {
+  free(w->path);
+  free(w);
+}
 
 static void Execute(napi_env env, void* data) {
   (void)env;
@@ -47,8 +53,7 @@ static void Complete(napi_env env, napi_status status, void* data) {
     napi_reject_deferred(env, w->deferred, value);
   }
   napi_delete_async_work(env, w->work);
-  free(w->path);
-  free(w);
+  free_work(w);
 }
 
 static napi_value fail(napi_env env, const char* message) {
@@ -62,34 +67,56 @@ static napi_value LinkFd(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2)
     return fail(env, "linkFd(fd, path): two arguments expected");
 
-  int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+  // A number that is a whole, non-negative int: napi_get_value_int32 alone
+  // would take NaN for 0 and 3.7 for 3, and link another descriptor's file.
+  napi_valuetype type;
+  double number;
+  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, argv[0], &number) != napi_ok || !(number >= 0) ||
+      number > INT_MAX || number != (double)(int)number)
     return fail(env, "linkFd(fd, path): fd must be a file descriptor");
 
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok)
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok)
     return fail(env, "linkFd(fd, path): path must be a string");
-  char* path = malloc(len + 1);
-  if (path == NULL) return fail(env, "linkFd: out of memory");
-  napi_get_value_string_utf8(env, argv[1], path, len + 1, &len);
-  // A NUL inside the string would name another, shorter path.
-  if (len == 0 || strlen(path) != len) {
-    free(path);
-    return fail(env, "linkFd(fd, path): path must be a non-empty string without NUL");
-  }
-
   LinkWork* w = calloc(1, sizeof *w);
-  if (w == NULL) {
+  char* path = malloc(len + 1);
+  if (w == NULL || path == NULL) {
+    free(w);
     free(path);
     return fail(env, "linkFd: out of memory");
   }
-  w->fd = fd;
+  w->fd = (int)number;
   w->path = path;
+  // A NUL inside the string would name another, shorter path.
+  if (napi_get_value_string_utf8(env, argv[1], path, len + 1, &len) != napi_ok || len == 0 ||
+      strlen(path) != len) {
+    free_work(w);
+    return fail(env, "linkFd(fd, path): path must be a non-empty string without NUL");
+  }
+
   napi_value promise, name;
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "linkFd", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, Execute, Complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
+    free_work(w);
+    return fail(env, "linkFd: cannot make a promise");
+  }
+  if (napi_create_string_utf8(env, "linkFd", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, Execute, Complete, w, &w->work) != napi_ok) {
+    // The promise exists: settle it rather than leave it pending.
+    napi_value errno_value;
+    napi_create_int32(env, ENOMEM, &errno_value);
+    napi_reject_deferred(env, w->deferred, errno_value);
+    free_work(w);
+    return promise;
+  }
+  if (napi_queue_async_work(env, w->work) != napi_ok) {
+    napi_value errno_value;
+    napi_create_int32(env, ENOMEM, &errno_value);
+    napi_reject_deferred(env, w->deferred, errno_value);
+    napi_delete_async_work(env, w->work);
+    free_work(w);
+  }
   return promise;
 }
 

@@ -13,6 +13,8 @@ t.test("loadNativeFunction finds a built module, and says why one is missing", (
   t.type(built.fn, "function");
   t.match(built.file, /\/native\/build\/Release\/lstat_names\.node$/);
   t.equal(built.error, null);
+  const link = loadNativeFunction<() => void>("link_fd", "linkFd");
+  t.type(link.fn, "function", "link_fd.node too");
 
   const missing = loadNativeFunction<() => void>("no_such_module", "f");
   t.equal(missing.fn, null);

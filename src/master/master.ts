@@ -36,7 +36,7 @@ import type { Job } from "../jobsdir/job.js";
 import { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { warnIfNoJournal } from "../storage/file-system-journal.js";
-import { linkFdNative, unnamedFilesUsed } from "../storage/unnamed-files.js";
+import { tempFilesIn } from "../storage/unnamed-files.js";
 import { AdminServer } from "./admin-server.js";
 import { adminMethods } from "./admin-methods.js";
 import { Dispatcher, type DispatchLimits } from "./dispatcher.js";
@@ -124,9 +124,11 @@ export class Master {
     try {
       logger.info(`jobs directory ${config.jobsDir}: ${store.size} jobs`);
       warnIfNoJournal(logger, config.jobsDir, opts.sysfs);
-      // A warning without the C module: writes work, but hold the directory's lock longer.
-      if (linkFdNative === null) logger.warn(`jobs directory: ${unnamedFilesUsed}`);
-      else logger.info(`jobs directory: ${unnamedFilesUsed}`);
+      // Said only where it matters, ext4 without a journal; a warning without
+      // the C module: writes work, but hold the directory's lock longer.
+      const tempFiles = tempFilesIn(config.jobsDir, opts.sysfs);
+      if (tempFiles.how === "unnamed") logger.info(`jobs directory: ${tempFiles.why}`);
+      if (tempFiles.how === "named, slower") logger.warn(`jobs directory: ${tempFiles.why}`);
 
       // 2. Secrets.
       const secrets = await loadSlaveLinkSecrets(config, hostName, logger);

@@ -4,7 +4,8 @@
 // uses `realFsOps`.
 
 import { promises as fsp, readFileSync } from "node:fs";
-import { linkFdNative, writeSyncedFile } from "./unnamed-files.js";
+import path from "node:path";
+import { linkFdFor, writeSyncedFile } from "./unnamed-files.js";
 
 export interface FsOps {
   readFile(file: string): Promise<string>;
@@ -13,7 +14,8 @@ export interface FsOps {
   readdir(dir: string): Promise<{ name: string; isFile: boolean; isDirectory: boolean }[]>;
   /**
    * Creates `file` (which must not exist), writes `data`, fsyncs and closes
-   * it. The real one names the file only once it is synced (unnamed-files.ts).
+   * it. On ext4 without a journal the real one creates it unnamed and names
+   * it once written (unnamed-files.ts).
    */
   writeSynced(file: string, data: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -32,7 +34,7 @@ export const realFsOps: FsOps = {
     const entries = await fsp.readdir(dir, { withFileTypes: true });
     return entries.map((e) => ({ name: e.name, isFile: e.isFile(), isDirectory: e.isDirectory() }));
   },
-  writeSynced: (file, data) => writeSyncedFile(file, data, linkFdNative),
+  writeSynced: (file, data) => writeSyncedFile(file, data, linkFdFor(path.dirname(file))),
   rename: (from, to) => fsp.rename(from, to),
   unlink: (file) => fsp.unlink(file),
   mkdir: async (dir) => {

@@ -12,7 +12,13 @@ export function checkJournalWarning(t: Test, output: string, jobsDir: string): v
   const warning = noJournalWarning(jobsDir, state);
   if (warning === null) {
     t.notMatch(output, /without a journal/, `no journal warning (${state.kind})`);
+    t.notMatch(output, /temp files are created/, "nor a word on temp files");
   } else {
     t.ok(output.includes(warning), `warned: ${warning}`);
+    t.match(
+      output,
+      /jobs directory: temp files are created unnamed \(O_TMPFILE\), outside the directory's lock \(.+\/link_fd\.node\)/,
+      "and the temp files are created unnamed there",
+    );
   }
 }

@@ -22,12 +22,15 @@ for (const [journalTask, expected] of [
     const { master, logger } = await startInProcess(t, dir, config, { sysfs });
     t.equal(master.state, "running");
     const warnings = logger.messages("warn").filter((m) => m.includes("journal"));
+    const tempFiles = logger.messages().filter((m) => m.includes("temp files"));
     if (expected === "warns") {
       t.strictSame(warnings, [
         noJournalWarning(config.jobsDir, { kind: "none", device: "vdc" }, sysfs),
       ]);
+      t.match(tempFiles, [/^jobs directory: temp files are created unnamed \(O_TMPFILE\)/]);
     } else {
       t.strictSame(warnings, [], "no warning with a journal");
+      t.strictSame(tempFiles, [], "nor a word on temp files");
     }
   });
 }
