@@ -25,7 +25,7 @@ import {
   type ProcessProbe,
   linuxProcessProbe,
 } from "../storage/dir-lock.js";
-import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
+import { type FsOps, hasCode, namedFsOps } from "../storage/fs-ops.js";
 import {
   type RunRecord,
   parseResultRecord,
@@ -91,7 +91,7 @@ export class StateDir {
     dir: string,
     opts: StateDirOptions,
   ): Promise<{ stateDir: StateDir; contents: StateDirContents }> {
-    const fs = opts.fs ?? realFsOps;
+    const fs = opts.fs ?? namedFsOps;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (err) {

@@ -14,8 +14,8 @@ export interface FsOps {
   readdir(dir: string): Promise<{ name: string; isFile: boolean; isDirectory: boolean }[]>;
   /**
    * Creates `file` (which must not exist), writes `data`, fsyncs and closes
-   * it. On ext4 without a journal the real one creates it unnamed and names
-   * it once written (unnamed-files.ts).
+   * it. On ext4 without a journal, realFsOps creates it unnamed and names it
+   * once written (unnamed-files.ts).
    */
   writeSynced(file: string, data: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -55,3 +55,13 @@ export const realFsOps: FsOps = {
 export function hasCode(err: unknown, code: string): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
 }
+
+/**
+ * realFsOps with temp files always named from the start: for the slave's
+ * state directory, which writes a few files per job, too few for unnamed
+ * ones (unnamed-files.ts) to pay for their extra step.
+ */
+export const namedFsOps: FsOps = {
+  ...realFsOps,
+  writeSynced: (file, data) => writeSyncedFile(file, data, null),
+};

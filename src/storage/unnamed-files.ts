@@ -1,5 +1,5 @@
-// The temp files of the daemons' atomic writes (FsOps.writeSynced), on ext4
-// without a journal, created unnamed: open(2) with O_TMPFILE in the file's
+// The temp files of the jobs directory's atomic writes (FsOps.writeSynced of
+// realFsOps), on ext4 without a journal, created unnamed: open(2) with O_TMPFILE in the file's
 // directory, write, linkat(2) to the temp name (native/link-fd.c), fsync.
 // The caller then renames the temp file into place and fsyncs the directory,
 // as DESIGN.md says; what changes is only how the temp file comes to exist.
