@@ -1,6 +1,7 @@
-// The dispatch benchmark's baseline, run as its own process by bench/dispatch.ts
-// so that it has abs-master's number of I/O threads (UV_THREADPOOL_SIZE,
-// which a process reads once, before its first module's code runs):
+// The dispatch benchmark's baseline and floor, run as its own process by
+// bench/dispatch.ts so that it has abs-master's number of I/O threads
+// (UV_THREADPOOL_SIZE, which a process reads once, before its first module's
+// code runs):
 //
 //   node dist/bench/dispatch-floor.js DIR JOBS IN_FLIGHT SLAVES CHANGES
 //

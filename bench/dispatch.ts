@@ -17,10 +17,10 @@
 //    2 durable file writes per job that the master still makes (the new
 //    job's file, then one replacement), with nothing else, the same way
 //    (dispatch-floor.ts): what the jobs directory's file system allows, about
-//    the most the master can reach on it. The line also
-//    says what that file system is: on ext4 without a journal, creating files
-//    costs more the more files were replaced recently
-//    (src/storage/file-system-journal.ts), and the figures vary with it.
+//    the most the master can reach on it. The line also says what that file
+//    system is: on ext4 without a journal, creating files costs more the more
+//    files were replaced recently (src/storage/file-system-journal.ts), and
+//    the figures vary with it.
 // 2. dispatch.latency: one job at a time on an idle master, `run` to `ack`,
 //    200 times: median and p99.
 

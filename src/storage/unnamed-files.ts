@@ -1,8 +1,9 @@
-// The temp files of the jobs directory's atomic writes (FsOps.writeSynced of
-// realFsOps), on ext4 without a journal, created unnamed: open(2) with O_TMPFILE in the file's
-// directory, write, linkat(2) to the temp name (native/link-fd.c), fsync.
-// The caller then renames the temp file into place and fsyncs the directory,
-// as DESIGN.md says; what changes is only how the temp file comes to exist.
+// The temp files of the jobs directory's atomic writes (realFsOps's
+// writeSynced), on ext4 without a journal, created unnamed: open(2) with
+// O_TMPFILE in the file's directory, write, linkat(2) to the temp name
+// (native/link-fd.c), fsync. The caller then renames the temp file into
+// place and fsyncs the directory, as DESIGN.md says; what changes is only how
+// the temp file comes to exist.
 //
 // Why: creating a named file holds its directory's lock for the whole inode
 // allocation. On ext4 without a journal, that allocation passes over every
