@@ -147,7 +147,7 @@ export async function runDispatchBench(): Promise<void> {
         await TestSlave.connect({
           port: m.port,
           name: slaveName(i),
-          keyFile: m.keyFile,
+          realmKeyFile: m.keyFile,
           maxJobs: SLAVE_MAX_JOBS,
         }),
       );

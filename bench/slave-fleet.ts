@@ -19,6 +19,7 @@
 // line an admin (and the repoint bench) reads from a real abs-slave.
 
 import { mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../src/log.js";
@@ -30,12 +31,17 @@ import {
   canceledError,
 } from "../src/slave/methods/method.js";
 import { StateDir } from "../src/slave/state-dir.js";
+import { loadRealmKey } from "../src/auth/realm-key.js";
+import { writeSlaveKey } from "../src/auth/slave-key.js";
 import { inFlight } from "./report.js";
 
 export interface FleetMaster {
   host: string;
   port: number;
-  /** The realm key file, read at every connection as abs-slave does. */
+  /**
+   * The master's realm key file: each fleet slave gets its own key from it
+   * (as `abs keygen --slave` makes), read at every connection as abs-slave does.
+   */
   keyFile: string;
   /** The master's certificate fingerprint (master_fingerprint). */
   fingerprint: string;
@@ -251,6 +257,9 @@ export class SlaveFleet {
       throw err;
     }
     const { master } = opts;
+    const keyFile = path.join(dir, "slave.key");
+    if (!existsSync(keyFile))
+      await writeSlaveKey(await loadRealmKey(master.keyFile), name, keyFile);
     const localAddress = fleetAddress(i);
     const link = new MasterLink({
       // As targetOf(config) in src/slave/slave.ts for a realm-key slave with
@@ -259,7 +268,7 @@ export class SlaveFleet {
         host: master.host,
         port: master.port,
         name,
-        auth: { mode: "realm-key", keyFile: master.keyFile },
+        auth: { mode: "realm-key", keyFile },
         tls: { pin: master.fingerprint },
         localAddress,
       },

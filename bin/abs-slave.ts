@@ -37,7 +37,7 @@ import {
   reportStartFailure,
 } from "../src/daemon-main.js";
 import { isDaemonChild, reportToParent, startDaemonChild } from "../src/daemonize.js";
-import { loadRealmKey } from "../src/auth/realm-key.js";
+import { loadSlaveKey } from "../src/auth/slave-key.js";
 import { describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
@@ -103,14 +103,15 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  // The realm key is read again at each connection (a new key needs no
-  // restart), but a key the slave cannot use at all stops the start here, on
+  // The slave's key is read again at each connection (a new key needs no
+  // restart), but a key the slave cannot use at all (missing, readable by
+  // others, the realm key itself, another slave's) stops the start here, on
   // the terminal, as the master's does, rather than failing every connection
   // attempt in the log. (-t checks the config's text only, as the master's
   // does, so configs can be checked before the key is installed.)
-  if (config.realmKeyFile !== null) {
+  if (config.keyFile !== null) {
     try {
-      await loadRealmKey(config.realmKeyFile);
+      await loadSlaveKey(config.keyFile, config.name);
     } catch (err) {
       process.stderr.write(`abs-slave: ${describeError(err)}\n`);
       return EXIT_FAILURE;

@@ -40,7 +40,11 @@ import {
 } from "../src/cli/args.js";
 import type { ShowJobsOptions } from "../src/cli/commands/show-jobs.js";
 import type { CliContext } from "../src/cli/context.js";
-import { DEFAULT_DEMO_DIR } from "../src/config/default-paths.js";
+import {
+  DEFAULT_DEMO_DIR,
+  DEFAULT_REALM_KEY_FILE,
+  DEFAULT_SLAVE_KEY_FILE,
+} from "../src/config/default-paths.js";
 import {
   EXIT,
   EXIT_STATUS_HELP,
@@ -112,14 +116,48 @@ function program(): Command {
 
   abs
     .command("keygen")
-    .description("write a new realm key to FILE (mode 0600); an existing FILE is never overwritten")
-    .argument("<file>", "the realm key file to create")
-    .addHelpText("after", examples("abs keygen /etc/abs/realm.key"))
-    .action(async (file: string) => {
-      const { generateRealmKey } = await import("../src/auth/realm-key.js");
-      await local(generateRealmKey(file));
+    .description(
+      "write a new realm key to FILE (mode 0600); with --slave NAME, write slave NAME's own key, made from the realm key; an existing FILE is never overwritten",
+    )
+    .argument("<file>", "the key file to create")
+    .option(
+      "--slave <name>",
+      "write the key of slave NAME (derived from the realm key) instead of a new realm key",
+      parseName,
+    )
+    .option(
+      "--realm-key <file>",
+      `the realm key to derive a slave's key from (with --slave; default ${DEFAULT_REALM_KEY_FILE})`,
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "abs keygen /etc/abs/realm.key                       # once, on the master's host",
+        "abs keygen --slave green-acres /tmp/green-acres.key  # then copy it to green-acres as /etc/abs/slave.key",
+      ),
+    )
+    .action(async (file: string, o: { slave?: string; realmKey?: string }) => {
+      if (o.slave === undefined) {
+        if (o.realmKey !== undefined) {
+          throw new ExitError(
+            EXIT.USAGE,
+            new Error("abs keygen: --realm-key is used only with --slave"),
+          );
+        }
+        const { generateRealmKey } = await import("../src/auth/realm-key.js");
+        await local(generateRealmKey(file));
+        process.stdout.write(
+          `wrote a new realm key to ${file} (mode 0600); keep it on the master's host (and standby and fake masters) only, and give each slave its own key with \`abs keygen --slave NAME FILE\`\n`,
+        );
+        return;
+      }
+      const realmKeyFile = o.realmKey ?? DEFAULT_REALM_KEY_FILE;
+      const { loadRealmKey } = await import("../src/auth/realm-key.js");
+      const { writeSlaveKey } = await import("../src/auth/slave-key.js");
+      const realmKey = await local(loadRealmKey(realmKeyFile));
+      await local(writeSlaveKey(realmKey, o.slave, file));
       process.stdout.write(
-        `wrote a new realm key to ${file} (mode 0600); copy it to the master and every slave over a secure channel\n`,
+        `wrote the key of slave ${o.slave} (from ${realmKeyFile}) to ${file} (mode 0600); copy it to ${o.slave} over a secure channel, as its key_file (default ${DEFAULT_SLAVE_KEY_FILE}), and remove it from here\n`,
       );
     });
 

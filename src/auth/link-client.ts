@@ -15,13 +15,8 @@ import type { MasterToSlaveMessage, SlaveToMasterMessage } from "../protocol/sla
 import { createKerberosInitiator, type KerberosInitiator } from "./kerberos.js";
 import { LinkConnection, type SlaveSideConnection } from "./link-connection.js";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, formatPeer } from "./link-server.js";
-import {
-  EKM_BYTES,
-  EKM_LABEL,
-  loadRealmKey,
-  realmKeyFromBytes,
-  type RealmKey,
-} from "./realm-key.js";
+import { EKM_BYTES, EKM_LABEL, realmKeyFromBytes, type RealmKey } from "./realm-key.js";
+import { deriveSlaveKey, loadSlaveKey, type SlaveKey } from "./slave-key.js";
 import { SlaveHandshake, type SlaveHandshakeAuth } from "./slave-handshake.js";
 import {
   checkMasterCertificate,
@@ -34,10 +29,20 @@ import {
 export type SlaveAuthOptions =
   | {
       mode: "realm-key";
-      /** The realm key file (`abs keygen`). Exactly one of keyFile and key. */
+      /**
+       * The slave's key file (`abs keygen --slave NAME FILE`), read at each
+       * connection; it must be the key of `name`. Exactly one of keyFile,
+       * key and realmKey.
+       */
       keyFile?: string;
-      /** The realm key itself, 32 bytes. */
-      key?: Buffer | RealmKey;
+      /** The slave's key itself, of `name`. */
+      key?: SlaveKey;
+      /**
+       * The realm key, for a connection a master makes itself (the startup
+       * vote's probe): the key of `name` is derived from it. A slave daemon
+       * never holds the realm key (slave-key.ts).
+       */
+      realmKey?: Buffer | RealmKey;
     }
   | {
       mode: "kerberos";
@@ -81,7 +86,7 @@ export async function connectToMaster(opts: ConnectOptions): Promise<SlaveSideCo
   const where = formatPeer(opts.host, opts.port);
   const timeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const policy = await compileSlaveTls(opts.tls ?? {}, opts.auth.mode);
-  const auth = await handshakeAuth(opts.auth);
+  const auth = await handshakeAuth(opts.auth, opts.name);
 
   const socket = await dial(opts, where, timeoutMs, policy);
   let binding: Buffer;
@@ -133,19 +138,29 @@ export async function connectToMaster(opts: ConnectOptions): Promise<SlaveSideCo
   });
 }
 
-async function handshakeAuth(auth: SlaveAuthOptions): Promise<SlaveHandshakeAuth> {
+async function handshakeAuth(auth: SlaveAuthOptions, name: string): Promise<SlaveHandshakeAuth> {
   switch (auth.mode) {
     case "realm-key": {
-      if ((auth.keyFile === undefined) === (auth.key === undefined)) {
+      const given = [auth.keyFile, auth.key, auth.realmKey].filter((k) => k !== undefined);
+      if (given.length !== 1) {
         throw new AbsError(
           "BAD_ARGUMENT",
-          "realm-key authentication needs exactly one of keyFile and key",
+          "realm-key authentication needs exactly one of keyFile, key and realmKey",
         );
       }
-      let key: RealmKey;
-      if (auth.keyFile !== undefined) key = await loadRealmKey(auth.keyFile);
-      else if (Buffer.isBuffer(auth.key)) key = realmKeyFromBytes(auth.key);
-      else key = auth.key as RealmKey;
+      let key: SlaveKey;
+      if (auth.keyFile !== undefined) key = await loadSlaveKey(auth.keyFile, name);
+      else if (auth.key !== undefined) key = auth.key;
+      else {
+        const realm = auth.realmKey as Buffer | RealmKey;
+        key = deriveSlaveKey(Buffer.isBuffer(realm) ? realmKeyFromBytes(realm) : realm, name);
+      }
+      if (key.name !== name) {
+        throw new AbsError(
+          "BAD_ARGUMENT",
+          `the key of slave "${key.name}" (${key.source}) cannot authenticate slave "${name}"`,
+        );
+      }
       return { mode: "realm-key", key };
     }
     case "kerberos": {

@@ -27,6 +27,7 @@ import type {
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
 import type { KerberosAcceptor } from "./kerberos.js";
+import { deriveSlaveKey } from "./slave-key.js";
 import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
   MASTER_LABEL,
@@ -50,7 +51,10 @@ export interface MasterHandshakeOptions {
   masterName: string;
   /** The slave's address, `host:port`, for messages. */
   peer: string;
-  /** The realm key, when the master accepts realm-key slaves. */
+  /**
+   * The realm key, when the master accepts realm-key slaves: each slave's
+   * MACs are made with that slave's key, derived from it (slave-key.ts).
+   */
   realmKey?: RealmKey;
   /**
    * Makes the Kerberos acceptor of this connection, when the master accepts
@@ -248,14 +252,17 @@ export class MasterHandshake {
       );
     }
     const input = { masterNonce, slaveNonce, name, ekm: this.opts.binding };
-    const expected = realmKeyMac(key, SLAVE_LABEL, input);
+    // The slave's key, not the realm key: a MAC proves this one name, and
+    // the proof below convinces this one slave.
+    const slaveKey = deriveSlaveKey(key, name);
+    const expected = realmKeyMac(slaveKey, SLAVE_LABEL, input);
     if (!macMatches(expected, Buffer.from(macText, "base64"))) {
       throw new AuthError(
         "AUTH_FAILED",
-        `wrong realm key: the MAC of slave "${name}" does not verify (the slave holds another realm key than the master, or a relay sits between them)`,
+        `wrong key: the MAC of slave "${name}" does not verify (the slave does not hold the key of "${name}" made from this master's realm key with \`abs keygen --slave ${name}\`, or a relay sits between them)`,
       );
     }
-    const proof = realmKeyMac(key, MASTER_LABEL, input);
+    const proof = realmKeyMac(slaveKey, MASTER_LABEL, input);
     this.succeed(name, () => this.port.send({ type: "auth-proof", mac: proof.toString("base64") }));
   }
 

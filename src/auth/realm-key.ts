@@ -1,5 +1,10 @@
-// The realm key: a shared secret per realm (`abs keygen`), and the MACs of
-// the mutual challenge-response that proves knowledge of it on the slave link.
+// The realm key: a secret per realm (`abs keygen`), held by the masters of
+// the realm (and the fake master) only, and the MACs of the mutual
+// challenge-response on the slave link. A slave holds its own key, derived
+// from the realm key and its name (slave-key.ts), never the realm key: a
+// slave's key proves that slave, and the master's proof towards it, and
+// nothing else, so a slave host can pose neither as the master towards
+// another slave nor as another slave.
 //
 // File format, one line of text so an operator can see what the file is:
 //
@@ -9,7 +14,8 @@
 // group- or world-readable key is refused rather than used, because anyone
 // who can read it can pose as any slave and as the master.
 //
-// The exchange (slave-handshake.ts and master-handshake.ts drive it):
+// The exchange (slave-handshake.ts and master-handshake.ts drive it), with
+// K = the slave's key (the master derives it from the realm key and name):
 //
 //   slave  → hello{name, mode: "realm-key"}
 //   master → auth-challenge{Nm}                      Nm: 32 fresh random bytes
@@ -17,7 +23,7 @@
 //   master → auth-proof{MAC(MASTER_LABEL)}           after checking the slave's MAC
 //   master → auth-ok
 //
-//   MAC(label) = HMAC-SHA256(key, lp(label) | lp(Nm) | lp(Ns) | lp(name) | lp(ekm))
+//   MAC(label) = HMAC-SHA256(K, lp(label) | lp(Nm) | lp(Ns) | lp(name) | lp(ekm))
 //   lp(x)      = uint32 big-endian length of x, then x
 //
 // `ekm` is 32 bytes of TLS exported keying material (RFC 8446 section 7.5,
@@ -30,7 +36,8 @@
 // slave's MAC from ever being usable as the master's proof, and each side's
 // fresh nonce keeps an old MAC from being replayed.
 //
-// Pure except generateRealmKey and loadRealmKey, which touch the file.
+// Pure except the functions that read and write files (loadRealmKey,
+// generateRealmKey, readSecretFile, writeSecretFile).
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
@@ -75,7 +82,7 @@ export function formatRealmKey(bytes: Buffer): string {
 export function parseRealmKey(text: string, source: string): RealmKey {
   const bad = (why: string): ConfigError =>
     new ConfigError(
-      `realm key file ${source} ${why}; make a new one with \`abs keygen FILE\` and copy it to the master and every slave`,
+      `realm key file ${source} ${why}; make a new one with \`abs keygen FILE\` on the master's host (the realm key stays on masters; each slave gets its own key, \`abs keygen --slave NAME FILE\`)`,
       { file: source },
     );
   const line = text.endsWith("\n") ? text.slice(0, -1) : text;
@@ -99,11 +106,77 @@ export function parseRealmKey(text: string, source: string): RealmKey {
 
 /**
  * Writes a new realm key of 32 random bytes to `file`, mode 0600. Refuses
- * to overwrite an existing file (O_EXCL): replacing a realm key locks out
- * every slave holding the old one, so that must be a deliberate `rm` first.
+ * to overwrite an existing file: a new realm key changes every slave's key.
  */
 export async function generateRealmKey(file: string): Promise<void> {
-  const text = formatRealmKey(randomBytes(REALM_KEY_BYTES));
+  await writeSecretFile(
+    file,
+    formatRealmKey(randomBytes(REALM_KEY_BYTES)),
+    "realm key file",
+    "every slave will need a new key made from the new realm key",
+  );
+}
+
+/**
+ * Reads a realm key file. Refuses, with a message saying what to do: a
+ * missing or unreadable file, something other than a regular file, a file
+ * readable or writable by group or others, and a file in the wrong format.
+ */
+export async function loadRealmKey(file: string): Promise<RealmKey> {
+  const text = await readSecretFile(
+    file,
+    "realm key file",
+    `create it with \`abs keygen ${file}\` on the master's host`,
+  );
+  return parseRealmKey(text, file);
+}
+
+/**
+ * Reads a file holding a secret: a regular file, readable and writable by
+ * its owner only. `what` names the kind of file in messages ("realm key
+ * file"), `create` says how to make a missing one.
+ */
+export async function readSecretFile(file: string, what: string, create: string): Promise<string> {
+  let info;
+  try {
+    info = await stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw new ConfigError(`${what} ${file} does not exist; ${create}`, { file });
+    }
+    throw new ConfigError(`${what} ${file} cannot be read: ${describeError(err)}`, { file });
+  }
+  if (!info.isFile()) throw new ConfigError(`${what} ${file} is not a regular file`, { file });
+  if ((info.mode & 0o077) !== 0) {
+    throw new ConfigError(
+      `${what} ${file} has mode ${(info.mode & 0o777).toString(8).padStart(4, "0")}: group or others can read or change it; refusing to use it. Run \`chmod 600 ${file}\``,
+      { file },
+    );
+  }
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "EACCES"
+        ? `is not readable by this process (uid ${process.getuid?.() ?? "?"})`
+        : `cannot be read: ${describeError(err)}`;
+    throw new ConfigError(`${what} ${file} ${why}`, { file });
+  }
+}
+
+/**
+ * Creates `file` with `text`, mode 0600, durably. Refuses to overwrite an
+ * existing file (O_EXCL): replacing a key locks out whoever holds the old
+ * one, so that must be a deliberate `rm` first (`replacing` says who).
+ */
+export async function writeSecretFile(
+  file: string,
+  text: string,
+  what: string,
+  replacing: string,
+): Promise<void> {
   let handle;
   try {
     handle = await open(
@@ -115,19 +188,17 @@ export async function generateRealmKey(file: string): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EEXIST") {
       throw new ConfigError(
-        `realm key file ${file} already exists; it was not overwritten (remove it first if you really mean to replace the realm key: every slave will need the new one)`,
+        `${what} ${file} already exists; it was not overwritten (remove it first if you really mean to replace it: ${replacing})`,
         { file },
       );
     }
     if (code === "ENOENT") {
       throw new ConfigError(
-        `cannot create realm key file ${file}: directory ${path.dirname(file)} does not exist`,
+        `cannot create ${what} ${file}: directory ${path.dirname(file)} does not exist`,
         { file },
       );
     }
-    throw new ConfigError(`cannot create realm key file ${file}: ${describeError(err)}`, {
-      file,
-    });
+    throw new ConfigError(`cannot create ${what} ${file}: ${describeError(err)}`, { file });
   }
   try {
     // The umask may have narrowed the mode further, never widened it; chmod
@@ -136,53 +207,10 @@ export async function generateRealmKey(file: string): Promise<void> {
     await handle.writeFile(text);
     await handle.sync();
   } catch (err) {
-    throw new ConfigError(`cannot write realm key file ${file}: ${describeError(err)}`, { file });
+    throw new ConfigError(`cannot write ${what} ${file}: ${describeError(err)}`, { file });
   } finally {
     await handle.close();
   }
-}
-
-/**
- * Reads a realm key file. Refuses, with a message saying what to do: a
- * missing or unreadable file, something other than a regular file, a file
- * readable or writable by group or others, and a file in the wrong format.
- */
-export async function loadRealmKey(file: string): Promise<RealmKey> {
-  let info;
-  try {
-    info = await stat(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") {
-      throw new ConfigError(
-        `realm key file ${file} does not exist; create it with \`abs keygen ${file}\` on one host and copy it to the others`,
-        { file },
-      );
-    }
-    throw new ConfigError(`realm key file ${file} cannot be read: ${describeError(err)}`, {
-      file,
-    });
-  }
-  if (!info.isFile())
-    throw new ConfigError(`realm key file ${file} is not a regular file`, { file });
-  if ((info.mode & 0o077) !== 0) {
-    throw new ConfigError(
-      `realm key file ${file} has mode ${(info.mode & 0o777).toString(8).padStart(4, "0")}: group or others can read or change it; refusing to use it. Run \`chmod 600 ${file}\``,
-      { file },
-    );
-  }
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === "EACCES"
-        ? `is not readable by this process (uid ${process.getuid?.() ?? "?"})`
-        : `cannot be read: ${describeError(err)}`;
-    throw new ConfigError(`realm key file ${file} ${why}`, { file });
-  }
-  return parseRealmKey(text, file);
 }
 
 /** A realm key given as bytes (e.g. by a test or an embedding program). */
@@ -214,9 +242,14 @@ function lengthPrefixed(part: Buffer): Buffer[] {
   return [length, part];
 }
 
+/** The key a link MAC is made with: a slave's key (slave-key.ts). */
+export interface MacKey {
+  readonly bytes: Buffer;
+}
+
 /** HMAC-SHA256 of the length-prefixed fields under `label`. */
 export function realmKeyMac(
-  key: RealmKey,
+  key: MacKey,
   label: typeof SLAVE_LABEL | typeof MASTER_LABEL,
   input: MacInput,
 ): Buffer {

@@ -31,14 +31,8 @@ import {
   type HandshakePort,
 } from "./handshake.js";
 import type { KerberosInitiator } from "./kerberos.js";
-import {
-  MASTER_LABEL,
-  NONCE_BYTES,
-  SLAVE_LABEL,
-  macMatches,
-  realmKeyMac,
-  type RealmKey,
-} from "./realm-key.js";
+import { MASTER_LABEL, NONCE_BYTES, SLAVE_LABEL, macMatches, realmKeyMac } from "./realm-key.js";
+import type { SlaveKey } from "./slave-key.js";
 
 export type SlaveHandshakeState =
   | "idle"
@@ -53,7 +47,11 @@ export type SlaveHandshakeState =
 
 /** How the slave proves itself. */
 export type SlaveHandshakeAuth =
-  | { mode: "realm-key"; key: RealmKey }
+  | {
+      mode: "realm-key";
+      /** The slave's own key (slave-key.ts), of the name in `name`. */
+      key: SlaveKey;
+    }
   | {
       mode: "kerberos";
       /** Makes this connection's initiator (link-client.ts passes createKerberosInitiator). */
@@ -216,7 +214,7 @@ export class SlaveHandshake {
     );
   }
 
-  private realmKey(): RealmKey {
+  private slaveKey(): SlaveKey {
     if (this.opts.auth.mode !== "realm-key")
       throw new AbsError("INTERNAL", "not in realm-key mode");
     return this.opts.auth.key;
@@ -232,7 +230,7 @@ export class SlaveHandshake {
     }
     this.masterNonce = masterNonce;
     this.slaveNonce = randomBytes(NONCE_BYTES);
-    const mac = realmKeyMac(this.realmKey(), SLAVE_LABEL, this.macInput());
+    const mac = realmKeyMac(this.slaveKey(), SLAVE_LABEL, this.macInput());
     this.state = "awaiting-proof";
     this.port.send({
       type: "auth-response",
@@ -242,11 +240,11 @@ export class SlaveHandshake {
   }
 
   private proof(macText: string): void {
-    const expected = realmKeyMac(this.realmKey(), MASTER_LABEL, this.macInput());
+    const expected = realmKeyMac(this.slaveKey(), MASTER_LABEL, this.macInput());
     if (!macMatches(expected, Buffer.from(macText, "base64"))) {
       throw new AuthError(
         "AUTH_FAILED",
-        `master failed to prove the realm key: possible relay or wrong key (the master at ${this.opts.master} does not hold the key of ${this.realmKey().source}, or something between them terminated TLS)`,
+        `master failed to prove the key of this slave: possible relay or wrong key (the master at ${this.opts.master} does not hold the realm key that ${this.slaveKey().source} was made from, or something between them terminated TLS)`,
       );
     }
     this.state = "awaiting-ok";

@@ -11,3 +11,7 @@ export const DEFAULT_SLAVE_CONF = "/etc/abs/slave.conf";
 export const DEFAULT_ADMIN_SOCKET = "/run/abs/admin.sock";
 /** abs demo's directory, relative to where abs runs. */
 export const DEFAULT_DEMO_DIR = "abs-demo";
+/** realm_key_file's default (masters only). */
+export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
+/** key_file's default: a slave's own key (abs keygen --slave). */
+export const DEFAULT_SLAVE_KEY_FILE = "/etc/abs/slave.key";

@@ -30,7 +30,7 @@ import {
   jobHeaderName,
   readJobDefinition,
 } from "./job-definition.js";
-import { DEFAULT_ADMIN_SOCKET } from "./default-paths.js";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_REALM_KEY_FILE } from "./default-paths.js";
 import { readSection } from "./section-reader.js";
 import {
   absolutePath,
@@ -106,8 +106,7 @@ export interface MasterConfig {
   jobs: JobDefinition[];
 }
 
-export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
-export { DEFAULT_ADMIN_SOCKET };
+export { DEFAULT_ADMIN_SOCKET, DEFAULT_REALM_KEY_FILE };
 
 /** Refuses world-writable modes: on a Unix socket, write permission is the right to administer. */
 const socketMode: Parser<number> = (t) => {

@@ -12,10 +12,10 @@
 // is an error naming both lines, never "the last one wins".
 
 import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
+import { DEFAULT_SLAVE_KEY_FILE } from "./default-paths.js";
 import { DEFAULT_PORT, type HostPort } from "./host-port.js";
 import { type IniEntry, type IniSection, tokenizeIni } from "./ini-tokenizer.js";
 import { closest, type ConfigIssue, type LoadResult, makeIssue } from "./issues.js";
-import { DEFAULT_REALM_KEY_FILE } from "./master-config.js";
 import { readSection } from "./section-reader.js";
 import {
   absolutePath,
@@ -45,8 +45,12 @@ export interface SlaveConfig {
   logDir: string;
   /** `auth`: realm-key or kerberos. Default "realm-key". */
   auth: AuthMode;
-  /** `realm_key_file`: the realm key (realm-key only). Default /etc/abs/realm.key; null with kerberos. */
-  realmKeyFile: string | null;
+  /**
+   * `key_file`: the slave's own key, `abs keygen --slave NAME FILE` on the
+   * master's host (realm-key only). Default /etc/abs/slave.key; null with
+   * kerberos. A slave never holds the realm key (`realm_key_file` is refused).
+   */
+  keyFile: string | null;
   /** `keytab`: the slave's host keytab (kerberos only). Default null; kerberos needs it or ccache. */
   keytab: string | null;
   /** `principal`: the slave principal, `name@REALM` (kerberos only). Default null: the keytab's first, or the cache's. */
@@ -79,6 +83,9 @@ const SLAVE_SCHEMA = {
   state_dir: absolutePath,
   log_dir: absolutePath,
   auth: oneOf(AUTH_MODES),
+  key_file: absolutePath,
+  // Refused whatever its value (step 2): kept in the schema so that the
+  // refusal names the fix rather than "unknown key".
   realm_key_file: absolutePath,
   keytab: absolutePath,
   principal,
@@ -92,7 +99,9 @@ const SLAVE_SCHEMA = {
 };
 
 /** Every key slave.conf takes. */
-export const SLAVE_KEYS: readonly string[] = Object.keys(SLAVE_SCHEMA);
+export const SLAVE_KEYS: readonly string[] = Object.keys(SLAVE_SCHEMA).filter(
+  (k) => k !== "realm_key_file",
+);
 
 const KERBEROS_KEYS = ["keytab", "principal", "ccache", "master_principal"];
 
@@ -161,8 +170,21 @@ export function loadSlaveConfig(
       }
     }
   }
+  const realmKeyEntry = written.get("realm_key_file");
+  if (realmKeyEntry !== undefined) {
+    const shownName = slaveName ?? "NAME";
+    at(
+      realmKeyEntry.line,
+      realmKeyEntry.key,
+      realmKeyEntry.value,
+      "a slave no longer holds the realm key: whoever holds it can pose as the master to every slave. " +
+        `On the master's host run \`abs keygen --slave ${shownName} ${shownName}.key\`, ` +
+        `copy ${shownName}.key to this host as ${DEFAULT_SLAVE_KEY_FILE} (mode 0600), ` +
+        `replace this line with "key_file: ${DEFAULT_SLAVE_KEY_FILE}", and remove the realm key from this host`,
+    );
+  }
   if (auth === "kerberos" && v.auth !== undefined) {
-    const e = written.get("realm_key_file");
+    const e = written.get("key_file");
     if (e !== undefined)
       at(e.line, e.key, e.value, "only used with auth = realm-key (auth is kerberos)");
     if (!written.has("keytab") && !written.has("ccache")) {
@@ -198,7 +220,7 @@ export function loadSlaveConfig(
       stateDir: v.state_dir?.value ?? "/var/lib/abs/slave",
       logDir: v.log_dir?.value ?? "/var/log/abs",
       auth,
-      realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),
+      keyFile: kerberos ? null : (v.key_file?.value ?? DEFAULT_SLAVE_KEY_FILE),
       keytab: v.keytab?.value ?? null,
       principal: v.principal?.value ?? null,
       ccache: v.ccache?.value ?? null,

@@ -20,6 +20,7 @@
 
 import { hostname } from "node:os";
 import { connectToMaster, type SlaveAuthOptions } from "../auth/link-client.js";
+import { loadRealmKey } from "../auth/realm-key.js";
 import { formatHostPort, type HostPort } from "../config/host-port.js";
 import type { MasterConfig } from "../config/master-config.js";
 import { AbsError, describeError } from "../errors.js";
@@ -66,8 +67,11 @@ function withRealm(principal: string, realm: string): string {
   return principal.includes("@") ? principal : `${principal}@${realm}`;
 }
 
-/** How this master authenticates to a peer: as a slave of its own realm would. */
-function probeAuth(config: MasterConfig): SlaveAuthOptions {
+/**
+ * How this master authenticates to a peer: as a slave of its own realm
+ * would, with the key of the probe's name derived from the realm key.
+ */
+async function probeAuth(config: MasterConfig): Promise<SlaveAuthOptions> {
   if (config.auth === "kerberos") {
     return {
       mode: "kerberos",
@@ -80,7 +84,7 @@ function probeAuth(config: MasterConfig): SlaveAuthOptions {
         : { principal: withRealm(config.servicePrincipal, config.realm) }),
     };
   }
-  return { mode: "realm-key", keyFile: config.realmKeyFile ?? "" };
+  return { mode: "realm-key", realmKey: await loadRealmKey(config.realmKeyFile ?? "") };
 }
 
 /**
@@ -105,9 +109,9 @@ function probeName(config: MasterConfig): string {
 /** Asks one peer; never rejects. */
 export async function askPeer(config: MasterConfig, peer: HostPort): Promise<PeerAnswer> {
   const where = formatHostPort(peer);
-  const auth = probeAuth(config);
-  const kerberos = auth.mode === "kerberos";
+  const kerberos = config.auth === "kerberos";
   try {
+    const auth = await probeAuth(config);
     const conn = await connectToMaster({
       host: peer.host,
       port: peer.port,

@@ -30,7 +30,7 @@ import {
 } from "./message-fields.js";
 
 /** Version of the slave link spoken by this build; sent in `hello`. */
-export const SLAVE_PROTOCOL_VERSION = 1;
+export const SLAVE_PROTOCOL_VERSION = 2;
 
 export const AUTH_MODES = ["realm-key", "kerberos"] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];

@@ -36,7 +36,7 @@ export const RESTART_ONLY_KEYS = [
 const CONNECTION_KEYS = [
   "master",
   "auth",
-  "realmKeyFile",
+  "keyFile",
   "principal",
   "masterPrincipal",
   "masterFingerprint",
@@ -152,7 +152,7 @@ export function targetOf(c: SlaveConfig): MasterTarget {
       ...(c.principal === null ? {} : { principal: c.principal }),
     };
   } else {
-    auth = { mode: "realm-key", keyFile: c.realmKeyFile ?? "" };
+    auth = { mode: "realm-key", keyFile: c.keyFile ?? "" };
   }
   return {
     host: c.master.host,

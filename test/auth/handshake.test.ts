@@ -8,6 +8,7 @@ import type { HandshakeFailure, HandshakePort, HandshakeResult } from "../../src
 import type { KerberosAcceptor, KerberosInitiator } from "../../src/auth/kerberos.js";
 import { MasterHandshake, type MasterHandshakeOptions } from "../../src/auth/master-handshake.js";
 import { realmKeyFromBytes } from "../../src/auth/realm-key.js";
+import { deriveSlaveKey } from "../../src/auth/slave-key.js";
 import { SlaveHandshake, type SlaveHandshakeAuth } from "../../src/auth/slave-handshake.js";
 import { AuthError } from "../../src/errors.js";
 import type {
@@ -15,6 +16,7 @@ import type {
   SlaveLinkMessage,
   SlaveToMasterMessage,
 } from "../../src/protocol/slave-messages.js";
+import { SLAVE_PROTOCOL_VERSION } from "../../src/protocol/slave-messages.js";
 
 /** A port that records what the handshake did. */
 class RecordingPort<Out extends SlaveLinkMessage> implements HandshakePort<Out> {
@@ -41,6 +43,8 @@ class RecordingPort<Out extends SlaveLinkMessage> implements HandshakePort<Out> 
 }
 
 const KEY = realmKeyFromBytes(randomBytes(32), "test key");
+/** The key of slave s1, the name every slave handshake here says hello with. */
+const S1_KEY = deriveSlaveKey(KEY, "s1");
 
 function master(overrides: Partial<MasterHandshakeOptions> = {}) {
   const port = new RecordingPort<MasterToSlaveMessage>();
@@ -58,7 +62,7 @@ function master(overrides: Partial<MasterHandshakeOptions> = {}) {
 }
 
 function slave(
-  auth: SlaveHandshakeAuth = { mode: "realm-key", key: KEY },
+  auth: SlaveHandshakeAuth = { mode: "realm-key", key: S1_KEY },
   binding = Buffer.alloc(32, 1),
 ) {
   const port = new RecordingPort<SlaveToMasterMessage>();
@@ -131,14 +135,17 @@ t.test("realm key: both sides authenticate", async (t) => {
 
 t.test("realm key: a different key fails at the master, which tells the slave", async (t) => {
   const m = master();
-  const s = slave({ mode: "realm-key", key: realmKeyFromBytes(randomBytes(32)) });
+  const s = slave({
+    mode: "realm-key",
+    key: deriveSlaveKey(realmKeyFromBytes(randomBytes(32)), "s1"),
+  });
   await run(m, s);
   t.equal(m.hs.state, "failed");
   t.equal(m.port.failure?.blame, "peer");
-  t.match(m.port.failure?.error.message, /^wrong realm key: the MAC of slave "s1" does not verify/);
+  t.match(m.port.failure?.error.message, /^wrong key: the MAC of slave "s1" does not verify/);
   t.equal(s.hs.state, "failed");
   t.equal(s.port.failure?.error.code, "AUTH_FAILED");
-  t.match(s.port.failure?.error.message, /^master refused authentication: wrong realm key/);
+  t.match(s.port.failure?.error.message, /^master refused authentication: wrong key: the MAC/);
   t.same(
     s.port.types(),
     ["hello", "auth-response"],
@@ -148,10 +155,10 @@ t.test("realm key: a different key fails at the master, which tells the slave", 
 
 t.test("realm key: different TLS sessions (a relay) fail", async (t) => {
   const m = master();
-  const s = slave({ mode: "realm-key", key: KEY }, Buffer.alloc(32, 2));
+  const s = slave({ mode: "realm-key", key: S1_KEY }, Buffer.alloc(32, 2));
   await run(m, s);
   t.equal(m.hs.state, "failed");
-  t.match(m.port.failure?.error.message, /wrong realm key/);
+  t.match(m.port.failure?.error.message, /wrong key: the MAC/);
 });
 
 t.test("realm key: a wrong master proof fails at the slave", async (t) => {
@@ -163,7 +170,7 @@ t.test("realm key: a wrong master proof fails at the slave", async (t) => {
   t.equal(s.hs.state, "failed");
   t.match(
     s.port.failure?.error.message,
-    /^master failed to prove the realm key: possible relay or wrong key \(the master at 192\.0\.2\.9:7370 does not hold the key of test key/,
+    /^master failed to prove the key of this slave: possible relay or wrong key \(the master at 192\.0\.2\.9:7370 does not hold the realm key that the key of slave s1 derived from test key was made from/,
   );
   t.match(s.port.sent.at(-1), { type: "error", code: "AUTH_FAILED" }, "the master is told");
 });
@@ -182,7 +189,12 @@ t.test("realm key: auth-ok naming another slave is refused", async (t) => {
 });
 
 t.test("master: out-of-order messages", async (t) => {
-  const hello = { type: "hello", version: 1, name: "s1", mode: "realm-key" } as const;
+  const hello = {
+    type: "hello",
+    version: SLAVE_PROTOCOL_VERSION,
+    name: "s1",
+    mode: "realm-key",
+  } as const;
   const response = {
     type: "auth-response",
     nonce: randomBytes(32).toString("base64"),
@@ -231,7 +243,12 @@ t.test("master: out-of-order messages", async (t) => {
 
 t.test("master: timeout and peer close say what was awaited", async (t) => {
   const m = master();
-  await m.hs.feed({ type: "hello", version: 1, name: "s1", mode: "realm-key" });
+  await m.hs.feed({
+    type: "hello",
+    version: SLAVE_PROTOCOL_VERSION,
+    name: "s1",
+    mode: "realm-key",
+  });
   t.equal(m.hs.claimedIdentity, "s1");
   m.hs.timeout(500);
   t.equal(m.port.failure?.error.code, "AUTH_TIMEOUT");
@@ -313,7 +330,7 @@ t.test("Kerberos: a message while the master checks the token fails", async (t) 
   let release: () => void = () => undefined;
   const hold = new Promise<void>((resolve) => (release = resolve));
   const m = master({ realmKey: undefined, kerberosAcceptor: fakeAcceptor({ hold }) });
-  await m.hs.feed({ type: "hello", version: 1, name: "s1", mode: "kerberos" });
+  await m.hs.feed({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "s1", mode: "kerberos" });
   const stepping = m.hs.feed({
     type: "auth-token",
     token: Buffer.from("ap-req").toString("base64"),
@@ -333,7 +350,7 @@ t.test("Kerberos: a message while the master checks the token fails", async (t) 
 
 t.test("Kerberos: a realm-key-only master refuses a Kerberos hello", async (t) => {
   const m = master();
-  await m.hs.feed({ type: "hello", version: 1, name: "s1", mode: "kerberos" });
+  await m.hs.feed({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "s1", mode: "kerberos" });
   t.match(m.port.failure?.error.message, /does not accept Kerberos authentication/);
 });
 
@@ -341,7 +358,7 @@ t.test("slave: out-of-order messages from the master", async (t) => {
   const cases: Array<[string, SlaveHandshakeAuth, MasterToSlaveMessage[], RegExp]> = [
     [
       "auth-ok before the proof",
-      { mode: "realm-key", key: KEY },
+      { mode: "realm-key", key: S1_KEY },
       [{ type: "auth-ok", master: "m", identity: "s1" }],
       /unexpected auth-ok message .* waiting for auth-challenge/,
     ],
@@ -359,7 +376,7 @@ t.test("slave: out-of-order messages from the master", async (t) => {
     ],
     [
       "a second challenge",
-      { mode: "realm-key", key: KEY },
+      { mode: "realm-key", key: S1_KEY },
       [
         { type: "auth-challenge", nonce: randomBytes(32).toString("base64") },
         { type: "auth-challenge", nonce: randomBytes(32).toString("base64") },
@@ -368,7 +385,7 @@ t.test("slave: out-of-order messages from the master", async (t) => {
     ],
     [
       "a dispatch before auth-ok",
-      { mode: "realm-key", key: KEY },
+      { mode: "realm-key", key: S1_KEY },
       [
         {
           type: "dispatch",

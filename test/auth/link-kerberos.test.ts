@@ -148,7 +148,10 @@ t.test("Kerberos over the slave link, against real MIT KDCs", options, async (t)
 
   t.test("a realm-key slave at a Kerberos master", async (t) => {
     const err = await rejection(
-      connectToMaster({ ...slaveOptions(slave1), auth: { mode: "realm-key", key: master.key } }),
+      connectToMaster({
+        ...slaveOptions(slave1),
+        auth: { mode: "realm-key", realmKey: master.key },
+      }),
     );
     t.equal(
       err.message,

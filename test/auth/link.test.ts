@@ -6,10 +6,18 @@
 
 import { randomBytes } from "node:crypto";
 import tls from "node:tls";
-import t from "tap";
+import t, { type Test } from "tap";
 import type { MasterSideConnection, SlaveSideConnection } from "../../src/auth/link-connection.js";
 import { connectToMaster, type ConnectOptions } from "../../src/auth/link-client.js";
-import { MASTER_LABEL, SLAVE_LABEL, realmKeyMac } from "../../src/auth/realm-key.js";
+import {
+  MASTER_LABEL,
+  SLAVE_LABEL,
+  realmKeyFromBytes,
+  realmKeyMac,
+  type MacKey,
+} from "../../src/auth/realm-key.js";
+import { deriveSlaveKey, formatSlaveKey } from "../../src/auth/slave-key.js";
+import { SLAVE_PROTOCOL_VERSION } from "../../src/protocol/slave-messages.js";
 import { loadOrCreateMasterTls } from "../../src/auth/tls.js";
 import { AbsError } from "../../src/errors.js";
 import {
@@ -31,7 +39,7 @@ function slaveOptions(master: TestMaster, overrides: Partial<ConnectOptions> = {
     host: "127.0.0.1",
     port: master.port,
     name: "slave1",
-    auth: { mode: "realm-key", key: master.key },
+    auth: { mode: "realm-key", realmKey: master.key },
     tls: { pin: master.tls.fingerprint },
     ...overrides,
   };
@@ -79,7 +87,7 @@ async function roundTrip(
 
 /** Runs the realm-key exchange by hand on a raw client up to the master's auth-ok. */
 async function rawAuthenticate(client: RawClient, master: TestMaster, name = "raw"): Promise<void> {
-  client.send({ type: "hello", version: 1, name, mode: "realm-key" });
+  client.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name, mode: "realm-key" });
   const challenge = await client.next("auth-challenge");
   const masterNonce = Buffer.from(challenge.nonce as string, "base64");
   const slaveNonce = randomBytes(32);
@@ -87,10 +95,13 @@ async function rawAuthenticate(client: RawClient, master: TestMaster, name = "ra
   client.send({
     type: "auth-response",
     nonce: slaveNonce.toString("base64"),
-    mac: realmKeyMac(master.key, SLAVE_LABEL, input).toString("base64"),
+    mac: realmKeyMac(deriveSlaveKey(master.key, name), SLAVE_LABEL, input).toString("base64"),
   });
   const proof = await client.next("auth-proof");
-  t.equal(proof.mac, realmKeyMac(master.key, MASTER_LABEL, input).toString("base64"));
+  t.equal(
+    proof.mac,
+    realmKeyMac(deriveSlaveKey(master.key, name), MASTER_LABEL, input).toString("base64"),
+  );
   t.match(await client.next("auth-ok"), { type: "auth-ok", identity: name });
 }
 
@@ -118,46 +129,77 @@ t.test("realm key: slave and master authenticate each other", async (t) => {
   t.equal(slave.send({ type: "heartbeat", time: 3 }), false, "send after close is dropped");
 });
 
-t.test("realm key from a key file", async (t) => {
-  const master = await startMaster(t);
-  const dir = tempDir(t);
-  const keyFile = path.join(dir, "realm.key");
-  await writeFile(keyFile, `abs-realm-key 1 ${master.key.bytes.toString("base64")}\n`, {
-    mode: 0o600,
-  });
-  const { slave } = await connectBoth(master, { auth: { mode: "realm-key", keyFile } });
-  t.equal(slave.identity, "slave1");
-  slave.close();
+t.test(
+  "a slave's own key from its key file; the realm key and another's key are refused",
+  async (t) => {
+    const master = await startMaster(t);
+    const dir = tempDir(t);
+    const keyFile = path.join(dir, "slave1.key");
+    await writeFile(keyFile, formatSlaveKey(deriveSlaveKey(master.key, "slave1")), { mode: 0o600 });
+    const { slave } = await connectBoth(master, { auth: { mode: "realm-key", keyFile } });
+    t.equal(slave.identity, "slave1");
+    slave.close();
 
-  await writeFile(path.join(dir, "open.key"), "x", { mode: 0o644 });
-  const err = await rejection(
-    connectToMaster(
-      slaveOptions(master, { auth: { mode: "realm-key", keyFile: path.join(dir, "open.key") } }),
-    ),
-  );
-  t.equal(err.code, "CONFIG");
-  t.match(err.message, /chmod 600 .*open\.key/);
-});
+    const realmKeyFile = path.join(dir, "realm.key");
+    await writeFile(realmKeyFile, `abs-realm-key 1 ${master.key.bytes.toString("base64")}\n`, {
+      mode: 0o600,
+    });
+    const holdsRealmKey = await rejection(
+      connectToMaster(slaveOptions(master, { auth: { mode: "realm-key", keyFile: realmKeyFile } })),
+    );
+    t.equal(holdsRealmKey.code, "CONFIG");
+    t.match(
+      holdsRealmKey.message,
+      /realm\.key holds the realm key: a slave must hold only its own key/,
+    );
+    t.match(holdsRealmKey.message, /abs keygen --slave slave1 slave1\.key/);
+
+    const otherFile = path.join(dir, "slave2.key");
+    await writeFile(otherFile, formatSlaveKey(deriveSlaveKey(master.key, "slave2")), {
+      mode: 0o600,
+    });
+    const other = await rejection(
+      connectToMaster(slaveOptions(master, { auth: { mode: "realm-key", keyFile: otherFile } })),
+    );
+    t.equal(other.code, "CONFIG");
+    t.match(
+      other.message,
+      /slave2\.key is the key of slave "slave2", but this slave is named "slave1"/,
+    );
+
+    await writeFile(path.join(dir, "open.key"), "x", { mode: 0o644 });
+    const err = await rejection(
+      connectToMaster(
+        slaveOptions(master, { auth: { mode: "realm-key", keyFile: path.join(dir, "open.key") } }),
+      ),
+    );
+    t.equal(err.code, "CONFIG");
+    t.match(err.message, /chmod 600 .*open\.key/);
+  },
+);
 
 t.test("wrong realm key: both sides get clear errors, the master one log line", async (t) => {
   const master = await startMaster(t);
   const refused = nextEvent<{ identity: string }>(master.server, "refused");
   const err = await rejection(
     connectToMaster(
-      slaveOptions(master, { name: "intruder", auth: { mode: "realm-key", key: randomBytes(32) } }),
+      slaveOptions(master, {
+        name: "intruder",
+        auth: { mode: "realm-key", realmKey: randomBytes(32) },
+      }),
     ),
   );
   t.equal(err.code, "AUTH_FAILED");
   t.match(
     err.message,
-    /^master refused authentication: wrong realm key: the MAC of slave "intruder" does not verify/,
+    /^master refused authentication: wrong key: the MAC of slave "intruder" does not verify/,
   );
   t.equal((await refused).identity, "intruder");
   const lines = refusalLines(master);
   t.equal(lines.length, 1, "one line");
   t.match(
     lines[0],
-    /^slave link: refused 127\.0\.0\.1:\d+ \(identity intruder\): wrong realm key: the MAC of slave "intruder" does not verify/,
+    /^slave link: refused 127\.0\.0\.1:\d+ \(identity intruder\): wrong key: the MAC of slave "intruder" does not verify/,
   );
   t.match(master.logger.lines.find((l) => l.message === lines[0])?.meta, {
     slave: "intruder",
@@ -165,14 +207,18 @@ t.test("wrong realm key: both sides get clear errors, the master one log line", 
   });
 });
 
-t.test("a master with the wrong key fails to prove it to the slave", async (t) => {
+/**
+ * A rogue master that accepts slave1 without checking its MAC and proves
+ * itself with `fakeKey`: the slave, holding the key of slave1 made from
+ * `realm`, must refuse it.
+ */
+async function rogueMasterIsRefused(t: Test, realm: Buffer, fakeKey: MacKey): Promise<void> {
   // The master's MAC check comes first, so to reach the slave's check the
   // master must accept the slave: a fake master that skips its check and
   // answers with a proof made with another key.
   const dir = tempDir(t);
   const material = await loadOrCreateMasterTls({ stateDir: dir, hostName: "127.0.0.1" });
-  const slaveKey = randomBytes(32);
-  const fakeKey = { bytes: randomBytes(32), source: "fake" };
+  const slaveKey = realm;
   const gotError = new Promise<Record<string, unknown>>((resolveError) => {
     const server = tls.createServer({ cert: material.cert, key: material.key }, (socket) => {
       const ekm = socket.exportKeyingMaterial(32, "EXPORTER-abs-realm-key-v1", Buffer.alloc(0));
@@ -216,12 +262,15 @@ t.test("a master with the wrong key fails to prove it to the slave", async (t) =
           host: "127.0.0.1",
           port,
           name: "slave1",
-          auth: { mode: "realm-key", key: slaveKey },
+          auth: { mode: "realm-key", realmKey: slaveKey },
           tls: { pin: material.fingerprint },
         }),
       ).then((err) => {
         t.equal(err.code, "AUTH_FAILED");
-        t.match(err.message, /^master failed to prove the realm key: possible relay or wrong key/);
+        t.match(
+          err.message,
+          /^master failed to prove the key of this slave: possible relay or wrong key/,
+        );
       });
     });
   });
@@ -229,8 +278,48 @@ t.test("a master with the wrong key fails to prove it to the slave", async (t) =
   t.match(told, {
     type: "error",
     code: "AUTH_FAILED",
-    message: /master failed to prove the realm key/,
+    message: /master failed to prove the key of this slave/,
   });
+}
+
+t.test("a master with the wrong key fails to prove it to the slave", async (t) => {
+  await rogueMasterIsRefused(t, randomBytes(32), { bytes: randomBytes(32) });
+});
+
+t.test("a host holding one slave's key cannot pose as the master to another slave", async (t) => {
+  // The attack of issue 19: slave2's host, holding slave2's key, acts as the
+  // master towards slave1. With one realm key on every slave this worked.
+  const realm = randomBytes(32);
+  const slave2 = deriveSlaveKey(realmKeyFromBytes(realm), "slave2");
+  await rogueMasterIsRefused(t, realm, slave2);
+  // Nor does the realm key's bytes used as slave2's key (a slave that still holds it).
+  await rogueMasterIsRefused(t, realm, { bytes: realm });
+});
+
+t.test("a slave cannot register under another slave's name", async (t) => {
+  // thief holds its own key and claims victim's name, with its key relabelled.
+  const master = await startMaster(t);
+  const thief = deriveSlaveKey(master.key, "thief");
+  const err = await rejection(
+    connectToMaster(
+      slaveOptions(master, {
+        name: "victim",
+        auth: { mode: "realm-key", key: { ...thief, name: "victim" } },
+      }),
+    ),
+  );
+  t.equal(err.code, "AUTH_FAILED");
+  t.match(
+    err.message,
+    /^master refused authentication: wrong key: the MAC of slave "victim" does not verify/,
+  );
+  // And with its own key under its own name it is let in: the refusal was the name.
+  const { slave } = await connectBoth(master, {
+    name: "thief",
+    auth: { mode: "realm-key", key: thief },
+  });
+  t.equal(slave.identity, "thief");
+  slave.close();
 });
 
 t.test(
@@ -245,16 +334,16 @@ t.test(
         host: "127.0.0.1",
         port: relay.port,
         name: "slave1",
-        auth: { mode: "realm-key", key: master.key },
+        auth: { mode: "realm-key", realmKey: master.key },
       }),
     );
     t.equal(err.code, "AUTH_FAILED");
     t.match(
       err.message,
-      /^master refused authentication: wrong realm key: the MAC of slave "slave1" does not verify .*relay/,
+      /^master refused authentication: wrong key: the MAC of slave "slave1" does not verify .*relay/,
     );
     t.match(refusalLines(master), [
-      /refused 127\.0\.0\.1:\d+ \(identity slave1\): wrong realm key/,
+      /refused 127\.0\.0\.1:\d+ \(identity slave1\): wrong key: the MAC/,
     ]);
 
     // With the pin, the slave refuses the relay's certificate before anything is sent.
@@ -263,7 +352,7 @@ t.test(
         host: "127.0.0.1",
         port: relay.port,
         name: "slave1",
-        auth: { mode: "realm-key", key: master.key },
+        auth: { mode: "realm-key", realmKey: master.key },
         tls: { pin: master.tls.fingerprint },
       }),
     );
@@ -334,13 +423,13 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
 
   t.test("an auth-response replayed on a new connection", async (t) => {
     const first = await RawClient.connect(master.port);
-    first.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    first.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
     const challenge = await first.next("auth-challenge");
     const slaveNonce = randomBytes(32);
     const response = {
       type: "auth-response",
       nonce: slaveNonce.toString("base64"),
-      mac: realmKeyMac(master.key, SLAVE_LABEL, {
+      mac: realmKeyMac(deriveSlaveKey(master.key, "raw"), SLAVE_LABEL, {
         masterNonce: Buffer.from(challenge.nonce as string, "base64"),
         slaveNonce,
         name: "raw",
@@ -352,13 +441,13 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
     first.destroy();
 
     const second = await RawClient.connect(master.port);
-    second.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    second.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
     await second.next("auth-challenge");
     second.send(response);
     t.match(await second.next(), {
       type: "error",
       code: "AUTH_FAILED",
-      message: /wrong realm key/,
+      message: /wrong key: the MAC/,
     });
     await second.waitClosed();
   });
@@ -372,7 +461,7 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
     [
       "a heartbeat after hello",
       async (c) => {
-        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
         await c.next("auth-challenge");
         c.send({ type: "heartbeat", time: 1 });
       },
@@ -381,16 +470,16 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
     [
       "a second hello",
       async (c) => {
-        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
         await c.next("auth-challenge");
-        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
       },
       /^unexpected hello message while the master was waiting for auth-response/,
     ],
     [
       "an auth-token in realm-key mode",
       async (c) => {
-        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
         await c.next("auth-challenge");
         c.send({ type: "auth-token", token: "AAAA" });
       },
@@ -398,23 +487,30 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
     ],
     [
       "a Kerberos hello to a realm-key master",
-      (c) => c.send({ type: "hello", version: 1, name: "raw", mode: "kerberos" }),
+      (c) =>
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "kerberos" }),
       /^this master does not accept Kerberos authentication/,
     ],
     [
       "another protocol version",
-      (c) => c.send({ type: "hello", version: 2, name: "raw", mode: "realm-key" }),
-      /^slave protocol version 2 is not spoken by this master \(it speaks 1\)/,
+      (c) =>
+        c.send({
+          type: "hello",
+          version: SLAVE_PROTOCOL_VERSION + 1,
+          name: "raw",
+          mode: "realm-key",
+        }),
+      /^slave protocol version 3 is not spoken by this master \(it speaks 2\)/,
     ],
     [
       "a message of the wrong shape",
-      (c) => c.send({ type: "hello", version: 1, name: 7, mode: "realm-key" }),
+      (c) => c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: 7, mode: "realm-key" }),
       /^hello\.name: expected a string, got 7$/,
     ],
     [
       "a nonce of the wrong size",
       async (c) => {
-        c.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+        c.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
         await c.next("auth-challenge");
         c.send({ type: "auth-response", nonce: "AAAA", mac: "AAAA" });
       },
@@ -469,7 +565,7 @@ t.test("replayed and out-of-order messages fail the handshake", async (t) => {
   t.test("an error message from the slave ends its handshake", async (t) => {
     const client = await RawClient.connect(master.port);
     const refused = nextEvent<{ error: AbsError }>(master.server, "refused");
-    client.send({ type: "hello", version: 1, name: "raw", mode: "realm-key" });
+    client.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name: "raw", mode: "realm-key" });
     await client.next("auth-challenge");
     client.send({ type: "error", code: "AUTH_FAILED", message: "giving up" });
     t.match((await refused).error.message, "the slave gave up: giving up (AUTH_FAILED)");
@@ -481,7 +577,12 @@ t.test("handshake timeout", (t) => {
   t.test("the master closes a slave that stalls mid-handshake", async (t) => {
     const master = await startMaster(t, { handshakeTimeoutMs: 300 });
     const client = await RawClient.connect(master.port);
-    client.send({ type: "hello", version: 1, name: "staller", mode: "realm-key" });
+    client.send({
+      type: "hello",
+      version: SLAVE_PROTOCOL_VERSION,
+      name: "staller",
+      mode: "realm-key",
+    });
     await client.next("auth-challenge");
     t.match(await client.next("the timeout"), {
       type: "error",
@@ -513,7 +614,7 @@ t.test("handshake timeout", (t) => {
         host: "127.0.0.1",
         port: (server.address() as { port: number }).port,
         name: "slave1",
-        auth: { mode: "realm-key", key: randomBytes(32) },
+        auth: { mode: "realm-key", realmKey: randomBytes(32) },
         handshakeTimeoutMs: 300,
       }),
     );
@@ -530,7 +631,7 @@ t.test("rate limiting of failed attempts per address", async (t) => {
   const master = await startMaster(t, {
     rateLimit: { maxFailures: 3, windowMs: 60_000, cooldownMs: 60_000 },
   });
-  const badKey = { mode: "realm-key" as const, key: randomBytes(32) };
+  const badKey = { mode: "realm-key" as const, realmKey: randomBytes(32) };
   // An authenticated connection from the address that will be blocked.
   const early = await connectBoth(master, { localAddress: "127.0.0.2", name: "early" });
 
@@ -577,7 +678,7 @@ t.test("a good slave authenticates while a bad one keeps failing", async (t) => 
           slaveOptions(master, {
             localAddress: "127.0.0.2",
             name: "bad",
-            auth: { mode: "realm-key", key: randomBytes(32) },
+            auth: { mode: "realm-key", realmKey: randomBytes(32) },
           }),
         ),
       );

@@ -90,7 +90,7 @@ t.test("abs watch on a terminal: counts without an estimate, a bar with one", as
   const s = await TestSlave.connect({
     port: m.port,
     name: "green-acres",
-    keyFile: m.keyFile,
+    realmKeyFile: m.keyFile,
     behavior: "hold",
   });
   t.teardown(() => s.close());

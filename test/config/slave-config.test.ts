@@ -26,7 +26,7 @@ t.test("the ABS seed's line, exactly as written, is a whole slave.conf", (t) => 
     stateDir: "/var/lib/abs/slave",
     logDir: "/var/log/abs",
     auth: "realm-key",
-    realmKeyFile: "/etc/abs/realm.key",
+    keyFile: "/etc/abs/slave.key",
     keytab: null,
     principal: null,
     ccache: null,
@@ -86,7 +86,7 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
     stateDir: "/srv/abs/state",
     logDir: "/srv/abs/log",
     auth: "kerberos",
-    realmKeyFile: null,
+    keyFile: null,
     keytab: "/etc/krb5.keytab",
     principal: "host/client7.example.com@EXAMPLE.COM",
     ccache: "FILE:/srv/abs/krb5cc",
@@ -241,10 +241,17 @@ const MISTAKES: [string, string, string[]][] = [
     ],
   ],
   [
-    "a realm key with kerberos",
-    "master: a\nauth: kerberos\nkeytab: /k\nmaster_ca: /ca\nrealm_key_file: /etc/abs/realm.key\n",
+    "a key file with kerberos",
+    "master: a\nauth: kerberos\nkeytab: /k\nmaster_ca: /ca\nkey_file: /etc/abs/slave.key\n",
     [
-      'slave.conf:5: realm_key_file "/etc/abs/realm.key": only used with auth = realm-key (auth is kerberos)',
+      'slave.conf:5: key_file "/etc/abs/slave.key": only used with auth = realm-key (auth is kerberos)',
+    ],
+  ],
+  [
+    "the realm key: a slave no longer holds it",
+    "master: a\nname: db1\nrealm_key_file: /etc/abs/realm.key\n",
+    [
+      'slave.conf:3: realm_key_file "/etc/abs/realm.key": a slave no longer holds the realm key: whoever holds it can pose as the master to every slave. On the master\'s host run `abs keygen --slave db1 db1.key`, copy db1.key to this host as /etc/abs/slave.key (mode 0600), replace this line with "key_file: /etc/abs/slave.key", and remove the realm key from this host',
     ],
   ],
   [

@@ -1,11 +1,14 @@
 // A real abs-slave process for integration tests: a temp directory with a
-// slave.conf pointing at a test master (realm key, 127.0.0.1), its state
-// and log dirs inside it, started with -f. The test edits slave.conf,
-// signals the process and waits on what it prints.
+// slave.conf pointing at a test master (127.0.0.1; the slave's own key,
+// derived from the master's realm key), its state and log dirs inside it,
+// started with -f. The test edits slave.conf, signals the process and
+// waits on what it prints.
 
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseRealmKey } from "../../src/auth/realm-key.js";
+import { deriveSlaveKey, formatSlaveKey } from "../../src/auth/slave-key.js";
 import { DaemonProcess, type Teardown } from "./daemon-process.js";
 import { tempDir } from "./tmp.js";
 
@@ -66,7 +69,7 @@ export class SlaveProcess extends DaemonProcess {
         `state_dir: ${this.stateDir}`,
         `log_dir: ${path.join(this.dir, "log")}`,
         ...(setup.kerberos === undefined
-          ? [`realm_key_file: ${setup.master.keyFile}`]
+          ? [`key_file: ${this.writeSlaveKey(setup.master.keyFile)}`]
           : [
               "auth: kerberos",
               `keytab: ${setup.kerberos.keytab}`,
@@ -77,6 +80,17 @@ export class SlaveProcess extends DaemonProcess {
         "",
       ].join("\n"),
     );
+  }
+
+  /**
+   * Writes this slave's own key, derived from the master's realm key file,
+   * as `abs keygen --slave` does on the master's host; returns its path.
+   */
+  writeSlaveKey(realmKeyFile: string): string {
+    const file = path.join(this.dir, "slave.key");
+    const realmKey = parseRealmKey(readFileSync(realmKeyFile, "utf8"), realmKeyFile);
+    writeFileSync(file, formatSlaveKey(deriveSlaveKey(realmKey, this.name)), { mode: 0o600 });
+    return file;
   }
 
   /** Starts abs-slave -f; resolves when it says it runs. */

@@ -52,7 +52,7 @@ t.test("abs run, show jobs, watch, show job, cancel, archive against a real mast
   const s = await TestSlave.connect({
     port: m.port,
     name: "green-acres",
-    keyFile: m.keyFile,
+    realmKeyFile: m.keyFile,
     behavior: "hold",
   });
   t.teardown(() => s.close());

@@ -132,7 +132,7 @@ t.test(
     // A slave of another realm is refused.
     const otherKey = path.join(data, "other.key");
     await generateRealmKey(otherKey);
-    await t.rejects(TestSlave.connect({ port: m.port, name: "intruder", keyFile: otherKey }), {
+    await t.rejects(TestSlave.connect({ port: m.port, name: "intruder", realmKeyFile: otherKey }), {
       code: "AUTH_FAILED",
     });
     const refusedImport = await m.abs(["import-disaster-log", "/nonexistent.jsonl"]);

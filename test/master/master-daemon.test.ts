@@ -27,7 +27,7 @@ function slave(
   name = "green-acres",
   extra: Partial<Parameters<typeof TestSlave.connect>[0]> = {},
 ): Promise<TestSlave> {
-  return TestSlave.connect({ port: m.port, name, keyFile: m.keyFile, ...extra });
+  return TestSlave.connect({ port: m.port, name, realmKeyFile: m.keyFile, ...extra });
 }
 
 t.test("a scheduled job fires at its time and is dispatched to its slave", async (t) => {

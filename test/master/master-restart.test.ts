@@ -26,7 +26,13 @@ function connectHolding(
   name: string,
   extra: Partial<TestSlaveOptions> = {},
 ): Promise<TestSlave> {
-  return TestSlave.connect({ port: m.port, name, keyFile: m.keyFile, behavior: "hold", ...extra });
+  return TestSlave.connect({
+    port: m.port,
+    name,
+    realmKeyFile: m.keyFile,
+    behavior: "hold",
+    ...extra,
+  });
 }
 
 /** Connects `slave`, runs `definition` on it and reports it started: a job running on a slave. */

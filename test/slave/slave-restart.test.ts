@@ -21,7 +21,8 @@ import t from "tap";
 import { MasterProcess, runNode } from "../helpers/master-process.js";
 import { SLAVE_BIN, SlaveProcess } from "../helpers/slave-process.js";
 import { runDefinition, waitForJob, waitForState } from "../helpers/admin-wait.js";
-import { generateRealmKey } from "../../src/auth/realm-key.js";
+import { generateRealmKey, loadRealmKey } from "../../src/auth/realm-key.js";
+import { writeSlaveKey } from "../../src/auth/slave-key.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -220,29 +221,49 @@ t.test(
     t.equal(usage.status, 2);
     t.match(usage.stderr, /unknown option '--frobnicate'/);
 
-    // A realm key that group or others can read: -t checks the text only,
+    // A slave key that group or others can read: -t checks the text only,
     // but the slave does not start (it used to start, then fail every
     // connection attempt in its log).
-    const key = path.join(dir, "realm.key");
-    await generateRealmKey(key);
+    const realm = path.join(dir, "realm.key");
+    await generateRealmKey(realm);
+    const key = path.join(dir, "green-acres.key");
+    await writeSlaveKey(await loadRealmKey(realm), "green-acres", key);
     chmodSync(key, 0o640);
     const good = path.join(dir, "good.conf");
-    writeFileSync(
-      good,
+    const confWithKey = (file: string): string =>
       [
         "master: 127.0.0.1:9",
+        "name: green-acres",
         `state_dir: ${path.join(dir, "state")}`,
         `log_dir: ${path.join(dir, "log")}`,
-        `realm_key_file: ${key}`,
+        `key_file: ${file}`,
         "",
-      ].join("\n"),
-    );
+      ].join("\n");
+    writeFileSync(good, confWithKey(key));
     t.equal((await runNode([SLAVE_BIN, "-t", "-c", good])).status, 0, "-t: the text is good");
     const open = await runNode([SLAVE_BIN, "-f", "-c", good]);
     t.equal(open.status, 1);
     t.equal(
       open.stderr,
-      `abs-slave: realm key file ${key} has mode 0640: group or others can read or change it; refusing to use it. Run \`chmod 600 ${key}\`\n`,
+      `abs-slave: slave key file ${key} has mode 0640: group or others can read or change it; refusing to use it. Run \`chmod 600 ${key}\`\n`,
+    );
+
+    // The realm key itself as the slave's key, and another slave's key: refused at start.
+    writeFileSync(good, confWithKey(realm));
+    const holdsRealm = await runNode([SLAVE_BIN, "-f", "-c", good]);
+    t.equal(holdsRealm.status, 1);
+    t.match(
+      holdsRealm.stderr,
+      /^abs-slave: key file .*realm\.key holds the realm key: a slave must hold only its own key.*abs keygen --slave green-acres green-acres\.key/,
+    );
+    const other = path.join(dir, "db1.key");
+    await writeSlaveKey(await loadRealmKey(realm), "db1", other);
+    writeFileSync(good, confWithKey(other));
+    const othersKey = await runNode([SLAVE_BIN, "-f", "-c", good]);
+    t.equal(othersKey.status, 1);
+    t.match(
+      othersKey.stderr,
+      /db1\.key is the key of slave "db1", but this slave is named "green-acres"/,
     );
 
     // At runtime: an edit with a mistake is refused (chokidar notices it); the slave keeps serving.

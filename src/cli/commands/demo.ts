@@ -35,7 +35,9 @@ import { spawn } from "node:child_process";
 import { mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { generateRealmKey } from "../../auth/realm-key.js";
+import { generateRealmKey, loadRealmKey } from "../../auth/realm-key.js";
+import { writeSlaveKey } from "../../auth/slave-key.js";
+import { GENERATED_CERT_FILE, loadOrCreateMasterTls } from "../../auth/tls.js";
 import { DEFAULT_DEMO_DIR } from "../../config/default-paths.js";
 import { loadSlaveConfig } from "../../config/slave-config.js";
 import { AbsError, BadArgumentError, describeError } from "../../errors.js";
@@ -77,6 +79,7 @@ export interface DemoLayout {
   masterConf: string;
   slaveConf: string;
   realmKey: string;
+  slaveKey: string;
   jobsD: string;
   jobsDir: string;
   masterState: string;
@@ -99,6 +102,7 @@ export function demoLayout(dir: string): DemoLayout {
     masterConf: at("master.conf"),
     slaveConf: at("slave.conf"),
     realmKey: at("realm.key"),
+    slaveKey: at("slave.key"),
     jobsD: at("jobs.d"),
     jobsDir: at("jobs"),
     masterState: at("master"),
@@ -143,17 +147,24 @@ overlap = forbid
 `;
 }
 
-/** slave.conf of the demo's slave. Pure. */
-export function slaveConfText(l: DemoLayout, port: number): string {
+/**
+ * slave.conf of the demo's slave: its own key (never the realm key) and the
+ * pin of the master's certificate, `fingerprint`. Pure.
+ */
+export function slaveConfText(l: DemoLayout, port: number, fingerprint: string): string {
   return `# The slave of the ABS demo, written by abs demo (see abs-slave(8)).
-# A second slave: copy this file, give the copy another name, state_dir and
-# log_dir, and start abs-slave -c on it.
+# A second slave: copy this file, give the copy another name, state_dir,
+# log_dir and key_file (abs keygen --slave NAME --realm-key ${l.realmKey} FILE),
+# and start abs-slave -c on it.
 
 master: 127.0.0.1:${port}
 name: ${DEMO_SLAVE}
 state_dir: ${l.slaveState}
 log_dir: ${l.logDir}
-realm_key_file: ${l.realmKey}
+# This slave's own key, made from the realm key by abs keygen --slave.
+key_file: ${l.slaveKey}
+# The master's certificate (abs fingerprint ${l.masterState}/${GENERATED_CERT_FILE}).
+master_fingerprint: ${fingerprint}
 allowed_paths: ${l.dir}
 `;
 }
@@ -287,10 +298,14 @@ async function createDemo(l: DemoLayout): Promise<number> {
   await mkdir(l.dir, { recursive: true });
   const port = await freeLoopbackPort();
   await generateRealmKey(l.realmKey);
+  await writeSlaveKey(await loadRealmKey(l.realmKey), DEMO_SLAVE, l.slaveKey);
+  // The master's certificate, made now as the master would make it at its
+  // first start, so that slave.conf can pin it.
+  const tls = await loadOrCreateMasterTls({ stateDir: l.masterState, hostName: os.hostname() });
   await mkdir(l.jobsD);
   await writeSample(l.sample);
   await writeFile(l.masterConf, masterConfText(l, port));
-  await writeFile(l.slaveConf, slaveConfText(l, port));
+  await writeFile(l.slaveConf, slaveConfText(l, port, tls.fingerprint));
   await writeFile(l.marker, "made by abs demo; abs demo --stop DIR stops its daemons\n");
   return port;
 }
