@@ -151,6 +151,14 @@ function program(): Command {
         );
         return;
       }
+      const { name: slaveName, Invalid } = await import("../src/config/values.js");
+      const checked = slaveName(o.slave);
+      if (checked instanceof Invalid) {
+        throw new ExitError(
+          EXIT.USAGE,
+          new Error(`abs keygen: --slave ${JSON.stringify(o.slave)}: ${checked.why}`),
+        );
+      }
       const realmKeyFile = o.realmKey ?? DEFAULT_REALM_KEY_FILE;
       const { loadRealmKey } = await import("../src/auth/realm-key.js");
       const { writeSlaveKey } = await import("../src/auth/slave-key.js");

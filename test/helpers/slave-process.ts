@@ -20,6 +20,12 @@ export interface SlaveSetup {
   master: { port: number; keyFile: string };
   /** Default "green-acres". */
   name?: string;
+  /**
+   * The slave's key file, used as it is. Default: the slave's own key,
+   * derived from the master's realm key (master.keyFile) into the slave's
+   * directory.
+   */
+  keyFile?: string;
   /** Extra `key: value` lines. */
   extra?: string;
   /** Kerberos instead of the realm key: the slave's keytab, the master's principal and certificate pin. */
@@ -69,7 +75,7 @@ export class SlaveProcess extends DaemonProcess {
         `state_dir: ${this.stateDir}`,
         `log_dir: ${path.join(this.dir, "log")}`,
         ...(setup.kerberos === undefined
-          ? [`key_file: ${this.writeSlaveKey(setup.master.keyFile)}`]
+          ? [`key_file: ${setup.keyFile ?? this.writeSlaveKey(setup.master.keyFile)}`]
           : [
               "auth: kerberos",
               `keytab: ${setup.kerberos.keytab}`,
