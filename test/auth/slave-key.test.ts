@@ -2,7 +2,7 @@
 // (RFC 5869 from HMAC), the file format with split, truncated and hostile
 // text, and the files keygen writes.
 
-import { createHmac, randomBytes } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
@@ -30,6 +30,16 @@ t.test("the key of a slave is HKDF-SHA256 of the realm key, the label and the na
   const key = deriveSlaveKey(realm, "green-acres");
   const info = Buffer.from(`${DERIVATION_LABEL}\0green-acres`, "utf8");
   t.same(key.bytes, hkdfByHand(realm.bytes, info));
+  t.same(
+    key.bytes,
+    Buffer.from(hkdfSync("sha256", realm.bytes, Buffer.alloc(0), info, 32)),
+    "node's HKDF",
+  );
+  t.same(
+    deriveSlaveKey(realm, "green-acres").bytes,
+    key.bytes,
+    "again, with the extract step kept",
+  );
   t.equal(key.name, "green-acres");
   t.notSame(deriveSlaveKey(realm, "green-acre").bytes, key.bytes, "a name one letter shorter");
   t.notSame(deriveSlaveKey(realm, "green-acres.").bytes, key.bytes);
