@@ -5,7 +5,7 @@
 // listed program runs with PATH, HOME, LANG and command.env only, not the
 // slave's environment; a slave.conf without allowed_paths does not start.
 
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import t, { type Test } from "tap";
@@ -96,6 +96,32 @@ t.test("a command job on a slave whose allowed_methods leave command out is refu
   const [again] = await runDefinition(m, "attack");
   await waitForState(m, again, "failed");
   t.notOk(existsSync(path.join(data, "pwned")), "nor the second time");
+});
+
+t.test("a reload that takes command out of allowed_methods applies to the next job", async (t) => {
+  const { m, s, data } = await start(
+    t,
+    (d) => job("touch", ["command.program = /usr/bin/touch", `command.args = ${d}/touched`]),
+    { programs: ["/usr/bin/touch"] },
+  );
+  const [first] = await runDefinition(m, "touch");
+  await waitForState(m, first, "succeeded");
+  t.ok(existsSync(path.join(data, "touched")), "allowed: it ran");
+  rmSync(path.join(data, "touched"));
+  const from = s.log.length;
+  s.writeConfig({ master: m });
+  s.signal("SIGHUP");
+  await s.waitForOutput(/reload: slave\.conf applied/, 30_000, from);
+  const [second] = await runDefinition(m, "touch");
+  const refused = await waitForState(m, second, "failed");
+  t.match(refused.result, /^refused by the slave: method "command" is not in allowed_methods/);
+  t.notOk(existsSync(path.join(data, "touched")), "refused: it did not run");
+
+  // And a reload to a slave.conf without allowed_paths is refused; the running config stays.
+  const before = s.log.length;
+  s.writeConfig({ master: m, allowedPaths: null });
+  s.signal("SIGHUP");
+  await s.waitForOutput(/reload refused: .*missing required key "allowed_paths"/, 30_000, before);
 });
 
 t.test(

@@ -85,7 +85,9 @@ export async function allowedProgram(
     });
   };
   let abs = program;
-  if (!program.includes("/")) {
+  if (program.includes("\0")) {
+    refuse("contains a NUL character");
+  } else if (!program.includes("/")) {
     const found = await lookUp(program);
     if (found === null) {
       throw new AbsError("COMMAND_FAILED", `${shown} is not found in ${COMMAND_PATH}`, {

@@ -86,6 +86,16 @@ t.test("relative paths and ., .. or // parts are refused, whatever is allowed", 
   }
 });
 
+t.test("a NUL character is refused before anything is matched", async (t) => {
+  await t.rejects(
+    allowedProgram("/usr/bin/env\0/bin/sh", "command.program", allow("/usr/bin/**")),
+    {
+      code: "PROGRAM_NOT_ALLOWED",
+      message: 'command.program "/usr/bin/env\\u0000/bin/sh" contains a NUL character',
+    },
+  );
+});
+
 t.test("a symbolic link is matched by its own path, not its target's", async (t) => {
   const dir = tempDir(t);
   mkdirSync(path.join(dir, "bin"));
