@@ -120,7 +120,8 @@ export async function runBackupBench(): Promise<void> {
     const s = await SlaveProcess.start(td, {
       master: m,
       name: "bench",
-      extra: `allowed_paths: ${root}\nmax_jobs: 1`,
+      allowedPaths: root,
+      extra: "max_jobs: 1",
     });
     const pid = s.pid;
     if (pid === undefined) throw new Error("the slave has no pid");

@@ -40,6 +40,8 @@ export type ErrorCode =
   | "BAD_ARGUMENT"
   // Backup methods on the slave.
   | "PATH_NOT_ALLOWED"
+  | "METHOD_NOT_ALLOWED"
+  | "PROGRAM_NOT_ALLOWED"
   | "SOURCE_MISSING"
   | "BACKUP_IO"
   | "ARCHIVE_INVALID"
@@ -226,6 +228,8 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   CONFIG: true,
   BAD_ARGUMENT: true,
   PATH_NOT_ALLOWED: true,
+  METHOD_NOT_ALLOWED: true,
+  PROGRAM_NOT_ALLOWED: true,
   SOURCE_MISSING: true,
   BACKUP_IO: true,
   ARCHIVE_INVALID: true,

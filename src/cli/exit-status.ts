@@ -70,6 +70,8 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "KDC_UNREACHABLE":
     case "TLS":
     case "PATH_NOT_ALLOWED":
+    case "METHOD_NOT_ALLOWED":
+    case "PROGRAM_NOT_ALLOWED":
     case "SOURCE_MISSING":
     case "BACKUP_IO":
     case "ARCHIVE_INVALID":

@@ -81,7 +81,9 @@ export interface CommandMethod {
   kind: "command";
   /**
    * `command.program`: the program (absolute path, or a name looked up in
-   * PATH); with `shell`, a whole shell command line. Required.
+   * the slave's fixed PATH of command jobs); with `shell`, a whole shell
+   * command line. The slave runs it only if its allowed_programs lists it.
+   * Required.
    */
   program: string;
   /**
@@ -90,7 +92,11 @@ export interface CommandMethod {
    * starts a comment. Default: none.
    */
   args: string[];
-  /** `command.env.NAME = value`, one key per variable, added to the slave's environment. Default: none. */
+  /**
+   * `command.env.NAME = value`, one key per variable, added to the minimal
+   * environment command jobs get on the slave (PATH, HOME, LANG; not the
+   * slave's own). Default: none.
+   */
   env: Record<string, string>;
   /** `command.cwd`: absolute working directory. Default null: the slave's state directory. */
   cwd: string | null;

@@ -14,6 +14,7 @@
 import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
 import { DEFAULT_SLAVE_KEY_FILE } from "./default-paths.js";
 import { DEFAULT_PORT, type HostPort } from "./host-port.js";
+import { METHODS, type MethodName } from "./job-definition.js";
 import { type IniEntry, type IniSection, tokenizeIni } from "./ini-tokenizer.js";
 import { closest, type ConfigIssue, type LoadResult, makeIssue } from "./issues.js";
 import { readSection } from "./section-reader.js";
@@ -28,6 +29,7 @@ import {
   oneOf,
   type Parser,
   principal,
+  programPattern,
   servicePrincipal,
   sha256Fingerprint,
 } from "./values.js";
@@ -65,8 +67,19 @@ export interface SlaveConfig {
   masterCa: string | null;
   /** `max_jobs`: jobs this slave runs at once (1 to 10,000). Default 2. */
   maxJobs: number;
-  /** `allowed_paths`: absolute paths jobs may read or write under (comma list). Default ["/"]: everywhere. */
+  /**
+   * `allowed_paths`: absolute paths jobs may read or write under (comma
+   * list). Required: no default, so that "everywhere" is written, not implied.
+   */
   allowedPaths: string[];
+  /** `allowed_methods`: the methods this slave runs (comma list). Default tar, restore, verify. */
+  allowedMethods: MethodName[];
+  /**
+   * `allowed_programs`: absolute paths, or globs of them, of the programs
+   * command jobs may run (comma list; see slave/methods/allowed-programs.ts).
+   * Default none. Required when allowed_methods lists command.
+   */
+  allowedPrograms: string[];
   /** `heartbeat_interval`: milliseconds between heartbeats (at least 100). Default 10,000 (10s). */
   heartbeatIntervalMs: number;
 }
@@ -95,6 +108,8 @@ const SLAVE_SCHEMA = {
   master_ca: absolutePath,
   max_jobs: integer(1, 10_000),
   allowed_paths: list(absolutePath),
+  allowed_methods: list(oneOf(METHODS)),
+  allowed_programs: list(programPattern),
   heartbeat_interval: duration(100),
 };
 
@@ -104,6 +119,9 @@ export const SLAVE_KEYS: readonly string[] = Object.keys(SLAVE_SCHEMA).filter(
 );
 
 const KERBEROS_KEYS = ["keytab", "principal", "ccache", "master_principal"];
+
+/** `allowed_methods` when not set: `command` runs a program, so it is allowed only when written. */
+export const DEFAULT_ALLOWED_METHODS: readonly MethodName[] = ["tar", "restore", "verify"];
 
 export interface SlaveLoadOptions {
   /** This host's name, the default of `name` (pure code cannot ask the system). */
@@ -205,6 +223,34 @@ export function loadSlaveConfig(
       );
     }
   }
+  if (!written.has("allowed_paths")) {
+    at(
+      1,
+      "file",
+      file,
+      'missing required key "allowed_paths": the paths jobs may read and write under ' +
+        '(e.g. "allowed_paths: /home, /srv/backup"); write "allowed_paths: /" for a whole-system backup',
+    );
+  }
+  const methods = v.allowed_methods;
+  const programs = written.get("allowed_programs");
+  if (methods?.value.includes("command") === true && programs === undefined) {
+    at(
+      methods.line,
+      "allowed_methods",
+      methods.text,
+      "command needs allowed_programs: the programs command jobs may run " +
+        '(e.g. "allowed_programs: /usr/bin/pg_dump, /usr/local/lib/abs/*")',
+    );
+  }
+  if (programs !== undefined && methods?.value.includes("command") !== true) {
+    at(
+      programs.line,
+      "allowed_programs",
+      programs.value,
+      `only used when allowed_methods lists command (allowed_methods is ${methods === undefined ? `${DEFAULT_ALLOWED_METHODS.join(", ")}, the default` : methods.value.join(", ")})`,
+    );
+  }
   const master = v.master?.value;
   if (issues.length > 0 || master === undefined || slaveName === undefined || auth === undefined) {
     return { errors: issues.sort((a, b) => a.line - b.line) };
@@ -228,7 +274,9 @@ export function loadSlaveConfig(
       masterFingerprint: v.master_fingerprint?.value ?? null,
       masterCa: v.master_ca?.value ?? null,
       maxJobs: v.max_jobs?.value ?? 2,
-      allowedPaths: v.allowed_paths?.value ?? ["/"],
+      allowedPaths: v.allowed_paths?.value ?? [],
+      allowedMethods: v.allowed_methods?.value ?? [...DEFAULT_ALLOWED_METHODS],
+      allowedPrograms: v.allowed_programs?.value ?? [],
       heartbeatIntervalMs: v.heartbeat_interval?.value ?? 10_000,
     },
   };
@@ -241,6 +289,9 @@ export function summarizeSlaveConfig(c: SlaveConfig): string {
     : `${c.master.host}:${c.master.port}`;
   return (
     `${c.file}: OK; slave ${c.name}, master ${master} (${c.auth}), ` +
-    `max_jobs ${c.maxJobs}, allowed paths ${c.allowedPaths.join(", ")}, state in ${c.stateDir}`
+    `max_jobs ${c.maxJobs}, allowed paths ${c.allowedPaths.join(", ")}, ` +
+    `methods ${c.allowedMethods.join(", ")}` +
+    (c.allowedPrograms.length > 0 ? `, programs ${c.allowedPrograms.join(", ")}` : "") +
+    `, state in ${c.stateDir}`
   );
 }

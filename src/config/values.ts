@@ -74,6 +74,25 @@ export const absolutePath: Parser<string> = (text) => {
   return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
 };
 
+/**
+ * An absolute path of a program, or a glob of them (`*`, `?` and `[...]`
+ * within one part, `**` as a whole part for any number of parts), as
+ * allowed_programs takes them (matched in slave/methods/allowed-programs.ts).
+ * Without "." or ".." parts, as absolutePath, and not ending in "/". Braces
+ * are not special (the list is split at commas), nor is a leading "!"; an
+ * unclosed "[" is a literal character.
+ */
+export const programPattern: Parser<string> = (text) => {
+  const p = absolutePath(text);
+  if (p instanceof Invalid) return p;
+  if (text.endsWith("/")) {
+    return new Invalid(
+      `a directory is not a program; write ${JSON.stringify(p === "/" ? "/*" : p + "/*")} for the programs in it`,
+    );
+  }
+  return p;
+};
+
 /** A non-empty string of at most `max` characters. */
 export function text(max = 4096): Parser<string> {
   return (t) => {

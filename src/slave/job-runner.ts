@@ -4,7 +4,8 @@
 // A job's life on the slave, and why in this order:
 //  1. dispatch: a repeat of an attempt it runs is ignored (`started` again);
 //     one whose result waits for an ack gets the result again. Otherwise the
-//     job is checked (method, parameters, allowed paths, max_jobs) and
+//     job is checked (method, parameters, allowed methods, programs and
+//     paths, max_jobs) and
 //     refused with `reject` if it cannot run.
 //  2. A run record is written to the state directory, then `started` is
 //     sent: after a crash the next slave knows the job died with it.
@@ -40,6 +41,7 @@ import type {
 } from "../protocol/slave-messages.js";
 import { type MethodContext, type MethodResult, runMethod } from "./methods/method.js";
 import { isMethodName, preflight, removeLeftovers } from "./methods/preflight.js";
+import type { RunAllowlist } from "./methods/allowed-programs.js";
 import { idleCollector } from "./idle-collector.js";
 import type { StateDir, StateDirContents } from "./state-dir.js";
 import type { RunRecord } from "./state-records.js";
@@ -54,6 +56,8 @@ export interface RunnerPort {
 export interface RunnerLimits {
   maxJobs: number;
   allowedPaths: readonly string[];
+  /** allowed_methods and allowed_programs (allowed-programs.ts). */
+  allowedToRun: RunAllowlist;
 }
 
 export interface JobRunnerOptions {
@@ -351,7 +355,13 @@ export class JobRunner {
     const d = job.dispatch;
     const meta = { job: d.jobId };
     try {
-      await preflight(d.method, d.params, d.definition, this.limits.allowedPaths);
+      await preflight(
+        d.method,
+        d.params,
+        d.definition,
+        this.limits.allowedPaths,
+        this.limits.allowedToRun,
+      );
     } catch (err) {
       this.running.delete(key(d));
       this.reject(d, describeError(err));
@@ -399,6 +409,7 @@ export class JobRunner {
           this.port.send({ type: "progress", jobId: d.jobId, attempt: d.attempt, ...job.progress });
         },
         allowedPaths: this.limits.allowedPaths,
+        allowedToRun: this.limits.allowedToRun,
         now: this.now,
         definition: d.definition,
         workDir: this.opts.workDir,

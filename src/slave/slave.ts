@@ -9,15 +9,15 @@
 //
 // A reload (SIGHUP, or an edit of slave.conf) applies what it can while
 // jobs run: a new master or new credentials end the session and register
-// there; max_jobs registers again; allowed_paths apply to the next
-// dispatch, heartbeat_interval to the next registration. name, state_dir,
+// there; max_jobs registers again; allowed_paths, allowed_methods and
+// allowed_programs apply to the next dispatch, heartbeat_interval to the next registration. name, state_dir,
 // log_dir, keytab and ccache need a restart: a reload keeps their old values
 // and says so.
 
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
-import { JobRunner } from "./job-runner.js";
+import { JobRunner, type RunnerLimits } from "./job-runner.js";
 import { MasterLink, type MasterTarget } from "./master-link.js";
 import { lstatNamesNative, lstatNamesUsed } from "./methods/lstat-names.js";
 import { StateDir } from "./state-dir.js";
@@ -67,7 +67,7 @@ export class Slave {
         name: config.name,
         stateDir,
         logger,
-        limits: { maxJobs: config.maxJobs, allowedPaths: config.allowedPaths },
+        limits: limitsOf(config),
         workDir: config.stateDir,
       });
       await runner.recover(contents);
@@ -117,7 +117,7 @@ export class Slave {
     }
     const config: SlaveConfig = { ...next, ...kept };
     this.settings.config = config;
-    this.runner.setLimits({ maxJobs: config.maxJobs, allowedPaths: config.allowedPaths });
+    this.runner.setLimits(limitsOf(config));
 
     const moved = CONNECTION_KEYS.some((k) => JSON.stringify(config[k]) !== JSON.stringify(old[k]));
     if (moved) {
@@ -138,6 +138,15 @@ export class Slave {
     await this.link.stop();
     await this.stateDir.close();
   }
+}
+
+/** What the runner checks each dispatch against, from the config. */
+function limitsOf(c: SlaveConfig): RunnerLimits {
+  return {
+    maxJobs: c.maxJobs,
+    allowedPaths: c.allowedPaths,
+    allowedToRun: { methods: c.allowedMethods, programs: c.allowedPrograms, file: c.file },
+  };
 }
 
 /** Where and how to connect, from the config. */

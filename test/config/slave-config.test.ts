@@ -18,32 +18,40 @@ function configOf(text: string): SlaveConfig {
   return r.config;
 }
 
-t.test("the ABS seed's line, exactly as written, is a whole slave.conf", (t) => {
-  t.same(configOf("master: green-acres\n"), {
-    file: "slave.conf",
-    master: { host: "green-acres", port: 7370 },
-    name: "client7",
-    stateDir: "/var/lib/abs/slave",
-    logDir: "/var/log/abs",
-    auth: "realm-key",
-    keyFile: "/etc/abs/slave.key",
-    keytab: null,
-    principal: null,
-    ccache: null,
-    masterPrincipal: null,
-    masterFingerprint: null,
-    masterCa: null,
-    maxJobs: 2,
-    allowedPaths: ["/"],
-    heartbeatIntervalMs: 10_000,
-  });
-  t.same(
-    configOf("master: green-acres").master,
-    { host: "green-acres", port: 7370 },
-    "no final newline",
-  );
-  t.end();
-});
+/** The one line every slave.conf needs besides master (no implicit "everywhere"). */
+const PATHS = "allowed_paths: /\n";
+
+t.test(
+  "the ABS seed's line, exactly as written, and allowed_paths make a whole slave.conf",
+  (t) => {
+    t.same(configOf("master: green-acres\n" + PATHS), {
+      file: "slave.conf",
+      master: { host: "green-acres", port: 7370 },
+      name: "client7",
+      stateDir: "/var/lib/abs/slave",
+      logDir: "/var/log/abs",
+      auth: "realm-key",
+      keyFile: "/etc/abs/slave.key",
+      keytab: null,
+      principal: null,
+      ccache: null,
+      masterPrincipal: null,
+      masterFingerprint: null,
+      masterCa: null,
+      maxJobs: 2,
+      allowedPaths: ["/"],
+      allowedMethods: ["tar", "restore", "verify"],
+      allowedPrograms: [],
+      heartbeatIntervalMs: 10_000,
+    });
+    t.same(
+      configOf(PATHS + "master: green-acres").master,
+      { host: "green-acres", port: 7370 },
+      "no final newline",
+    );
+    t.end();
+  },
+);
 
 t.test("master as host:port and [IPv6]:port, in both forms", (t) => {
   const cases: [string, { host: string; port: number }][] = [
@@ -55,7 +63,7 @@ t.test("master as host:port and [IPv6]:port, in both forms", (t) => {
     ["master:green-acres", { host: "green-acres", port: 7370 }],
     ["  master   :   green-acres   # comment", { host: "green-acres", port: 7370 }],
   ];
-  for (const [text, master] of cases) t.same(configOf(text).master, master, text);
+  for (const [text, master] of cases) t.same(configOf(`${PATHS}${text}`).master, master, text);
   t.end();
 });
 
@@ -77,6 +85,8 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
     "master_ca: /etc/abs/ca.pem",
     "max_jobs = 4",
     "allowed_paths: /home, /srv/restore",
+    "allowed_methods = tar, command",
+    "allowed_programs: /usr/bin/pg_dump, /usr/local/lib/abs/*, /opt/hooks/**/run",
     "heartbeat_interval = 2s",
   ].join("\r\n");
   t.same(configOf(text), {
@@ -95,11 +105,13 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
     masterCa: "/etc/abs/ca.pem",
     maxJobs: 4,
     allowedPaths: ["/home", "/srv/restore"],
+    allowedMethods: ["tar", "command"],
+    allowedPrograms: ["/usr/bin/pg_dump", "/usr/local/lib/abs/*", "/opt/hooks/**/run"],
     heartbeatIntervalMs: 2000,
   });
   t.equal(
     configOf(
-      `master: m.example.com\nauth = kerberos\nccache = FILE:/x\nmaster_fingerprint = ${PIN}\n`,
+      `master: m.example.com\nauth = kerberos\nccache = FILE:/x\nmaster_fingerprint = ${PIN}\n${PATHS}`,
     ).masterPrincipal,
     "abs/m.example.com",
     "the master's principal defaults to abs/<master host>",
@@ -107,12 +119,75 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
   t.end();
 });
 
-// [what, text, messages]
+const NO_PATHS =
+  'slave.conf:1: file "slave.conf": missing required key "allowed_paths": the paths jobs may read and write under (e.g. "allowed_paths: /home, /srv/backup"); write "allowed_paths: /" for a whole-system backup';
+
+// [what, text, messages]. A text without allowed_paths gets PATHS as its
+// last line (the test below), so that each shows its own mistake.
 const MISTAKES: [string, string, string[]][] = [
   [
     "empty file",
     "",
     ['slave.conf:1: file "slave.conf": missing required key "master" (e.g. "master: green-acres")'],
+  ],
+  [
+    "no allowed_paths",
+    "master: a\nallowed_paths:\n",
+    ['slave.conf:2: allowed_paths "": expected at least one item'],
+  ],
+  [
+    "a relative allowed program",
+    "master: a\nallowed_methods: command\nallowed_programs: /usr/bin/pg_dump, pg_dump\n",
+    [
+      'slave.conf:3: allowed_programs "/usr/bin/pg_dump, pg_dump": "pg_dump": expected an absolute path (starting with /)',
+    ],
+  ],
+  [
+    "an allowed program with ..",
+    "master: a\nallowed_methods: command\nallowed_programs: /usr/lib/abs/../../../bin/sh\n",
+    [
+      'slave.conf:3: allowed_programs "/usr/lib/abs/../../../bin/sh": "/usr/lib/abs/../../../bin/sh": a path must not contain "." or ".." parts',
+    ],
+  ],
+  [
+    "an allowed directory",
+    "master: a\nallowed_methods: command\nallowed_programs: /usr/lib/abs/\n",
+    [
+      'slave.conf:3: allowed_programs "/usr/lib/abs/": "/usr/lib/abs/": a directory is not a program; write "/usr/lib/abs/*" for the programs in it',
+    ],
+  ],
+  [
+    "an unknown method",
+    "master: a\nallowed_methods: tar, ftp\n",
+    [
+      'slave.conf:2: allowed_methods "tar, ftp": "ftp": expected "tar", "restore", "verify" or "command"',
+    ],
+  ],
+  [
+    "a method twice",
+    "master: a\nallowed_methods: tar, tar\n",
+    ['slave.conf:2: allowed_methods "tar, tar": "tar" is listed twice'],
+  ],
+  [
+    "command without allowed_programs",
+    "master: a\nallowed_methods: tar, command\n",
+    [
+      'slave.conf:2: allowed_methods "tar, command": command needs allowed_programs: the programs command jobs may run (e.g. "allowed_programs: /usr/bin/pg_dump, /usr/local/lib/abs/*")',
+    ],
+  ],
+  [
+    "allowed_programs without command (the default methods)",
+    "master: a\nallowed_programs: /usr/bin/pg_dump\n",
+    [
+      'slave.conf:2: allowed_programs "/usr/bin/pg_dump": only used when allowed_methods lists command (allowed_methods is tar, restore, verify, the default)',
+    ],
+  ],
+  [
+    "allowed_programs without command (written)",
+    "master: a\nallowed_methods: tar\nallowed_programs: /usr/bin/pg_dump\n",
+    [
+      'slave.conf:3: allowed_programs "/usr/bin/pg_dump": only used when allowed_methods lists command (allowed_methods is tar)',
+    ],
   ],
   [
     "only comments",
@@ -137,9 +212,9 @@ const MISTAKES: [string, string, string[]][] = [
   ],
   [
     "an unknown section",
-    "master: a\n[slaves]\n",
+    "master: a\nallowed_paths: /\n[slaves]\n",
     [
-      'slave.conf:2: section "slaves": unknown section; slave.conf has only [slave], or no section at all; did you mean [slave]?',
+      'slave.conf:3: section "slaves": unknown section; slave.conf has only [slave], or no section at all; did you mean [slave]?',
     ],
   ],
   [
@@ -266,8 +341,9 @@ const MISTAKES: [string, string, string[]][] = [
 
 t.test("every kind of slave.conf mistake has its exact message", (t) => {
   for (const [what, text, expected] of MISTAKES) {
+    const whole = text.includes("allowed_paths") ? text : text + PATHS;
     t.same(
-      errorsOf(text, what === "a host name that is no slave name" ? "höst" : "client7"),
+      errorsOf(whole, what === "a host name that is no slave name" ? "höst" : "client7"),
       expected,
       what,
     );
@@ -275,10 +351,21 @@ t.test("every kind of slave.conf mistake has its exact message", (t) => {
   t.end();
 });
 
+t.test("a slave.conf without allowed_paths is refused: no implicit /", (t) => {
+  t.same(errorsOf("master: green-acres\n"), [NO_PATHS]);
+  t.same(errorsOf("master: green-acres\nallowed_methods: tar\n"), [NO_PATHS]);
+  t.same(configOf("master: green-acres\nallowed_paths: /\n").allowedPaths, ["/"]);
+  t.end();
+});
+
 t.test("hostile slave.conf", (t) => {
-  t.same(configOf("\ufeffmaster: green-acres\r\n").master.host, "green-acres", "BOM and CRLF");
-  t.same(configOf("master: green-acres\rname: a\r").name, "a", "old Mac line ends");
-  const long = errorsOf(`master: ${"g".repeat(1024 * 1024)}\n`);
+  t.same(
+    configOf(`\ufeffmaster: green-acres\r\n${PATHS}`).master.host,
+    "green-acres",
+    "BOM and CRLF",
+  );
+  t.same(configOf(`master: green-acres\rname: a\r${PATHS}`).name, "a", "old Mac line ends");
+  const long = errorsOf(`master: ${"g".repeat(1024 * 1024)}\n${PATHS}`);
   t.equal(long.length, 2);
   t.match(long[0], /^slave\.conf:1: line "master: g{52}\.\.\.": longer than 65536 characters$/);
   const bytes = Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 131) % 256));

@@ -42,7 +42,7 @@ t.test(
     t.match(
       r.stdout,
       new RegExp(
-        `^${conf.replace(/[.]/g, "\\.")}: OK; slave \\S+, master green-acres:7370 \\(realm-key\\), max_jobs 2, allowed paths /srv/backup, state in /var/lib/abs/slave\\n$`,
+        `^${conf.replace(/[.]/g, "\\.")}: OK; slave \\S+, master green-acres:7370 \\(realm-key\\), max_jobs 2, allowed paths /srv/backup, methods tar, restore, verify, state in /var/lib/abs/slave\\n$`,
       ),
     );
     const unit = readFileSync(path.join(repo, "etc", "abs-slave.service"), "utf8");

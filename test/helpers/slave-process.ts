@@ -26,11 +26,21 @@ export interface SlaveSetup {
    * directory.
    */
   keyFile?: string;
+  /** `allowed_paths`; default "/". null leaves the line out (slave.conf requires it). */
+  allowedPaths?: string | null;
+  /**
+   * `allowed_programs`, with `command` added to allowed_methods, for tests
+   * that run command jobs. Default: neither line (the slave runs tar,
+   * restore and verify).
+   */
+  programs?: string[];
   /** Extra `key: value` lines. */
   extra?: string;
   /** Kerberos instead of the realm key: the slave's keytab, the master's principal and certificate pin. */
   kerberos?: { keytab: string; masterPrincipal: string; masterFingerprint: string };
   env?: Record<string, string>;
+  /** Start it without tap's preloads (see DaemonProcess), so the programs it starts do not get them either. */
+  withoutPreloads?: boolean;
 }
 
 export class SlaveProcess extends DaemonProcess {
@@ -59,6 +69,7 @@ export class SlaveProcess extends DaemonProcess {
 
   static prepare(t: Teardown, setup: SlaveSetup): SlaveProcess {
     const s = new SlaveProcess(t, tempDir(t, "abs-slave-"), setup);
+    s.withoutPreloads = setup.withoutPreloads === true;
     s.writeConfig(setup);
     return s;
   }
@@ -74,6 +85,13 @@ export class SlaveProcess extends DaemonProcess {
         `name: ${this.name}`,
         `state_dir: ${this.stateDir}`,
         `log_dir: ${path.join(this.dir, "log")}`,
+        ...(setup.allowedPaths === null ? [] : [`allowed_paths: ${setup.allowedPaths ?? "/"}`]),
+        ...(setup.programs === undefined
+          ? []
+          : [
+              "allowed_methods: tar, restore, verify, command",
+              `allowed_programs: ${setup.programs.join(", ")}`,
+            ]),
         ...(setup.kerberos === undefined
           ? [`key_file: ${setup.keyFile ?? this.writeSlaveKey(setup.master.keyFile)}`]
           : [

@@ -65,6 +65,7 @@ t.test(
     });
     const green = await SlaveProcess.start(t, {
       master: m,
+      programs: ["/usr/bin/head"],
       kerberos: kerberos(greenKeytab),
       env: main.env,
     });

@@ -51,7 +51,10 @@ t.test(
         "",
       ].join("\n"),
     });
-    const s = await SlaveProcess.start(t, { master: m });
+    const s = await SlaveProcess.start(t, {
+      master: m,
+      programs: ["/usr/bin/head", "/bin/true"],
+    });
     const [id] = await runDefinition(m, "long");
     await waitForState(m, id, "running");
 

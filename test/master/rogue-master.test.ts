@@ -20,8 +20,10 @@ t.test("a master made from a slave's key is refused by the slaves", async (t) =>
     "[job shell]\nslave = green-acres\nmethod = command\n" +
     `command.program = /bin/sh\ncommand.args = -c "id > ${marker}"\n`;
   const real = await MasterProcess.start(t);
-  const victim = await SlaveProcess.start(t, { master: real, name: "green-acres" });
-  const thief = await SlaveProcess.start(t, { master: real, name: "red-barn" });
+  // The slaves allow /bin/sh, so that only the keys stand in the rogue's way.
+  const programs = ["/bin/sh"];
+  const victim = await SlaveProcess.start(t, { master: real, name: "green-acres", programs });
+  const thief = await SlaveProcess.start(t, { master: real, name: "red-barn", programs });
 
   // The thief's host copies its own key into a realm key file, byte for byte,
   // and starts a master with it: every slave's key is derived from a realm
@@ -35,7 +37,7 @@ t.test("a master made from a slave's key is refused by the slaves", async (t) =>
 
   for (const s of [victim, thief]) {
     const from = s.log.length;
-    s.writeConfig({ master: rogue, keyFile: path.join(s.dir, "slave.key") });
+    s.writeConfig({ master: rogue, keyFile: path.join(s.dir, "slave.key"), programs });
     s.signal("SIGHUP");
     await s.waitForOutput(/wrong key: the MAC of slave "[a-z-]+" does not verify/, 30_000, from);
   }
@@ -48,7 +50,7 @@ t.test("a master made from a slave's key is refused by the slaves", async (t) =>
   // Back to the real master: both slaves register there again.
   for (const s of [victim, thief]) {
     const from = s.log.length;
-    s.writeConfig({ master: real, keyFile: path.join(s.dir, "slave.key") });
+    s.writeConfig({ master: real, keyFile: path.join(s.dir, "slave.key"), programs });
     s.signal("SIGHUP");
     await s.waitForOutput(/registered with master/, 30_000, from);
   }

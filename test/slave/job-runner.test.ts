@@ -5,6 +5,7 @@
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import t, { type Test } from "tap";
+import { METHODS } from "../../src/config/job-definition.js";
 import type { JsonObject } from "../../src/json-shape.js";
 import { type LogMeta, silentLogger } from "../../src/log.js";
 import type { DispatchMessage, SlaveToMasterMessage } from "../../src/protocol/slave-messages.js";
@@ -14,6 +15,7 @@ import {
   type MethodResult,
   canceledError,
 } from "../../src/slave/methods/method.js";
+import type { RunAllowlist } from "../../src/slave/methods/allowed-programs.js";
 import { StateDir } from "../../src/slave/state-dir.js";
 import type { FsOps } from "../../src/storage/fs-ops.js";
 import { heldWrites } from "../helpers/held-writes.js";
@@ -80,11 +82,19 @@ class Harness {
   }
 }
 
+/** Every method, and /bin/true, the program of dispatch(). */
+const ALL_METHODS: RunAllowlist = {
+  methods: METHODS,
+  programs: ["/bin/true"],
+  file: "slave.conf",
+};
+
 async function harness(
   t: Test,
   opts: {
     maxJobs?: number;
     allowed?: string[];
+    allowedToRun?: RunAllowlist;
     whenIdle?: () => void;
     idleWithoutAcksMs?: number;
     fs?: FsOps;
@@ -106,7 +116,11 @@ async function harness(
     name: "green-acres",
     stateDir,
     logger: log,
-    limits: { maxJobs: opts.maxJobs ?? 2, allowedPaths: opts.allowed ?? ["/"] },
+    limits: {
+      maxJobs: opts.maxJobs ?? 2,
+      allowedPaths: opts.allowed ?? ["/"],
+      allowedToRun: opts.allowedToRun ?? ALL_METHODS,
+    },
     workDir: dir,
     run,
     whenIdle: opts.whenIdle,
@@ -239,6 +253,44 @@ t.test("refusals: the limit, an unknown method, bad parameters, a path outside",
   t.same(h.records(), ["result-1-1.json"], "and none was recorded");
 });
 
+t.test("refusals: a method or a program the slave does not allow", async (t) => {
+  const h = await harness(t, {
+    allowedToRun: {
+      methods: ["tar", "command"],
+      programs: ["/bin/true"],
+      file: "/etc/abs/slave.conf",
+    },
+  });
+  h.runner.dispatch(dispatch(1, { method: "restore", params: { source: "/a", target: "/b" } }));
+  t.equal(
+    (await h.message("reject", 1)).reason,
+    'method "restore" is not in allowed_methods of /etc/abs/slave.conf: tar, command',
+  );
+  h.runner.dispatch(dispatch(2, { params: { program: "/bin/sh", args: ["-c", "id"] } }));
+  t.equal(
+    (await h.message("reject", 2)).reason,
+    'command.program "/bin/sh" is not in allowed_programs of /etc/abs/slave.conf: /bin/true',
+  );
+  h.runner.dispatch(
+    dispatch(3, { params: { program: "/bin/true", env: { LD_PRELOAD: "/tmp/x.so" } } }),
+  );
+  t.equal(
+    (await h.message("reject", 3)).reason,
+    "command.env.LD_PRELOAD is refused: it would make the program load or run other code",
+  );
+  t.equal(h.held.length, 0, "the method never ran");
+  t.same(h.records(), [], "none was recorded");
+
+  // A reload that takes command away applies to the next dispatch.
+  h.runner.setLimits({
+    maxJobs: 2,
+    allowedPaths: ["/"],
+    allowedToRun: { methods: ["tar"], programs: [], file: "/etc/abs/slave.conf" },
+  });
+  h.runner.dispatch(dispatch(4));
+  t.match((await h.message("reject", 4)).reason, /^method "command" is not in allowed_methods/);
+});
+
 t.test("cancel, a cancel of what does not run here, the max run time", async (t) => {
   const h = await harness(t);
   h.runner.dispatch(dispatch(1));
@@ -317,7 +369,7 @@ t.test(
       name: "green-acres",
       stateDir,
       logger: silentLogger,
-      limits: { maxJobs: 2, allowedPaths: ["/"] },
+      limits: { maxJobs: 2, allowedPaths: ["/"], allowedToRun: ALL_METHODS },
       workDir: dir,
     });
     await runner.recover(contents);

@@ -44,7 +44,8 @@ async function setup(
   const m = await MasterProcess.start(t, { jobs: jobs(data) });
   const s = await SlaveProcess.start(t, {
     master: m,
-    extra: `allowed_paths: ${data}`,
+    allowedPaths: data,
+    programs: ["/bin/sh", "/bin/sleep", "/bin/true"],
   });
   return { m, s, data };
 }

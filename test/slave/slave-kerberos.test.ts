@@ -29,7 +29,12 @@ t.test("an abs-slave authenticates with its keytab and runs a job", options, asy
   const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
   const kerberos = { keytab: hostKeytab, masterPrincipal: SERVICE, masterFingerprint: pin };
 
-  const s = await SlaveProcess.start(t, { master: m, kerberos, env: kdc.env });
+  const s = await SlaveProcess.start(t, {
+    master: m,
+    programs: ["/bin/true"],
+    kerberos,
+    env: kdc.env,
+  });
   t.match(s.log, /registered with master \S+ at 127\.0\.0\.1:\d+: 0 running, 0 results reported/);
   const [id] = await runDefinition(m, "hello");
   const done = await waitForState(m, id, "succeeded");

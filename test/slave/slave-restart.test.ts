@@ -26,13 +26,16 @@ import { writeSlaveKey } from "../../src/auth/slave-key.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
 
+/** The program of waitingJob, in the slave's allowed_programs. */
+const HEAD = "/usr/bin/head";
+
 /** A job that runs until the test writes a byte into `fifo`. */
 function waitingJob(name: string, fifo: string): string {
   return [
     `[job ${name}]`,
     "slave = green-acres",
     "method = command",
-    "command.program = /usr/bin/head",
+    `command.program = ${HEAD}`,
     `command.args = -c 1 ${fifo}`,
     "",
   ].join("\n");
@@ -57,7 +60,7 @@ t.test(
     const data = tempDir(t, "abs-data-");
     const fifo = makeFifo(data);
     const a = await MasterProcess.start(t, { jobs: waitingJob("long", fifo) });
-    const s = await SlaveProcess.start(t, { master: a });
+    const s = await SlaveProcess.start(t, { master: a, programs: [HEAD] });
     const [id] = await runDefinition(a, "long");
     await waitForState(a, id, "running");
 
@@ -70,7 +73,7 @@ t.test(
     await b.launch();
     t.not(b.port, a.port, "another port");
     const from = s.log.length;
-    s.writeConfig({ master: b });
+    s.writeConfig({ master: b, programs: [HEAD] });
     s.signal("SIGHUP");
     const reg = await s.waitForOutput(
       new RegExp(`registered with master \\S+ at 127\\.0\\.0\\.1:${b.port}: (\\d+) running`),
@@ -126,7 +129,7 @@ t.test(
         "",
       ].join("\n"),
     });
-    const s = await SlaveProcess.start(t, { master: m, extra: `allowed_paths: ${data}` });
+    const s = await SlaveProcess.start(t, { master: m, allowedPaths: data });
     const [id] = await runDefinition(m, "big");
     await waitForState(m, id, "running");
     const backup = path.join(data, "backup");
@@ -163,7 +166,7 @@ t.test(
     // A fixed port: the slave finds the master where it was after the restart.
     const listen = `127.0.0.1:${await freeLoopbackPort()}`;
     const m = await MasterProcess.start(t, { listen, jobs: waitingJob("long", fifo) });
-    const s = await SlaveProcess.start(t, { master: m });
+    const s = await SlaveProcess.start(t, { master: m, programs: [HEAD] });
     const [id] = await runDefinition(m, "long");
     await waitForState(m, id, "running");
     await m.stop();
@@ -237,6 +240,7 @@ t.test(
         `state_dir: ${path.join(dir, "state")}`,
         `log_dir: ${path.join(dir, "log")}`,
         `key_file: ${file}`,
+        "allowed_paths: /",
         "",
       ].join("\n");
     writeFileSync(good, confWithKey(key));
@@ -270,12 +274,12 @@ t.test(
     const m = await MasterProcess.start(t, {
       jobs: "[job ok]\nslave = green-acres\nmethod = command\ncommand.program = /bin/true\n",
     });
-    const s = await SlaveProcess.start(t, { master: m });
+    const s = await SlaveProcess.start(t, { master: m, programs: ["/bin/true"] });
     const from = s.log.length;
-    s.writeConfig({ master: m, extra: "max_jobs: lots" });
+    s.writeConfig({ master: m, programs: ["/bin/true"], extra: "max_jobs: lots" });
     await s.waitForOutput(
       new RegExp(
-        `reload refused: ${s.confPath.replace(/[.]/g, "\\.")}:7: max_jobs "lots": expected an integer from 1 to 10000`,
+        `reload refused: ${s.confPath.replace(/[.]/g, "\\.")}:10: max_jobs "lots": expected an integer from 1 to 10000`,
       ),
       30_000,
       from,
@@ -305,7 +309,7 @@ t.test(
     const data = tempDir(t, "abs-data-");
     const fifo = makeFifo(data);
     const m = await MasterProcess.start(t, { jobs: waitingJob("long", fifo) });
-    const s = await SlaveProcess.start(t, { master: m });
+    const s = await SlaveProcess.start(t, { master: m, programs: [HEAD] });
     const [id] = await runDefinition(m, "long");
     await waitForState(m, id, "running");
     const exit = await s.stop();

@@ -1,6 +1,13 @@
 // The `command` method: runs a configured program (restic, pg_dump, rsync,
 // ...) without a shell unless `shell` is set, with the definition's
-// arguments, environment (added to the slave's) and working directory.
+// arguments and working directory. Only a program slave.conf allows runs
+// (allowed-programs.ts), by the absolute path that was matched.
+//
+// The environment is commandEnvironment's: PATH, HOME, LANG and what the
+// job's command.env adds, not the slave's own. The slave's environment
+// holds what the slave needs and a job must not see (KRB5_CLIENT_KTNAME,
+// an admin's proxy or token variables, NODE_OPTIONS); jobs that need a
+// variable say so in command.env.
 // Keeps the exit status and the last lines of stdout and stderr (merged, in
 // arrival order, each line cut at 1,000 characters, so memory is bounded).
 // On cancel or max run time the process group gets SIGTERM, then SIGKILL
@@ -8,11 +15,13 @@
 
 import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
+import os from "node:os";
 import { TextDecoder } from "node:util";
 import { AbsError } from "../../errors.js";
 import type { JsonObject } from "../../json-shape.js";
 import { type MethodContext, type MethodResult, canceledError } from "./method.js";
 import { absolute, readParams, stringArray } from "./params.js";
+import { allowedProgram, COMMAND_PATH, type RunAllowlist } from "./allowed-programs.js";
 import { ProgressThrottle } from "./progress.js";
 
 /** The `command` parameters, as `CommandMethod` without `kind`. */
@@ -75,9 +84,62 @@ export class LineTail {
   }
 }
 
+/**
+ * Variables command.env may not set: each makes an allowed program load or
+ * run code of the job's choosing (the dynamic loader's LD_*, the shell's
+ * startup files), which would make allowed_programs moot. Not a complete
+ * list for every interpreter: abs-slave(8) says to allow interpreters only
+ * through a wrapper that sets its own environment.
+ */
+const REFUSED_ENV =
+  /^(?:LD_.*|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|GCONV_PATH|NODE_OPTIONS|PERL5OPT|PERL5LIB|PYTHONPATH|PYTHONHOME|PYTHONSTARTUP|RUBYOPT)$/;
+
+/**
+ * The environment of a command job: PATH (COMMAND_PATH), HOME (the slave
+ * user's home), LANG (the slave's, else C), then command.env, which may
+ * replace them. PROGRAM_NOT_ALLOWED for a variable of REFUSED_ENV.
+ */
+export function commandEnvironment(env: Readonly<Record<string, string>>): Record<string, string> {
+  for (const name of Object.keys(env)) {
+    if (REFUSED_ENV.test(name)) {
+      throw new AbsError(
+        "PROGRAM_NOT_ALLOWED",
+        `command.env.${name} is refused: it would make the program load or run other code`,
+        { context: { field: `command.env.${name}` } },
+      );
+    }
+  }
+  return { PATH: COMMAND_PATH, HOME: homeDir(), LANG: process.env.LANG ?? "C", ...env };
+}
+
+/** The slave user's home from the password database, not $HOME; "/" without an entry. */
+function homeDir(): string {
+  try {
+    return os.userInfo().homedir;
+  } catch {
+    return "/";
+  }
+}
+
+/**
+ * What a command job starts, checked against the allowlist: the absolute
+ * program (/bin/sh with `shell`) and its environment. Throws why it may not
+ * run. The dispatch check (preflight.ts) and runCommand both call it.
+ */
+export async function checkCommand(
+  params: CommandParams,
+  allow: RunAllowlist,
+): Promise<{ file: string; env: Record<string, string> }> {
+  const env = commandEnvironment(params.env);
+  const file = params.shell
+    ? await allowedProgram("/bin/sh", "command.shell's program", allow)
+    : await allowedProgram(params.program, "command.program", allow);
+  return { file, env };
+}
+
 export async function runCommand(params: CommandParams, ctx: MethodContext): Promise<MethodResult> {
   if (ctx.signal.aborted) throw canceledError(ctx.signal, "command");
-  const file = params.shell ? "/bin/sh" : params.program;
+  const { file, env } = await checkCommand(params, ctx.allowedToRun);
   const args = params.shell ? ["-c", params.program] : params.args;
   const shown = params.shell ? params.program : [params.program, ...params.args].join(" ");
   const tail = new LineTail();
@@ -97,7 +159,7 @@ export async function runCommand(params: CommandParams, ctx: MethodContext): Pro
   }
   const child = spawn(file, args, {
     cwd,
-    env: { ...process.env, ...params.env },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
     // Its own process group, so a stop reaches the programs it starts too.
     detached: true,

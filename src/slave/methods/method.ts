@@ -1,11 +1,12 @@
 // The job-runner interface of the backup methods: what the slave passes in
-// (cancel signal, progress sink, allowed paths, clock) and what a method
+// (cancel signal, progress sink, allowed paths and programs, clock) and what a method
 // returns (one line for people, a JSON object for the master). A method
 // either returns a result or throws an AbsError; it never exits the process.
 
 import type { JsonObject } from "../../json-shape.js";
 import { AbsError } from "../../errors.js";
 import type { MethodName } from "../../config/job-definition.js";
+import { checkMethod, type RunAllowlist } from "./allowed-programs.js";
 import type { FileOpener } from "./file-reader.js";
 import type { ManifestCache } from "./manifest-cache.js";
 
@@ -29,6 +30,8 @@ export interface MethodContext {
    * destination and target must be one of them or inside one.
    */
   allowedPaths: readonly string[];
+  /** The methods and programs the slave allows (allowed_methods, allowed_programs): runMethod and `command` check them. */
+  allowedToRun: RunAllowlist;
   /** Milliseconds since the epoch; the backup's timestamp and the progress rate come from it. */
   now(): number;
   /**
@@ -70,6 +73,8 @@ export async function runMethod(
   params: JsonObject,
   ctx: MethodContext,
 ): Promise<MethodResult> {
+  // Checked at dispatch too (preflight.ts); again here, where it runs.
+  checkMethod(method, ctx.allowedToRun);
   // Imported lazily so a slave running only commands never loads node-tar.
   switch (method) {
     case "tar": {

@@ -1,7 +1,8 @@
 // What the slave checks before it accepts a dispatch, so that a job it
 // cannot run is refused (`reject`) instead of started and failed: the method
-// exists, its parameters read, and every path it will touch lies inside the
-// slave's allowed paths. The methods check the paths again when they run.
+// exists and allowed_methods lists it, its parameters read, a command's
+// program is in allowed_programs, and every path it will touch lies inside
+// the slave's allowed paths. The methods check again when they run.
 //
 // And what the slave cleans up for a job that died with a previous slave
 // process: a tar job's partial files.
@@ -12,6 +13,7 @@ import { AbsError } from "../../errors.js";
 import type { JsonObject } from "../../json-shape.js";
 import { METHODS, type MethodName } from "../../config/job-definition.js";
 import { checkAllowed } from "./allowed-paths.js";
+import { checkMethod, type RunAllowlist } from "./allowed-programs.js";
 import { checkDefinitionName, isPartialOf } from "./backup-set.js";
 import { removeQuietly } from "./durable.js";
 
@@ -21,20 +23,25 @@ export function isMethodName(name: string): name is MethodName {
 
 /**
  * Throws an AbsError saying why this slave cannot run the job:
- * BAD_ARGUMENT (unknown method, bad parameters) or PATH_NOT_ALLOWED.
+ * BAD_ARGUMENT (unknown method, bad parameters), METHOD_NOT_ALLOWED,
+ * PROGRAM_NOT_ALLOWED or PATH_NOT_ALLOWED.
  */
 export async function preflight(
   method: string,
   params: JsonObject,
   definition: string,
   allowedPaths: readonly string[],
+  allowedToRun: RunAllowlist,
 ): Promise<void> {
   if (!isMethodName(method)) {
     throw new AbsError(
       "BAD_ARGUMENT",
-      `unknown method "${method}"; this slave runs ${METHODS.join(", ")}`,
+      `unknown method "${method}"; this slave runs ${allowedToRun.methods.join(", ")}`,
     );
   }
+  // Before the parameters are read: a slave that does not run a method
+  // says so, whatever the job asks of it.
+  checkMethod(method, allowedToRun);
   const check = (p: string, role: string) => checkAllowed(p, role, allowedPaths);
   switch (method) {
     case "tar": {
@@ -58,8 +65,9 @@ export async function preflight(
       return;
     }
     case "command": {
-      const { readCommandParams } = await import("./command.js");
+      const { checkCommand, readCommandParams } = await import("./command.js");
       const p = readCommandParams(params);
+      await checkCommand(p, allowedToRun);
       if (p.cwd !== null) await check(p.cwd, "command.cwd");
       return;
     }
