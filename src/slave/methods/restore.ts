@@ -24,7 +24,8 @@
 //     their contents changed the times, and a read-only directory must stay
 //     writable until everything inside it is in place.
 // Every write is done on a name inside a directory held open and opened
-// with O_NOFOLLOW, and modes, owners and times through a descriptor
+// with O_NOFOLLOW, and modes, owners and times through a descriptor, or for
+// a symlink in a private directory before it is renamed into place
 // (pinned-dir.ts says why this and not a staging directory): a user who can
 // write in the target and swaps a directory for a symlink while the restore
 // runs makes it fail (UNSAFE_ENTRY, "no longer a directory"), never reach
@@ -34,6 +35,7 @@
 // was checked against, or, for a manifest written before they were recorded,
 // from the tar header as before (the result says how many).
 
+import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import {
   lchown,
@@ -42,6 +44,7 @@ import {
   mkdir,
   open,
   readdir,
+  rename,
   rmdir,
   symlink,
   unlink,
@@ -247,6 +250,50 @@ class Owners {
   }
 }
 
+/**
+ * Makes symlink `name` in `dir`, with its owner and times. There is no
+ * descriptor of a symlink to set them through, and lchown and lutimes go by
+ * name: in a directory another user can write, the name could by then be
+ * a hard link to a file of theirs' choosing. So the symlink is made and set
+ * up in a fresh 0700 directory beside it, which no one else can enter (it
+ * is checked to be ours once open: someone could have put theirs in its
+ * place), then renamed into place.
+ */
+async function makeSymlink(
+  dir: PinnedDir,
+  name: string,
+  target: string,
+  owner: Owner | null,
+  mtime: Date,
+  rel: string,
+  link: ChainLink,
+): Promise<void> {
+  const privName = `.abs-restore-${randomBytes(8).toString("hex")}`;
+  await mkdir(dir.at(privName), { mode: 0o700 });
+  try {
+    const priv = await dir.open(privName);
+    try {
+      const st = await priv.handle.stat();
+      if (st.uid !== process.geteuid?.() || (st.mode & 0o077) !== 0) {
+        throw refused(
+          link.archiveFile,
+          rel,
+          `the private directory "${privName}" made beside it was replaced during the restore`,
+        );
+      }
+      await symlink(target, priv.at(name));
+      if (owner !== null) await lchown(priv.at(name), owner.uid, owner.gid);
+      await lutimes(priv.at(name), mtime, mtime);
+      await rename(priv.at(name), dir.at(name));
+    } finally {
+      await priv.close();
+    }
+  } finally {
+    // Gone or another's when someone moved it meanwhile: nothing of ours is left in it.
+    await rmdir(dir.at(privName)).catch(() => undefined);
+  }
+}
+
 async function extractEntry(
   entry: ReadEntry,
   want: ManifestEntry,
@@ -275,11 +322,7 @@ async function extractEntry(
     }
     case "symlink": {
       await clear(dir, name, false);
-      await symlink(want.target ?? "", dest);
-      // Neither follows the symlink, and `dir` is the directory held open.
-      const owner = owners.of(want, entry);
-      if (owner !== null) await lchown(dest, owner.uid, owner.gid);
-      await lutimes(dest, mtime, mtime);
+      await makeSymlink(dir, name, want.target ?? "", owners.of(want, entry), mtime, rel, link);
       entry.resume();
       break;
     }

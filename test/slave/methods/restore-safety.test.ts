@@ -11,9 +11,11 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -136,6 +138,7 @@ async function realBackup(t: { teardown(fn: () => void): void }) {
   // Owners to restore: a file and a directory of nobody's.
   chownSync(path.join(src, "docs/a.txt"), NOBODY, NOBODY);
   chownSync(path.join(src, "docs/deep"), NOBODY, NOBODY);
+  lchownSync(path.join(src, "link"), NOBODY, 0);
   const dest = path.join(dir, "dest");
   const r = await tarBackup(
     { sources: [src], destination: dest, exclude: [], level: "full", gzip: false },
@@ -171,6 +174,12 @@ t.test("a root restore takes owners and modes from the manifest", asRoot, async 
   t.equal(statSync(out("docs/deep")).uid, NOBODY, "a directory's owner");
   t.equal(statSync(out("docs/deep")).gid, NOBODY, "and group");
   t.equal(statSync(out("docs")).uid, 0);
+  t.match(lstatSync(out("link")), { uid: NOBODY, gid: 0 }, "a symlink's owner");
+  t.same(
+    readdirSync(path.dirname(out("link"))).filter((n) => n.startsWith(".abs-restore-")),
+    [],
+    "the private directories the symlinks were made in are gone",
+  );
   t.equal(modeOf(out("script.sh")).toString(8), "750");
 });
 
