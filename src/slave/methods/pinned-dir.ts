@@ -75,12 +75,15 @@ export class PinnedDir {
     await this.handle.close();
   }
 
-  /** "/", pinned when /proc/self/fd reaches the descriptor's own directory. */
-  static async root(): Promise<PinnedDir> {
+  /**
+   * "/", pinned when /proc/self/fd reaches the descriptor's own directory
+   * (`procFd`: where to look for it; tests name one that is not there).
+   */
+  static async root(procFd = "/proc/self/fd"): Promise<PinnedDir> {
     const handle = await open("/", DIR_FLAGS);
     let pinned = false;
     try {
-      const [viaProc, held] = await Promise.all([stat(fdPath(handle)), handle.stat()]);
+      const [viaProc, held] = await Promise.all([stat(`${procFd}/${handle.fd}`), handle.stat()]);
       pinned = viaProc.dev === held.dev && viaProc.ino === held.ino;
     } catch {
       // No /proc: not pinned (see the header).
@@ -137,8 +140,9 @@ export async function openTarget(
   target: string,
   real: string,
   asRoot: boolean,
+  root: () => Promise<PinnedDir> = () => PinnedDir.root(),
 ): Promise<OpenedTarget> {
-  let dir = await PinnedDir.root();
+  let dir = await root();
   try {
     if (asRoot && !dir.pinned) {
       throw unsafeTarget(

@@ -60,3 +60,20 @@ t.test("openTarget: the missing part, and a symlink on the way refused", async (
     message: `restore.target "${through}": "${path.join(dir, "link")}" is not a directory (a symlink or a file took its place since its real path was read?)`,
   });
 });
+
+t.test("without /proc: refused as root, by path otherwise", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, "a"));
+  writeFileSync(path.join(dir, "a/f"), "in a\n");
+  const want = path.join(dir, "a");
+  const noProc = (): Promise<PinnedDir> => PinnedDir.root(path.join(dir, "no-proc"));
+  await t.rejects(openTarget(want, want, true, noProc), {
+    code: "UNSAFE_TARGET",
+    message: `restore.target "${want}": /proc/self/fd does not lead to open directories here (is /proc mounted?); a restore as root needs it to never follow a symlink swapped in while it runs`,
+  });
+  const opened = await openTarget(want, want, false, noProc);
+  t.teardown(() => opened.dir.close());
+  t.notOk(opened.dir.pinned);
+  t.equal(opened.dir.at("f"), path.join(dir, "a/f"), "names by path");
+  t.equal(readFileSync(opened.dir.at("f"), "utf8"), "in a\n");
+});
