@@ -38,7 +38,8 @@ export type ErrorCode =
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
-  // Backup methods on the slave.
+  // Backup methods on the slave (UNSAFE_TARGET: a restore target a user
+  // other than root could swap, refused as root).
   | "PATH_NOT_ALLOWED"
   | "METHOD_NOT_ALLOWED"
   | "PROGRAM_NOT_ALLOWED"
@@ -46,6 +47,7 @@ export type ErrorCode =
   | "BACKUP_IO"
   | "ARCHIVE_INVALID"
   | "UNSAFE_ENTRY"
+  | "UNSAFE_TARGET"
   | "COMMAND_FAILED"
   | "CANCELED"
   // Anything else: a bug, reported with its cause.
@@ -234,6 +236,7 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   BACKUP_IO: true,
   ARCHIVE_INVALID: true,
   UNSAFE_ENTRY: true,
+  UNSAFE_TARGET: true,
   COMMAND_FAILED: true,
   CANCELED: true,
   INTERNAL: true,

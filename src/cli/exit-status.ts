@@ -76,6 +76,7 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "BACKUP_IO":
     case "ARCHIVE_INVALID":
     case "UNSAFE_ENTRY":
+    case "UNSAFE_TARGET":
     case "COMMAND_FAILED":
     case "CANCELED":
     case "INTERNAL":

@@ -1,6 +1,6 @@
 // The manifest written beside every tar backup: what the archive's tree held
-// (path, type, size, mtime, mode, sha256) and, for an incremental, what was
-// deleted since the previous backup. Pure: entries in, entries out. The
+// (path, type, size, mtime, mode, owner, group, sha256) and, for an
+// incremental, what was deleted since the previous backup. Pure: entries in, entries out. The
 // scanner and the archiver do the I/O.
 //
 // An incremental holds the entries whose type, size, mtime, mode or link
@@ -8,6 +8,15 @@
 // sha256 of an unchanged file is carried over from the previous manifest
 // rather than read again: that is what keeps an incremental of an unchanged
 // tree cheap (the same quick check as rsync and GNU tar's --listed-incremental).
+//
+// Owner and group (`uid`, `gid`) are those of the stored copy, written with
+// the same stat as its tar header, so the two agree; a restore checks that
+// they do and, as root, takes them from the manifest. Manifests written
+// before they were recorded lack them: they are read as before (format 1
+// still, the fields optional), and a root restore then takes the owner from
+// the tar header. An unchanged entry carries the fields (or their absence)
+// over from the previous manifest: a change of owner alone, which leaves the
+// mtime, is not seen by an incremental, as GNU tar's is not without ctime.
 
 import { Fields, ShapeError } from "../json-shape.js";
 import { AbsError } from "../errors.js";
@@ -30,6 +39,10 @@ export interface ManifestEntry {
   sha256: string | null;
   /** A symlink's target; null otherwise. */
   target: string | null;
+  /** Owner of the stored copy; absent in manifests written before it was recorded. */
+  uid?: number;
+  /** Group of the stored copy; absent as `uid`. */
+  gid?: number;
 }
 
 export interface Manifest {
@@ -179,6 +192,8 @@ function isStrings(v: unknown): v is string[] {
 
 const MAX = Number.MAX_SAFE_INTEGER;
 const MIN = Number.MIN_SAFE_INTEGER;
+/** The largest uid or gid chown(2) takes ((uid_t)-1 means "unchanged"). */
+const MAX_ID = 0xfffffffe;
 
 /** The manifest if `value` is a valid one, else null (see `readManifestByField` for why). */
 function readManifest(value: unknown): Manifest | null {
@@ -212,7 +227,10 @@ function readManifest(value: unknown): Manifest | null {
 /** A tree entry if `item` is a valid one, else null. A new object: unknown keys are dropped. */
 function readEntry(item: unknown): ManifestEntry | null {
   if (typeof item !== "object" || item === null || Array.isArray(item)) return null;
-  const { path, type, size, mtime, mode, sha256, target } = item as Record<string, unknown>;
+  const { path, type, size, mtime, mode, sha256, target, uid, gid } = item as Record<
+    string,
+    unknown
+  >;
   if (
     typeof path !== "string" ||
     !isSafeRelativePath(path) ||
@@ -221,11 +239,16 @@ function readEntry(item: unknown): ManifestEntry | null {
     !isInt(mtime, MIN, MAX) ||
     !isInt(mode, 0, 0o7777) ||
     (sha256 !== null && typeof sha256 !== "string") ||
-    (target !== null && typeof target !== "string")
+    (target !== null && typeof target !== "string") ||
+    (uid !== undefined && !isInt(uid, 0, MAX_ID)) ||
+    (gid !== undefined && !isInt(gid, 0, MAX_ID))
   ) {
     return null;
   }
-  return { path, type, size, mtime, mode, sha256, target };
+  const entry: ManifestEntry = { path, type, size, mtime, mode, sha256, target };
+  if (uid !== undefined) entry.uid = uid;
+  if (gid !== undefined) entry.gid = gid;
+  return entry;
 }
 
 /** The manifest read field by field: throws ShapeError naming the first bad field. */
@@ -259,7 +282,7 @@ function readEntryByField(f: Fields): ManifestEntry {
   if (!isSafeRelativePath(path))
     throw new ShapeError(`${f.prefix}.path`, `"${path}" is not a safe relative path`);
   const type = f.oneOf("type", ["file", "directory", "symlink"] as const);
-  return {
+  const entry: ManifestEntry = {
     path,
     type,
     size: f.int("size", { min: 0 }),
@@ -268,4 +291,7 @@ function readEntryByField(f: Fields): ManifestEntry {
     sha256: f.raw.sha256 === null ? null : f.string("sha256"),
     target: f.raw.target === null ? null : f.string("target"),
   };
+  if (f.has("uid")) entry.uid = f.int("uid", { min: 0, max: MAX_ID });
+  if (f.has("gid")) entry.gid = f.int("gid", { min: 0, max: MAX_ID });
+  return entry;
 }

@@ -230,6 +230,21 @@ t.test("each hostile field is refused by name", (t) => {
     ["sha256 a number", (_, e) => (e.sha256 = 1), "tree[1].sha256: expected a string, got 1"],
     ["sha256 missing", (_, e) => delete e.sha256, "tree[1].sha256: expected a string, got nothing"],
     ["target a number", (_, e) => (e.target = 0), "tree[1].target: expected a string, got 0"],
+    [
+      "uid < 0",
+      (_, e) => (e.uid = -1),
+      "tree[1].uid: expected an integer from 0 to 4294967294, got -1",
+    ],
+    [
+      "uid (uid_t)-1",
+      (_, e) => (e.uid = 2 ** 32 - 1),
+      "tree[1].uid: expected an integer from 0 to 4294967294, got 4294967295",
+    ],
+    [
+      "gid a string",
+      (_, e) => (e.gid = "0"),
+      'tree[1].gid: expected an integer from 0 to 4294967294, got "0"',
+    ],
   ];
   for (const [name, change, message] of cases) {
     t.throws(
@@ -313,5 +328,29 @@ t.test("safe relative paths", (t) => {
     "\0",
   ])
     t.notOk(isSafeRelativePath(p), JSON.stringify(p));
+  t.end();
+});
+
+t.test("owner and group: read when present; a manifest without them (older) still reads", (t) => {
+  const withOwners: Manifest = {
+    ...full,
+    tree: full.tree.map((e, i) => ({ ...e, uid: 1000 + i, gid: 0 })),
+  };
+  const parsed = parseManifest(serializeManifest(withOwners), "m.json");
+  t.same(parsed, withOwners);
+  t.same(Object.keys(parsed.tree[1]), [
+    "path",
+    "type",
+    "size",
+    "mtime",
+    "mode",
+    "sha256",
+    "target",
+    "uid",
+    "gid",
+  ]);
+  const older = parseManifest(serializeManifest(full), "m.json");
+  t.equal(older.tree[1].uid, undefined, "no owner: a root restore takes the tar header's");
+  t.notOk("uid" in older.tree[1]);
   t.end();
 });

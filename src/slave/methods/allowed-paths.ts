@@ -12,7 +12,7 @@ function inside(p: string, root: string): boolean {
 }
 
 /** The real path of `p`'s longest existing prefix, joined with the rest. */
-async function realOfExisting(p: string): Promise<string> {
+export async function realOfExisting(p: string): Promise<string> {
   let head = p;
   const tail: string[] = [];
   for (;;) {

@@ -3,7 +3,9 @@
 // extracting). node-tar's Parser in strict mode turns a bad header checksum,
 // a truncated archive or a broken gzip stream into an error; the checker
 // adds what only the manifest knows: the set of entries, types, sizes,
-// symlink targets and the sha256 of every file.
+// modes, owners (when the manifest records them), symlink targets and the
+// sha256 of every file. Header and manifest are written from the same stat
+// (tar-backup.ts): where they disagree, one of them was changed since.
 //
 // Entries are handled one at a time: the parser emits the next entry only
 // after the current one is consumed, so memory stays at one chunk.
@@ -14,6 +16,10 @@ import { Parser, type ReadEntry } from "tar";
 import { AbsError } from "../../errors.js";
 import { type Manifest, type ManifestEntry, isSafeRelativePath } from "../manifest.js";
 import { canceledError } from "./method.js";
+
+function octal(mode: number): string {
+  return mode.toString(8).padStart(4, "0");
+}
 
 export function invalid(archive: string, why: string): AbsError {
   return new AbsError("ARCHIVE_INVALID", `${archive}: ${why}`, { context: { file: archive } });
@@ -129,6 +135,25 @@ export class ArchiveChecker {
       throw invalid(
         this.archive,
         `entry "${p}" links to "${entry.linkpath ?? ""}", the manifest says "${want.target ?? ""}"`,
+      );
+    }
+    const mode = (entry.mode ?? 0) & 0o7777;
+    if (mode !== want.mode) {
+      throw invalid(
+        this.archive,
+        `entry "${p}" has mode ${octal(mode)} in the archive, the manifest says ${octal(want.mode)}`,
+      );
+    }
+    if (want.uid !== undefined && entry.uid !== want.uid) {
+      throw invalid(
+        this.archive,
+        `entry "${p}" is owned by uid ${entry.uid ?? "(none)"} in the archive, the manifest says ${want.uid}`,
+      );
+    }
+    if (want.gid !== undefined && entry.gid !== want.gid) {
+      throw invalid(
+        this.archive,
+        `entry "${p}" has gid ${entry.gid ?? "(none)"} in the archive, the manifest says ${want.gid}`,
       );
     }
     return want;

@@ -325,7 +325,10 @@ function isVanished(err: unknown): boolean {
 /** The outcome of archiving one entry; a string is a warning (it was skipped). */
 type Archived = string | { entry: ManifestEntry; warning: string | null };
 
-/** A directory or symlink: its header, with owners from a fresh lstat (they are not in the manifest). */
+/**
+ * A directory or symlink: its header, with owners from a fresh lstat
+ * (the scan does not read them), recorded in the manifest entry as well.
+ */
 async function archiveHeaderOnly(
   writer: TarWriter,
   planned: ManifestEntry,
@@ -339,7 +342,7 @@ async function archiveHeaderOnly(
     throw ioError("tar: cannot read", abs, err);
   }
   await writer.addHeaderOnly(planned, st.uid, st.gid);
-  return { entry: planned, warning: null };
+  return { entry: { ...planned, uid: st.uid, gid: st.gid }, warning: null };
 }
 
 /**
@@ -389,7 +392,7 @@ async function archiveFile1(
       entry.size !== planned.size ||
       entry.mtime !== planned.mtime;
     return {
-      entry: { ...entry, sha256 },
+      entry: { ...entry, sha256, uid: st.uid, gid: st.gid },
       warning: changed ? `${abs}: changed while it was archived` : null,
     };
   } finally {

@@ -4,7 +4,9 @@
 // archive, the entry and the mismatch.
 
 import path from "node:path";
+import type { ReadEntry } from "tar";
 import type { JsonObject } from "../../json-shape.js";
+import type { ManifestEntry } from "../manifest.js";
 import { checkAllowed } from "./allowed-paths.js";
 import { ArchiveChecker, entryPath, hashEntry, readArchive } from "./archive-reader.js";
 import { type ChainLink, loadChain, loadLink, resolveManifestPath } from "./backup-set.js";
@@ -25,17 +27,23 @@ export function readVerifyParams(params: JsonObject): VerifyParams {
   return readParams("verify", params, (f) => ({ archive: absolute(f, "archive") }));
 }
 
-/** Checks one archive against its manifest; returns the files and bytes read. */
+/**
+ * Checks one archive against its manifest; returns the files and bytes read.
+ * `onEntry` gets each entry's manifest entry and header, in archive order,
+ * once checked.
+ */
 export async function verifyArchive(
   link: ChainLink,
   signal: AbortSignal,
   progress: ProgressThrottle,
+  onEntry?: (want: ManifestEntry, header: ReadEntry) => void,
 ): Promise<{ entries: number; bytes: number }> {
   const checker = new ArchiveChecker(link.archiveFile, link.manifest);
   let entries = 0;
   let bytes = 0;
   await readArchive(link.archiveFile, signal, async (entry) => {
     const want = checker.header(entry);
+    onEntry?.(want, entry);
     const where = "/" + entryPath(entry);
     if (want.type === "file") {
       checker.content(

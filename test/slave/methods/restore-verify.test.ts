@@ -132,7 +132,7 @@ t.test("restore refuses entries that escape the target", async (t) => {
         { path: "link", type: "symlink", target: "/etc" },
         { path: "link/passwd", type: "file", content: "evil" },
       ],
-      /entry "link\/passwd" refused: "link" is a symlink in the target/,
+      /entry "link\/passwd" refused: "link" is a symlink restored from .*evil-.*\.tar; nothing is extracted through a symlink$/,
     ],
   ];
   for (const [name, entries, message] of cases) {
