@@ -27,6 +27,7 @@ import {
 } from "../protocol/admin-api.js";
 import type { AdminMethod } from "./admin-server.js";
 import type { Master } from "./master.js";
+import { slavesToRun } from "./job-policy.js";
 import { expectedTotals } from "./progress-estimate.js";
 
 /** Without --all, `show jobs` lists finished jobs that ended this recently. */
@@ -124,7 +125,7 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
           `no job definition "${a.definition}" (defined: ${known})`,
         );
       }
-      const jobs = await master.runNow(def, a.slave === null ? def.slaves : [a.slave]);
+      const jobs = await master.runNow(def, slavesToRun(def, a.slave));
       return { jobs: jobs.map((j) => j.id) };
     },
 

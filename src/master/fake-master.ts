@@ -40,6 +40,7 @@ import { methodParams } from "../config/job-definition.js";
 import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
+import { slavesToRun } from "./job-policy.js";
 import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
 
 /**
@@ -288,7 +289,7 @@ export class FakeMaster {
       const known = this.opts.config.jobs.map((d) => d.name).join(", ") || "none";
       throw new AbsError("DEFINITION_NOT_FOUND", `no job definition "${name}" (defined: ${known})`);
     }
-    const slaves = only === null ? def.slaves : [only];
+    const slaves = slavesToRun(def, only);
     const absent = slaves.filter((s) => !this.registered.has(s));
     if (absent.length > 0) {
       throw new AbsError(
