@@ -209,13 +209,25 @@ export function jobView(job: Job, waitReason: string | null): JobView {
   };
 }
 
+/**
+ * A job's params as admins see them: `env` (command.env) by its names only.
+ * Its values are sent to the slave and kept in the job file, but anyone
+ * who may read the admin socket would otherwise read every password a
+ * definition passes that way.
+ */
+export function paramsForView(params: JsonObject): JsonObject {
+  const env = params["env"];
+  if (env === null || typeof env !== "object" || Array.isArray(env)) return params;
+  return { ...params, env: Object.keys(env).sort() };
+}
+
 /** Job `id` with its log, live or archived; `id` was checked by the method's argument parser. */
 async function detail(master: Master, id: number): Promise<JobDetail> {
   const live = master.store.get(id);
   const job = live ?? (await master.store.readArchived(id));
   return {
     ...jobView(job, live === undefined ? null : master.dispatcher.waitReasonOf(job)),
-    params: job.params,
+    params: paramsForView(job.params),
     resultData: job.result?.data ?? null,
     policy: job.policy,
     log: job.log,
