@@ -35,6 +35,7 @@ import { readSection } from "./section-reader.js";
 import {
   absolutePath,
   duration,
+  groupName,
   hostPort,
   integer,
   Invalid,
@@ -70,6 +71,12 @@ export interface MasterConfig {
   adminSocket: string;
   /** `admin_socket_mode`: its file mode; world-writable modes are refused. Default 0o660. */
   adminSocketMode: number;
+  /**
+   * `admin_socket_group`: the group (name or gid) the socket is given, so
+   * that its members may administer; needs group read and write in
+   * admin_socket_mode. Default null: the master's own group.
+   */
+  adminSocketGroup: string | null;
   /** `realm`: the realm the master serves (for Kerberos, the Kerberos realm). Required. */
   realm: string;
   /** `auth`: how slaves authenticate: realm-key or kerberos. Default "realm-key". */
@@ -128,6 +135,7 @@ const MASTER_SCHEMA = {
   log_dir: absolutePath,
   admin_socket: absolutePath,
   admin_socket_mode: socketMode,
+  admin_socket_group: groupName,
   realm,
   auth: oneOf(AUTH_MODES),
   realm_key_file: absolutePath,
@@ -345,6 +353,17 @@ function checkMaster(
       at(a.line, "allowed_principals", a.text, `${outside} is not in the realm ${realmValue}`);
     }
   }
+  // A group that may not read and write the socket could not use it: the setting would do nothing.
+  const group = v.admin_socket_group;
+  const socketModeValue = v.admin_socket_mode?.value ?? 0o660;
+  if (group !== undefined && (socketModeValue & 0o060) !== 0o060) {
+    at(
+      group.line,
+      "admin_socket_group",
+      group.text,
+      `its members could not use the socket: admin_socket_mode ${socketModeValue.toString(8).padStart(4, "0")} gives the group no read and write (use 0660)`,
+    );
+  }
   if (written.has("tls_cert") !== written.has("tls_key")) {
     const [has, lacks] = written.has("tls_cert")
       ? ["tls_cert", "tls_key"]
@@ -376,6 +395,7 @@ function fillMasterDefaults(
     logDir: v.log_dir?.value ?? "/var/log/abs",
     adminSocket: v.admin_socket?.value ?? DEFAULT_ADMIN_SOCKET,
     adminSocketMode: v.admin_socket_mode?.value ?? 0o660,
+    adminSocketGroup: v.admin_socket_group?.value ?? null,
     realm: m.realm,
     auth,
     realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),

@@ -178,6 +178,12 @@ export const principal: Parser<string> = (t) =>
     ? t
     : new Invalid('expected a Kerberos principal such as "host/client.example.com@EXAMPLE.COM"');
 
+/** A Unix group: its name (as in /etc/group) or its numeric id. */
+export const groupName: Parser<string> = (t) =>
+  /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(t)
+    ? t
+    : new Invalid("expected a group name (letters, digits, _ . -, at most 32) or a numeric gid");
+
 /**
  * Splits a command line into arguments, without a shell: words separated by
  * blanks; '...' quotes literally; "..." quotes with \" and \\ escapes; a

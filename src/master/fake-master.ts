@@ -117,6 +117,7 @@ export class FakeMaster {
       fake.admin = await AdminServer.listen({
         path: config.adminSocket,
         mode: config.adminSocketMode,
+        group: config.adminSocketGroup,
         methods: fake.methods(),
         logger,
         accessLog: opts.accessLog,

@@ -74,6 +74,7 @@ const RESTART_ONLY: readonly [keyof MasterConfig, string][] = [
   ["logDir", "log_dir"],
   ["adminSocket", "admin_socket"],
   ["adminSocketMode", "admin_socket_mode"],
+  ["adminSocketGroup", "admin_socket_group"],
   ["realm", "realm"],
   ["auth", "auth"],
   ["realmKeyFile", "realm_key_file"],
@@ -187,6 +188,7 @@ export class Master {
       master.admin = await AdminServer.listen({
         path: config.adminSocket,
         mode: config.adminSocketMode,
+        group: config.adminSocketGroup,
         methods: adminMethods(master),
         logger,
         accessLog: opts.accessLog,

@@ -172,6 +172,20 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ],
   ],
   [
+    "admin_socket_group: not a group name",
+    m(`${MASTER}admin_socket_group = abs admins\n`),
+    [
+      'master.conf:3: admin_socket_group "abs admins": expected a group name (letters, digits, _ . -, at most 32) or a numeric gid',
+    ],
+  ],
+  [
+    "admin_socket_group: a mode that gives the group nothing",
+    m(`${MASTER}admin_socket_group = 4242\nadmin_socket_mode = 0600\n`),
+    [
+      'master.conf:3: admin_socket_group "4242": its members could not use the socket: admin_socket_mode 0600 gives the group no read and write (use 0660)',
+    ],
+  ],
+  [
     "admin_socket_mode: not octal",
     m(`${MASTER}admin_socket_mode = 0689\n`),
     ['master.conf:3: admin_socket_mode "0689": expected an octal mode such as 0660 (at most 0777)'],
@@ -498,6 +512,7 @@ t.test("defaults are filled in", (t) => {
     logDir: "/var/log/abs",
     adminSocket: "/run/abs/admin.sock",
     adminSocketMode: 0o660,
+    adminSocketGroup: null,
     realm: "EXAMPLE.COM",
     auth: "realm-key",
     realmKeyFile: "/etc/abs/realm.key",
@@ -555,6 +570,7 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
         "listen = [::1]:0",
         "jobs_dir = /srv/abs/jobs",
         "admin_socket_mode = 0770",
+        "admin_socket_group = abs-admin",
         "auth = kerberos",
         "keytab = /etc/abs/abs.keytab",
         "service_principal = abs/backup.example.com",
@@ -598,6 +614,7 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
   ]);
   t.same(c.listen, { host: "::1", port: 0 });
   t.equal(c.adminSocketMode, 0o770);
+  t.equal(c.adminSocketGroup, "abs-admin");
   t.equal(c.auth, "kerberos");
   t.equal(c.realmKeyFile, null);
   t.same(c.allowedPrincipals, ["host/a.example.com@EXAMPLE.COM", "host/b.example.com"]);
