@@ -146,7 +146,7 @@ export class FakeMaster {
 
   private accept(conn: MasterSideConnection): void {
     const { logger } = this.opts;
-    if (!vouchedFor(conn, logger)) return;
+    if (!vouchedFor(conn, this.opts.config, logger)) return;
     this.connections.add(conn);
     // One message at a time: a result is acknowledged after the lines before it.
     let queue: Promise<void> = Promise.resolve();

@@ -81,6 +81,8 @@ const RESTART_ONLY: readonly [keyof MasterConfig, string][] = [
   ["keytab", "keytab"],
   ["servicePrincipal", "service_principal"],
   ["allowedPrincipals", "allowed_principals"],
+  ["slavePrincipalService", "slave_principal_service"],
+  ["slavePrincipals", "slave_principal.NAME"],
   ["tlsCert", "tls_cert"],
   ["tlsKey", "tls_key"],
   ["handshakeTimeoutMs", "handshake_timeout"],
@@ -152,6 +154,7 @@ export class Master {
         clock,
         masterName: hostName,
         heartbeatMs: config.heartbeatIntervalMs,
+        config,
       });
       cleanups.push(() => Promise.resolve(links.stop()));
 

@@ -85,9 +85,11 @@ function probeAuth(config: MasterConfig): SlaveAuthOptions {
 }
 
 /**
- * The name the probe says hello with. It never registers; with Kerberos it
- * is a name the master's own principal may use (slave-identity.ts), so a
- * master of the realm lets the probe through instead of refusing it.
+ * The name the probe says hello with. It never registers. With Kerberos a
+ * master's own principal may use no slave name (slave-identity.ts); a
+ * master of the realm lets it authenticate all the same, as the principal
+ * of its own service, answers, and closes it without a session
+ * (slave-listener.ts vouchedFor), so the probe gets its authenticated answer.
  */
 function probeName(config: MasterConfig): string {
   const principal = config.auth === "kerberos" ? config.servicePrincipal : null;

@@ -300,6 +300,26 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ],
   ],
   [
+    "slave_principal and slave_principal_service with realm-key",
+    m(`${MASTER}slave_principal.db1 = backup/db1\nslave_principal_service = abs-slave\n`),
+    [
+      'master.conf:3: slave_principal.db1 "backup/db1": only used with auth = kerberos (auth is realm-key, the default)',
+      'master.conf:4: slave_principal_service "abs-slave": only used with auth = kerberos (auth is realm-key, the default)',
+    ],
+  ],
+  [
+    "slave_principal: a bad name, a bad principal, another realm",
+    m(
+      `${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs/b\nslave_principal.db 1 = host/x\nslave_principal.db2 = a b\nslave_principal.db3 = backup/db3@OTHER.ORG\nslave_principal_service = host/x\n`,
+    ),
+    [
+      'master.conf:6: "slave_principal.db 1" "host/x": slave name: a name holds only letters a-z and A-Z, digits, "-", "_" and "."',
+      'master.conf:7: slave_principal.db2 "a b": expected a Kerberos principal such as "host/client.example.com@EXAMPLE.COM"',
+      'master.conf:8: slave_principal.db3 "backup/db3@OTHER.ORG": backup/db3@OTHER.ORG is not in the realm EXAMPLE.COM',
+      'master.conf:9: slave_principal_service "host/x": expected a Kerberos service name such as "host" (letters, digits, . _ -)',
+    ],
+  ],
+  [
     "a bad service principal",
     m(`${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs\n`),
     [
@@ -519,6 +539,8 @@ t.test("defaults are filled in", (t) => {
     keytab: null,
     servicePrincipal: null,
     allowedPrincipals: [],
+    slavePrincipalService: "host",
+    slavePrincipals: {},
     tlsCert: null,
     tlsKey: null,
     maxJobs: 100_000,
@@ -560,6 +582,15 @@ t.test("defaults are filled in", (t) => {
   t.end();
 });
 
+t.test("Kerberos: allowed_principals defaults to the slave service's principals", (t) => {
+  const kerberos = `${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs/b\n`;
+  t.same(configOf(m(kerberos)).allowedPrincipals, ["host/*"]);
+  t.same(configOf(m(`${kerberos}slave_principal_service = abs-slave\n`)).allowedPrincipals, [
+    "abs-slave/*",
+  ]);
+  t.end();
+});
+
 t.test("every value read and every duration converted to milliseconds", (t) => {
   const c = configOf([
     {
@@ -575,6 +606,9 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
         "keytab = /etc/abs/abs.keytab",
         "service_principal = abs/backup.example.com",
         "allowed_principals = host/a.example.com@EXAMPLE.COM, host/b.example.com",
+        "slave_principal_service = abs-slave",
+        "slave_principal.db1 = backup/db1.example.com",
+        "slave_principal.db2 = backup/db2.example.com@EXAMPLE.COM",
         "tls_cert = /etc/abs/cert.pem",
         "tls_key = /etc/abs/key.pem",
         "max_jobs = 5000",
@@ -618,6 +652,11 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
   t.equal(c.auth, "kerberos");
   t.equal(c.realmKeyFile, null);
   t.same(c.allowedPrincipals, ["host/a.example.com@EXAMPLE.COM", "host/b.example.com"]);
+  t.equal(c.slavePrincipalService, "abs-slave");
+  t.same(c.slavePrincipals, {
+    db1: "backup/db1.example.com@EXAMPLE.COM",
+    db2: "backup/db2.example.com@EXAMPLE.COM",
+  });
   t.same([c.orphanGraceMs, c.heartbeatIntervalMs, c.handshakeTimeoutMs], [5_400_000, 90_000, 250]);
   t.same(c.peers, [
     { host: "m2.example.com", port: 7370 },
