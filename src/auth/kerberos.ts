@@ -219,6 +219,21 @@ export function realmOf(principal: string): string | undefined {
   return undefined;
 }
 
+/**
+ * True when `principal` matches an allowed-principals `pattern`, in which
+ * `*` stands for any run of characters but `@` (`host/*` is every host
+ * principal of the realm, `*` every principal). A pattern without a realm
+ * is in `realm`.
+ */
+export function principalMatches(pattern: string, principal: string, realm: string): boolean {
+  const full = realmOf(pattern) === undefined ? `${pattern}@${realm}` : pattern;
+  const source = full
+    .split("*")
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join("[^@]*");
+  return new RegExp(`^${source}$`).test(principal);
+}
+
 // ---------------------------------------------------------------------------
 // Keytab files
 //
@@ -654,7 +669,8 @@ export interface KerberosAcceptorOptions {
   servicePrincipal: string;
   /**
    * Slave principals allowed to authenticate, `name@REALM` (a name without
-   * realm means the master's realm). Default: every principal of `realm`.
+   * realm means the master's realm), where `*` stands for any run of
+   * characters but `@` (principalMatches). Default: every principal of `realm`.
    */
   allowedPrincipals?: readonly string[];
   /** The slave's address (e.g. "192.0.2.7:41234"), for messages and error context. Default: none. */
@@ -688,12 +704,7 @@ export async function createKerberosAcceptor(
     );
   }
   const serviceName = `${service.service}/${service.host}@${realm}`;
-  const allowed =
-    options.allowedPrincipals === undefined
-      ? undefined
-      : new Set(
-          options.allowedPrincipals.map((p) => (realmOf(p) === undefined ? `${p}@${realm}` : p)),
-        );
+  const allowed = options.allowedPrincipals;
 
   const keytab = path.resolve(options.keytab);
   const entries = await readKeytab(keytab, "master");
@@ -755,16 +766,22 @@ export async function createKerberosAcceptor(
           { context },
         );
       }
-      if (allowed !== undefined && !allowed.has(principal)) {
+      if (allowed !== undefined && !allowed.some((p) => principalMatches(p, principal, realm))) {
         throw new AuthError(
           "AUTH_FAILED",
-          `Kerberos: refused slave principal ${principal}${from}: it is not in the allow-list of ${allowed.size} principal(s)`,
+          `Kerberos: refused slave principal ${principal}${from}: it matches none of the allowed principals (${shortList(allowed)})`,
           { context },
         );
       }
       return { tokenOut: Buffer.from(out, "base64"), done: true, principal };
     },
   };
+}
+
+/** "a, b, c" or, beyond five, "a, b, c, d, e and 7 more". */
+function shortList(items: readonly string[]): string {
+  if (items.length <= 5) return items.join(", ");
+  return `${items.slice(0, 5).join(", ")} and ${items.length - 5} more`;
 }
 
 /** A caller drove a state machine wrongly: a bug in ABS, not an operator's problem. */

@@ -31,10 +31,11 @@ import {
   readJobDefinition,
 } from "./job-definition.js";
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_REALM_KEY_FILE } from "./default-paths.js";
-import { readSection } from "./section-reader.js";
+import { type Located, readSection } from "./section-reader.js";
 import {
   absolutePath,
   duration,
+  groupName,
   hostPort,
   integer,
   Invalid,
@@ -44,6 +45,7 @@ import {
   oneOf,
   type Parser,
   principal,
+  principalService,
   realm,
   servicePrincipal,
   timeZone,
@@ -70,6 +72,12 @@ export interface MasterConfig {
   adminSocket: string;
   /** `admin_socket_mode`: its file mode; world-writable modes are refused. Default 0o660. */
   adminSocketMode: number;
+  /**
+   * `admin_socket_group`: the group (name or gid) the socket is given, so
+   * that its members may administer; needs group read and write in
+   * admin_socket_mode. Default null: the master's own group.
+   */
+  adminSocketGroup: string | null;
   /** `realm`: the realm the master serves (for Kerberos, the Kerberos realm). Required. */
   realm: string;
   /** `auth`: how slaves authenticate: realm-key or kerberos. Default "realm-key". */
@@ -80,8 +88,23 @@ export interface MasterConfig {
   keytab: string | null;
   /** `service_principal`: `service/host[@REALM]`; required with kerberos, refused otherwise. */
   servicePrincipal: string | null;
-  /** `allowed_principals`: slave principals allowed (kerberos only). Default empty: every principal of the realm. */
+  /**
+   * `allowed_principals`: principals the master lets authenticate (kerberos
+   * only), `*` for any run of characters but `@`. Default with kerberos
+   * `<slave_principal_service>/*` (every host principal of the realm); empty
+   * with realm-key. The master also lets through the principals of
+   * slave_principal.NAME and those of its own service (other masters'
+   * startup-vote probes, which may use no slave name).
+   */
   allowedPrincipals: string[];
+  /** `slave_principal_service`: the service of slave principals, `<service>/<fqdn>@REALM` (kerberos only). Default "host". */
+  slavePrincipalService: string;
+  /**
+   * `slave_principal.NAME = principal`: the principal (realm filled in) that
+   * alone may use slave name NAME, whatever its form (kerberos only).
+   * Default: none.
+   */
+  slavePrincipals: Record<string, string>;
   /** `tls_cert`: PEM certificate for the slave link; both or neither with tls_key. Default null: the master makes a self-signed one in state_dir. */
   tlsCert: string | null;
   /** `tls_key`: PEM private key of tls_cert. Default null (see tlsCert). */
@@ -127,12 +150,14 @@ const MASTER_SCHEMA = {
   log_dir: absolutePath,
   admin_socket: absolutePath,
   admin_socket_mode: socketMode,
+  admin_socket_group: groupName,
   realm,
   auth: oneOf(AUTH_MODES),
   realm_key_file: absolutePath,
   keytab: absolutePath,
   service_principal: servicePrincipal,
   allowed_principals: list(principal),
+  slave_principal_service: principalService,
   tls_cert: absolutePath,
   tls_key: absolutePath,
   max_jobs: integer(1, 10_000_000),
@@ -145,8 +170,13 @@ const MASTER_SCHEMA = {
   timezone: timeZone,
 };
 
-/** Every key of the [master] section. */
-export const MASTER_KEYS: readonly string[] = Object.keys(MASTER_SCHEMA);
+const SLAVE_PRINCIPAL_PREFIX = "slave_principal.";
+
+/** Every key of the [master] section (`slave_principal.NAME` for the map). */
+export const MASTER_KEYS: readonly string[] = [
+  ...Object.keys(MASTER_SCHEMA),
+  `${SLAVE_PRINCIPAL_PREFIX}NAME`,
+];
 
 /** The master's local time zone, the default of `timezone`. */
 function localTimeZone(): string {
@@ -287,6 +317,7 @@ interface CheckedMaster {
   values: MasterValues;
   realm: string;
   timezone: string | undefined;
+  slavePrincipals: Record<string, string>;
 }
 
 function checkMaster(
@@ -307,8 +338,23 @@ function checkMaster(
     return undefined;
   }
   const before = issues.length;
+  const slavePrincipals: Located<string>[] = [];
   const { values: v, written } = readSection(file, section, MASTER_SCHEMA, issues, {
     elsewhere: { keys: JOB_KEYS, where: "a [job NAME] section" },
+    extra: (entry) => {
+      if (!entry.key.startsWith(SLAVE_PRINCIPAL_PREFIX)) return false;
+      const slave = name(entry.key.slice(SLAVE_PRINCIPAL_PREFIX.length));
+      const p = principal(entry.value);
+      const bad =
+        slave instanceof Invalid
+          ? `slave name: ${slave.why}`
+          : p instanceof Invalid
+            ? p.why
+            : undefined;
+      if (bad !== undefined) issues.push(makeIssue(file, entry.line, entry.key, entry.value, bad));
+      else slavePrincipals.push({ value: entry.key, line: entry.line, text: entry.value });
+      return true;
+    },
   });
   const at = (line: number, key: string, value: string, why: string): void => {
     issues.push(makeIssue(file, line, key, value, why));
@@ -323,7 +369,13 @@ function checkMaster(
     const otherKeys =
       auth === "kerberos"
         ? ["realm_key_file"]
-        : ["keytab", "service_principal", "allowed_principals"];
+        : [
+            "keytab",
+            "service_principal",
+            "allowed_principals",
+            "slave_principal_service",
+            ...slavePrincipals.map((e) => e.value),
+          ];
     for (const key of otherKeys) {
       const e = written.get(key);
       if (e !== undefined) {
@@ -344,6 +396,24 @@ function checkMaster(
       at(a.line, "allowed_principals", a.text, `${outside} is not in the realm ${realmValue}`);
     }
   }
+  if (realmValue !== undefined) {
+    for (const e of slavePrincipals) {
+      if (e.text.includes("@") && !e.text.endsWith(`@${realmValue}`)) {
+        at(e.line, e.value, e.text, `${e.text} is not in the realm ${realmValue}`);
+      }
+    }
+  }
+  // A group that may not read and write the socket could not use it: the setting would do nothing.
+  const group = v.admin_socket_group;
+  const socketModeValue = v.admin_socket_mode?.value ?? 0o660;
+  if (group !== undefined && (socketModeValue & 0o060) !== 0o060) {
+    at(
+      group.line,
+      "admin_socket_group",
+      group.text,
+      `its members could not use the socket: admin_socket_mode ${socketModeValue.toString(8).padStart(4, "0")} gives the group no read and write (use 0660)`,
+    );
+  }
   if (written.has("tls_cert") !== written.has("tls_key")) {
     const [has, lacks] = written.has("tls_cert")
       ? ["tls_cert", "tls_key"]
@@ -354,7 +424,12 @@ function checkMaster(
     }
   }
   if (issues.length > before || realmValue === undefined) return undefined;
-  return { values: v, realm: realmValue, timezone: v.timezone?.value };
+  const map: Record<string, string> = {};
+  for (const e of slavePrincipals) {
+    const slave = e.value.slice(SLAVE_PRINCIPAL_PREFIX.length);
+    map[slave] = e.text.includes("@") ? e.text : `${e.text}@${realmValue}`;
+  }
+  return { values: v, realm: realmValue, timezone: v.timezone?.value, slavePrincipals: map };
 }
 
 /** Step 3 for [master]: defaults and milliseconds. */
@@ -367,6 +442,7 @@ function fillMasterDefaults(
   const v = m.values;
   const auth = v.auth?.value ?? "realm-key";
   const kerberos = auth === "kerberos";
+  const slaveService = v.slave_principal_service?.value ?? "host";
   return {
     file,
     listen: v.listen?.value ?? { host: "0.0.0.0", port: DEFAULT_PORT },
@@ -375,12 +451,15 @@ function fillMasterDefaults(
     logDir: v.log_dir?.value ?? "/var/log/abs",
     adminSocket: v.admin_socket?.value ?? DEFAULT_ADMIN_SOCKET,
     adminSocketMode: v.admin_socket_mode?.value ?? 0o660,
+    adminSocketGroup: v.admin_socket_group?.value ?? null,
     realm: m.realm,
     auth,
     realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),
     keytab: v.keytab?.value ?? null,
     servicePrincipal: v.service_principal?.value ?? null,
-    allowedPrincipals: v.allowed_principals?.value ?? [],
+    allowedPrincipals: v.allowed_principals?.value ?? (kerberos ? [`${slaveService}/*`] : []),
+    slavePrincipalService: slaveService,
+    slavePrincipals: m.slavePrincipals,
     tlsCert: v.tls_cert?.value ?? null,
     tlsKey: v.tls_key?.value ?? null,
     maxJobs: v.max_jobs?.value ?? 100_000,

@@ -197,6 +197,18 @@ export const principal: Parser<string> = (t) =>
     ? t
     : new Invalid('expected a Kerberos principal such as "host/client.example.com@EXAMPLE.COM"');
 
+/** The service part of a Kerberos principal (`host` in host/db1.example.com). */
+export const principalService: Parser<string> = (t) =>
+  /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(t)
+    ? t
+    : new Invalid('expected a Kerberos service name such as "host" (letters, digits, . _ -)');
+
+/** A Unix group: its name (as in /etc/group) or its numeric id. */
+export const groupName: Parser<string> = (t) =>
+  /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(t)
+    ? t
+    : new Invalid("expected a group name (letters, digits, _ . -, at most 32) or a numeric gid");
+
 /**
  * Splits a command line into arguments, without a shell: words separated by
  * blanks; '...' quotes literally; "..." quotes with \" and \\ escapes; a

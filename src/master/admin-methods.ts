@@ -27,6 +27,7 @@ import {
 } from "../protocol/admin-api.js";
 import type { AdminMethod } from "./admin-server.js";
 import type { Master } from "./master.js";
+import { slavesToRun } from "./job-policy.js";
 import { expectedTotals } from "./progress-estimate.js";
 
 /** Without --all, `show jobs` lists finished jobs that ended this recently. */
@@ -124,7 +125,7 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
           `no job definition "${a.definition}" (defined: ${known})`,
         );
       }
-      const jobs = await master.runNow(def, a.slave === null ? def.slaves : [a.slave]);
+      const jobs = await master.runNow(def, slavesToRun(def, a.slave));
       return { jobs: jobs.map((j) => j.id) };
     },
 
@@ -208,13 +209,25 @@ export function jobView(job: Job, waitReason: string | null): JobView {
   };
 }
 
+/**
+ * A job's params as admins see them: `env` (command.env) by its names only.
+ * Its values are sent to the slave and kept in the job file, but anyone
+ * who may read the admin socket would otherwise read every password a
+ * definition passes that way.
+ */
+export function paramsForView(params: JsonObject): JsonObject {
+  const env = params["env"];
+  if (env === null || typeof env !== "object" || Array.isArray(env)) return params;
+  return { ...params, env: Object.keys(env).sort() };
+}
+
 /** Job `id` with its log, live or archived; `id` was checked by the method's argument parser. */
 async function detail(master: Master, id: number): Promise<JobDetail> {
   const live = master.store.get(id);
   const job = live ?? (await master.store.readArchived(id));
   return {
     ...jobView(job, live === undefined ? null : master.dispatcher.waitReasonOf(job)),
-    params: job.params,
+    params: paramsForView(job.params),
     resultData: job.result?.data ?? null,
     policy: job.policy,
     log: job.log,

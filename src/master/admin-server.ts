@@ -13,8 +13,9 @@
 //
 // States: `listening` from listen() until close(), then `closed`.
 
-import { chmod, unlink } from "node:fs/promises";
+import { chmod, chown, unlink } from "node:fs/promises";
 import net from "node:net";
+import path from "node:path";
 import { AbsError, BadArgumentError, ProtocolError, describeError } from "../errors.js";
 import { type JsonObject, type JsonValue, ShapeError } from "../json-shape.js";
 import type { Logger } from "../log.js";
@@ -26,6 +27,7 @@ import {
 import { MAX_REPLY_BYTES } from "../admin-client.js";
 import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
 import { listenError } from "../listen-error.js";
+import { checkSocketDirectory, resolveGroup } from "./admin-socket-access.js";
 
 /** Handles one admin method; throws an AbsError (or ShapeError for bad args) to refuse. */
 export type AdminMethod = (args: JsonObject) => Promise<JsonValue> | JsonValue;
@@ -35,6 +37,8 @@ export interface AdminServerOptions {
   path: string;
   /** File mode of the socket, e.g. 0o660: who may administer. */
   mode: number;
+  /** Group (name or gid) the socket is given, admin_socket_group. Default null: the process's. */
+  group?: string | null;
   methods: ReadonlyMap<string, AdminMethod>;
   logger: Logger;
   /** One line per request. Default: `logger`. */
@@ -53,6 +57,10 @@ export class AdminServer {
   ) {}
 
   static async listen(opts: AdminServerOptions): Promise<AdminServer> {
+    // Before anything is removed or made there (admin-socket-access.ts).
+    await checkSocketDirectory(path.dirname(opts.path));
+    const gid =
+      opts.group === undefined || opts.group === null ? undefined : await resolveGroup(opts.group);
     await removeStaleSocket(opts.path);
     const server = net.createServer();
     const admin = new AdminServer(server, opts);
@@ -69,8 +77,28 @@ export class AdminServer {
       throw listenError("admin requests", opts.path, "admin_socket", err);
     }
     // The socket file exists from listen() on; until the chmod it has the
-    // umask's mode, which the daemon sets tight (0077) before this.
-    await chmod(opts.path, opts.mode);
+    // umask's mode, which the daemon sets tight (0077) before this. The
+    // group comes first, so the group bits never apply to the old group.
+    try {
+      if (gid !== undefined) await chown(opts.path, -1, gid);
+      await chmod(opts.path, opts.mode);
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const to =
+        gid === undefined ? "" : ` and group ${opts.group ?? ""} (gid ${gid}, admin_socket_group)`;
+      throw new AbsError(
+        "CONFIG",
+        `cannot give the admin socket ${opts.path} mode ${opts.mode.toString(8).padStart(4, "0")}${to}: ${describeError(err)}` +
+          (gid === undefined ? "" : "; the master must run as root or be a member of that group"),
+        {
+          cause: err,
+          context: {
+            file: opts.path,
+            field: gid === undefined ? "admin_socket_mode" : "admin_socket_group",
+          },
+        },
+      );
+    }
     return admin;
   }
 

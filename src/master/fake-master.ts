@@ -40,6 +40,7 @@ import { methodParams } from "../config/job-definition.js";
 import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
+import { slavesToRun } from "./job-policy.js";
 import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
 
 /**
@@ -116,6 +117,7 @@ export class FakeMaster {
       fake.admin = await AdminServer.listen({
         path: config.adminSocket,
         mode: config.adminSocketMode,
+        group: config.adminSocketGroup,
         methods: fake.methods(),
         logger,
         accessLog: opts.accessLog,
@@ -144,7 +146,7 @@ export class FakeMaster {
 
   private accept(conn: MasterSideConnection): void {
     const { logger } = this.opts;
-    if (!vouchedFor(conn, logger)) return;
+    if (!vouchedFor(conn, this.opts.config, logger)) return;
     this.connections.add(conn);
     // One message at a time: a result is acknowledged after the lines before it.
     let queue: Promise<void> = Promise.resolve();
@@ -288,7 +290,7 @@ export class FakeMaster {
       const known = this.opts.config.jobs.map((d) => d.name).join(", ") || "none";
       throw new AbsError("DEFINITION_NOT_FOUND", `no job definition "${name}" (defined: ${known})`);
     }
-    const slaves = only === null ? def.slaves : [only];
+    const slaves = slavesToRun(def, only);
     const absent = slaves.filter((s) => !this.registered.has(s));
     if (absent.length > 0) {
       throw new AbsError(

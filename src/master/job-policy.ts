@@ -6,6 +6,24 @@ import type { JobDefinition } from "../config/job-definition.js";
 import { formatDuration } from "../config/duration.js";
 import type { Job, JobPolicy, JobResult } from "../jobsdir/job.js";
 import type { Transition } from "../jobsdir/job-state.js";
+import { BadArgumentError } from "../errors.js";
+
+/**
+ * The slaves `abs run DEF [--slave X]` runs `def` on: all of its slaves, or
+ * X if it is one of them. A slave the definition does not name is refused:
+ * the definition's paths and commands were written for its own slaves, and
+ * running them elsewhere is a way round whoever wrote it.
+ */
+export function slavesToRun(def: JobDefinition, only: string | null): string[] {
+  if (only === null) return [...def.slaves];
+  if (!def.slaves.includes(only)) {
+    throw new BadArgumentError(
+      `args.slave: slave "${only}" is not one of job definition ${def.name}'s slaves (${def.slaves.join(", ")})`,
+      "slave",
+    );
+  }
+  return [only];
+}
 
 /** The policy of a run of `def` triggered (or submitted by hand) at `at`. */
 export function policyFor(def: JobDefinition, at: number): JobPolicy {

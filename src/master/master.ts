@@ -74,12 +74,15 @@ const RESTART_ONLY: readonly [keyof MasterConfig, string][] = [
   ["logDir", "log_dir"],
   ["adminSocket", "admin_socket"],
   ["adminSocketMode", "admin_socket_mode"],
+  ["adminSocketGroup", "admin_socket_group"],
   ["realm", "realm"],
   ["auth", "auth"],
   ["realmKeyFile", "realm_key_file"],
   ["keytab", "keytab"],
   ["servicePrincipal", "service_principal"],
   ["allowedPrincipals", "allowed_principals"],
+  ["slavePrincipalService", "slave_principal_service"],
+  ["slavePrincipals", "slave_principal.NAME"],
   ["tlsCert", "tls_cert"],
   ["tlsKey", "tls_key"],
   ["handshakeTimeoutMs", "handshake_timeout"],
@@ -151,6 +154,7 @@ export class Master {
         clock,
         masterName: hostName,
         heartbeatMs: config.heartbeatIntervalMs,
+        config,
       });
       cleanups.push(() => Promise.resolve(links.stop()));
 
@@ -187,6 +191,7 @@ export class Master {
       master.admin = await AdminServer.listen({
         path: config.adminSocket,
         mode: config.adminSocketMode,
+        group: config.adminSocketGroup,
         methods: adminMethods(master),
         logger,
         accessLog: opts.accessLog,

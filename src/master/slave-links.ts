@@ -10,6 +10,7 @@ import type { MasterSideConnection } from "../auth/link-connection.js";
 import type { Clock, Timer } from "../clock.js";
 import { ProtocolError } from "../errors.js";
 import type { JobStore } from "../jobsdir/job-store.js";
+import type { MasterConfig } from "../config/master-config.js";
 import type { Logger } from "../log.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { SlaveRegistry } from "./slave-registry.js";
@@ -28,6 +29,8 @@ export interface SlaveLinksOptions {
   clock: Clock;
   masterName: string;
   heartbeatMs: number;
+  /** The config the link was opened with: who may use which slave name (vouchedFor). */
+  config: MasterConfig;
 }
 
 export class SlaveLinks {
@@ -58,7 +61,7 @@ export class SlaveLinks {
 
   private accept(conn: MasterSideConnection): void {
     const { logger, clock } = this.opts;
-    if (!vouchedFor(conn, logger)) return;
+    if (!vouchedFor(conn, this.opts.config, logger)) return;
     // A new connection of a slave speaks for it from now on: the old one
     // (a half-dead TCP connection, say) is closed and its jobs orphaned
     // before the new one can register and reattach them.

@@ -6,7 +6,8 @@
 import { LinkServer } from "../auth/link-server.js";
 import type { MasterSideConnection } from "../auth/link-connection.js";
 import { loadRealmKey } from "../auth/realm-key.js";
-import { principalMayUseName } from "../auth/slave-identity.js";
+import { parseServicePrincipal } from "../auth/kerberos.js";
+import { principalMayUseName, type SlaveNamePolicy } from "../auth/slave-identity.js";
 import { loadOrCreateMasterTls } from "../auth/tls.js";
 import { formatHostPort } from "../config/host-port.js";
 import type { MasterConfig } from "../config/master-config.js";
@@ -45,15 +46,44 @@ export async function loadSlaveLinkSecrets(
           keytab: config.keytab,
           realm: config.realm,
           servicePrincipal: config.servicePrincipal,
-          // An empty list in the config means every principal of the
-          // realm; to the acceptor, a list means only those.
-          allowedPrincipals:
-            anyPrincipal || config.allowedPrincipals.length === 0
-              ? undefined
-              : config.allowedPrincipals,
+          // To the acceptor, no list means every principal of the realm.
+          allowedPrincipals: anyPrincipal ? undefined : acceptedPrincipals(config),
         }
       : undefined;
   return { tls, realmKey, kerberos };
+}
+
+/**
+ * Who may authenticate: allowed_principals, the principals slave_principal
+ * maps names to, and the principals of this master's service, so that the
+ * startup vote of another master of the realm (startup-vote.ts) gets an
+ * authenticated answer. Passing the acceptor is not using a slave name: a
+ * master's principal may use none (vouchedFor).
+ */
+function acceptedPrincipals(config: MasterConfig): string[] {
+  const own = masterService(config);
+  return [
+    ...new Set([
+      ...config.allowedPrincipals,
+      ...Object.values(config.slavePrincipals),
+      ...(own === undefined ? [] : [`${own}/*`]),
+    ]),
+  ];
+}
+
+function masterService(config: MasterConfig): string | undefined {
+  return config.servicePrincipal === null
+    ? undefined
+    : parseServicePrincipal(config.servicePrincipal).service;
+}
+
+/** The rule of slave-identity.ts as master.conf sets it. */
+export function slaveNamePolicy(config: MasterConfig): SlaveNamePolicy {
+  return {
+    service: config.slavePrincipalService,
+    realm: config.realm,
+    map: config.slavePrincipals,
+  };
 }
 
 /** Listens for slaves on the config's address; logs where. */
@@ -83,13 +113,41 @@ export async function listenForSlaves(
 /**
  * True when `conn` may speak for the slave it named: always with the realm
  * key (the MAC covers the name); with Kerberos only if its principal vouches
- * for the name, or one host's keytab could report another host's jobs.
- * Otherwise the connection is refused, with the reason, and false returned.
+ * for the name (slave-identity.ts), or one host's keytab could report
+ * another host's jobs. Otherwise the connection is refused, with the
+ * reason, and false returned. A principal of this master's own service is
+ * another master's startup-vote probe: it had its authenticated answer, and
+ * is closed without a warning.
  */
-export function vouchedFor(conn: MasterSideConnection, logger: Logger): boolean {
+export function vouchedFor(
+  conn: MasterSideConnection,
+  config: MasterConfig,
+  logger: Logger,
+): boolean {
   if (conn.mode !== "kerberos") return true;
-  const why = principalMayUseName(conn.identity, conn.name);
+  const policy = slaveNamePolicy(config);
+  const why = principalMayUseName(conn.identity, conn.name, policy);
   if (why === null) return true;
+  const own = masterService(config);
+  if (own !== undefined && conn.identity.startsWith(`${own}/`) && own !== policy.service) {
+    // Not closed at once: the probe is still checking the master's reply
+    // token, and an error now would reach it first. It closes as soon as
+    // it has its answer; it is closed here at the handshake's bound
+    // otherwise. Its messages reach nothing, since no session is made.
+    logger.info(
+      `slave link: ${conn.peer}: ${conn.identity} is a master's principal (a startup vote): answered, not a slave`,
+    );
+    const timer = setTimeout(
+      () =>
+        conn.close(
+          new AuthError("AUTH_FAILED", `${conn.identity} is a master's principal, not a slave's`),
+        ),
+      config.handshakeTimeoutMs,
+    );
+    timer.unref();
+    conn.onClose(() => clearTimeout(timer));
+    return false;
+  }
   logger.warn(`slave link: ${conn.peer} refused: ${why}`, { slave: conn.name });
   conn.close(new AuthError("AUTH_FAILED", why));
   return false;

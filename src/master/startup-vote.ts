@@ -9,10 +9,11 @@
 // realm's own credentials, whether a master answers there:
 //
 //   authenticated      a master of this realm runs there: refuse to start
-//   refused auth,      something answers that is not a master of this realm
-//   TLS trouble or     (another realm's master, another service): the host
-//   nothing listening  is up, and it is not our master — a vote for us
-//   no answer          (timeout, host or network unreachable): no vote
+//   refused connection nothing listens, the host said so: a vote for us
+//   anything else      no answer: a timeout, an unreachable host, and every
+//                      unauthenticated answer (refused or rate-limited
+//                      authentication, a failed proof, TLS trouble), which
+//                      anyone on the port could send
 //
 // The master starts only if no master answered and at least half plus one
 // of the peers voted. `--no-voting` skips the check (bin/abs-master-main.ts asks
@@ -88,9 +89,11 @@ async function probeAuth(config: MasterConfig): Promise<SlaveAuthOptions> {
 }
 
 /**
- * The name the probe says hello with. It never registers; with Kerberos it
- * is a name the master's own principal may use (slave-identity.ts), so a
- * master of the realm lets the probe through instead of refusing it.
+ * The name the probe says hello with. It never registers. With Kerberos a
+ * master's own principal may use no slave name (slave-identity.ts); a
+ * master of the realm lets it authenticate all the same, as the principal
+ * of its own service, answers, and closes it without a session
+ * (slave-listener.ts vouchedFor), so the probe gets its authenticated answer.
  */
 function probeName(config: MasterConfig): string {
   const principal = config.auth === "kerberos" ? config.servicePrincipal : null;
@@ -109,7 +112,6 @@ function probeName(config: MasterConfig): string {
 /** Asks one peer; never rejects. */
 export async function askPeer(config: MasterConfig, peer: HostPort): Promise<PeerAnswer> {
   const where = formatHostPort(peer);
-  const kerberos = config.auth === "kerberos";
   try {
     const auth = await probeAuth(config);
     const conn = await connectToMaster({
@@ -126,45 +128,40 @@ export async function askPeer(config: MasterConfig, peer: HostPort): Promise<Pee
     conn.close();
     return { peer: where, kind: "master", master };
   } catch (err) {
-    return classify(where, err, kerberos);
+    return classify(where, err);
   }
 }
 
-function classify(peer: string, err: unknown, kerberos: boolean): PeerAnswer {
+/**
+ * What a failed probe says. Only an authenticated answer counts as a
+ * master (askPeer's success), and every error the peer sends, or TLS or an
+ * authentication that fails, comes before the peer proved anything: anyone
+ * who can listen on the port can send it, so it is no answer (a rogue that
+ * answers "rate-limited" must not stop a master from starting, nor one that
+ * fails TLS make it start). The one vote is a refused connection: the host
+ * itself says nothing listens there, the state of a peer not running the
+ * master.
+ */
+function classify(peer: string, err: unknown): PeerAnswer {
   const why = describeError(err);
   if (!(err instanceof AbsError)) return { peer, kind: "silent", why };
-  const refusedByPeer = err.message.startsWith("master refused authentication");
-  switch (err.code) {
-    case "AUTH_RATE_LIMITED":
-      // Only a master rate-limits: whose realm it serves is unknown, so it counts as one.
-      return { peer, kind: "master", master: "(rate-limited; realm unknown)" };
-    case "AUTH_FAILED":
-      if (!kerberos) {
-        // Realm key: a master of this realm never refuses the right key; one
-        // that does, or cannot prove the key itself, serves another realm.
-        return { peer, kind: "vote", why };
-      }
-      // Kerberos: a refusal from the peer may come after it decrypted our
-      // ticket (the probe's principal is not one it takes as a slave), which
-      // only a master of this realm can do; it cannot be told apart from a
-      // refusal by another realm's master, so it counts as a master: a
-      // wrong refusal to start is safe, a wrong start is not. A failure on
-      // our side (our keytab, our KDC) says nothing about the peer.
-      return refusedByPeer
-        ? { peer, kind: "master", master: `(refused this master's principal: ${why})` }
-        : { peer, kind: "silent", why };
-    case "TLS":
-      return { peer, kind: "vote", why };
-    case "UNREACHABLE": {
-      const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
-      // A refused connection comes from the host itself: it is up, and no master listens.
-      return code === "ECONNREFUSED" ? { peer, kind: "vote", why } : { peer, kind: "silent", why };
-    }
-    default:
-      // AUTH_TIMEOUT and the rest: no answer that says anything.
-      return { peer, kind: "silent", why };
+  if (err.code === "UNREACHABLE") {
+    const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    return { peer, kind: code === "ECONNREFUSED" ? "vote" : "silent", why };
   }
+  return UNAUTHENTICATED.has(err.code)
+    ? { peer, kind: "silent", why: `unauthenticated answer: ${why}` }
+    : { peer, kind: "silent", why };
 }
+
+/** Codes of a failure after the peer said something, none of it authenticated. */
+const UNAUTHENTICATED: ReadonlySet<string> = new Set([
+  "AUTH_FAILED",
+  "AUTH_RATE_LIMITED",
+  "TLS",
+  "PROTOCOL",
+  "FRAME_TOO_LARGE",
+]);
 
 /**
  * Asks every peer at once and decides. Resolves when the master may start

@@ -67,6 +67,7 @@ export interface JobView {
 }
 
 export interface JobDetail extends JobView {
+  /** The method's parameters; a command job's `env` by its names only, never the values. */
   params: JsonObject;
   resultData: JsonObject | null;
   policy: {

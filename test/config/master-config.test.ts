@@ -172,6 +172,20 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ],
   ],
   [
+    "admin_socket_group: not a group name",
+    m(`${MASTER}admin_socket_group = abs admins\n`),
+    [
+      'master.conf:3: admin_socket_group "abs admins": expected a group name (letters, digits, _ . -, at most 32) or a numeric gid',
+    ],
+  ],
+  [
+    "admin_socket_group: a mode that gives the group nothing",
+    m(`${MASTER}admin_socket_group = 4242\nadmin_socket_mode = 0600\n`),
+    [
+      'master.conf:3: admin_socket_group "4242": its members could not use the socket: admin_socket_mode 0600 gives the group no read and write (use 0660)',
+    ],
+  ],
+  [
     "admin_socket_mode: not octal",
     m(`${MASTER}admin_socket_mode = 0689\n`),
     ['master.conf:3: admin_socket_mode "0689": expected an octal mode such as 0660 (at most 0777)'],
@@ -283,6 +297,26 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ),
     [
       'master.conf:6: allowed_principals "host/a@EXAMPLE.COM, host/b@OTHER.ORG": host/b@OTHER.ORG is not in the realm EXAMPLE.COM',
+    ],
+  ],
+  [
+    "slave_principal and slave_principal_service with realm-key",
+    m(`${MASTER}slave_principal.db1 = backup/db1\nslave_principal_service = abs-slave\n`),
+    [
+      'master.conf:3: slave_principal.db1 "backup/db1": only used with auth = kerberos (auth is realm-key, the default)',
+      'master.conf:4: slave_principal_service "abs-slave": only used with auth = kerberos (auth is realm-key, the default)',
+    ],
+  ],
+  [
+    "slave_principal: a bad name, a bad principal, another realm",
+    m(
+      `${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs/b\nslave_principal.db 1 = host/x\nslave_principal.db2 = a b\nslave_principal.db3 = backup/db3@OTHER.ORG\nslave_principal_service = host/x\n`,
+    ),
+    [
+      'master.conf:6: "slave_principal.db 1" "host/x": slave name: a name holds only letters a-z and A-Z, digits, "-", "_" and "."',
+      'master.conf:7: slave_principal.db2 "a b": expected a Kerberos principal such as "host/client.example.com@EXAMPLE.COM"',
+      'master.conf:8: slave_principal.db3 "backup/db3@OTHER.ORG": backup/db3@OTHER.ORG is not in the realm EXAMPLE.COM',
+      'master.conf:9: slave_principal_service "host/x": expected a Kerberos service name such as "host" (letters, digits, . _ -)',
     ],
   ],
   [
@@ -498,12 +532,15 @@ t.test("defaults are filled in", (t) => {
     logDir: "/var/log/abs",
     adminSocket: "/run/abs/admin.sock",
     adminSocketMode: 0o660,
+    adminSocketGroup: null,
     realm: "EXAMPLE.COM",
     auth: "realm-key",
     realmKeyFile: "/etc/abs/realm.key",
     keytab: null,
     servicePrincipal: null,
     allowedPrincipals: [],
+    slavePrincipalService: "host",
+    slavePrincipals: {},
     tlsCert: null,
     tlsKey: null,
     maxJobs: 100_000,
@@ -545,6 +582,15 @@ t.test("defaults are filled in", (t) => {
   t.end();
 });
 
+t.test("Kerberos: allowed_principals defaults to the slave service's principals", (t) => {
+  const kerberos = `${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs/b\n`;
+  t.same(configOf(m(kerberos)).allowedPrincipals, ["host/*"]);
+  t.same(configOf(m(`${kerberos}slave_principal_service = abs-slave\n`)).allowedPrincipals, [
+    "abs-slave/*",
+  ]);
+  t.end();
+});
+
 t.test("every value read and every duration converted to milliseconds", (t) => {
   const c = configOf([
     {
@@ -555,10 +601,14 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
         "listen = [::1]:0",
         "jobs_dir = /srv/abs/jobs",
         "admin_socket_mode = 0770",
+        "admin_socket_group = abs-admin",
         "auth = kerberos",
         "keytab = /etc/abs/abs.keytab",
         "service_principal = abs/backup.example.com",
         "allowed_principals = host/a.example.com@EXAMPLE.COM, host/b.example.com",
+        "slave_principal_service = abs-slave",
+        "slave_principal.db1 = backup/db1.example.com",
+        "slave_principal.db2 = backup/db2.example.com@EXAMPLE.COM",
         "tls_cert = /etc/abs/cert.pem",
         "tls_key = /etc/abs/key.pem",
         "max_jobs = 5000",
@@ -598,9 +648,15 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
   ]);
   t.same(c.listen, { host: "::1", port: 0 });
   t.equal(c.adminSocketMode, 0o770);
+  t.equal(c.adminSocketGroup, "abs-admin");
   t.equal(c.auth, "kerberos");
   t.equal(c.realmKeyFile, null);
   t.same(c.allowedPrincipals, ["host/a.example.com@EXAMPLE.COM", "host/b.example.com"]);
+  t.equal(c.slavePrincipalService, "abs-slave");
+  t.same(c.slavePrincipals, {
+    db1: "backup/db1.example.com@EXAMPLE.COM",
+    db2: "backup/db2.example.com@EXAMPLE.COM",
+  });
   t.same([c.orphanGraceMs, c.heartbeatIntervalMs, c.handshakeTimeoutMs], [5_400_000, 90_000, 250]);
   t.same(c.peers, [
     { host: "m2.example.com", port: 7370 },

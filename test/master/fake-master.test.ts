@@ -48,6 +48,10 @@ t.test(
         "slave = green-acres",
         "method = command",
         "command.program = /bin/true",
+        "[job pair]",
+        "slave = green-acres, blue-sky",
+        "method = command",
+        "command.program = /bin/true",
         "",
       ].join("\n"),
     });
@@ -106,7 +110,10 @@ t.test(
 
     // It dispatches nothing by itself; an admin may run a job by hand on a
     // slave registered there, under an id far above the real master's.
-    const absent = await m.abs(["run", "quick", "--slave", "blue-sky"]);
+    const outside = await m.abs(["run", "quick", "--slave", "blue-sky"]);
+    t.equal(outside.status, 2, "not one of quick's slaves");
+    t.match(outside.stderr, /slave "blue-sky" is not one of job definition quick's slaves/);
+    const absent = await m.abs(["run", "pair", "--slave", "blue-sky"]);
     t.equal(absent.status, 5);
     t.match(
       absent.stderr,

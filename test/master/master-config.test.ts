@@ -4,6 +4,7 @@
 // test/config/*.test.ts.)
 
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -376,3 +377,51 @@ function waitForFile(file: string, pattern: RegExp): Promise<void> {
     }, 30_000);
   });
 }
+
+t.test("admin socket: its directory writable by others is refused", async (t) => {
+  // The attack: in such a directory anyone may put their own socket in the
+  // master's place and read (or answer) every admin request.
+  for (const mode of [0o777, 0o1777]) {
+    const m = await MasterProcess.prepare(t);
+    const run = path.dirname(m.socket);
+    mkdirSync(run);
+    chmodSync(run, mode);
+    const r = await runNode([MASTER_BIN, "-f", "-c", m.confPath]);
+    const octal = mode.toString(8).padStart(4, "0");
+    const sticky =
+      mode & 0o1000
+        ? " (the sticky bit does not keep out a socket made while the master is down)"
+        : "";
+    t.equal(r.status, 1, octal);
+    t.equal(
+      r.stderr,
+      `abs-master: the directory of admin_socket ${run} is writable by others (mode ${octal})${sticky}: anyone could replace the socket and read or answer admin requests; use a directory of its own, mode 0755 (such as /run/abs)\n`,
+    );
+    t.notOk(existsSync(m.socket), "no socket made");
+  }
+});
+
+t.test("admin_socket_group: the socket's group, mode 0660", async (t) => {
+  const own = process.getgid?.() ?? 0;
+  const other = readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .map((l) => l.split(":"))
+    .find(
+      (f) => f[0] !== undefined && f[2] !== undefined && /^\d+$/.test(f[2]) && Number(f[2]) !== own,
+    );
+  if (other === undefined) throw new Error("/etc/group has no group but the test's own");
+  const [name, , gid] = other as [string, string, string];
+  const m = await MasterProcess.start(t, { master: `admin_socket_group = ${name}` });
+  const st = statSync(m.socket);
+  t.equal(st.gid, Number(gid), `group ${name}`);
+  t.equal(st.mode & 0o7777, 0o660);
+  await m.stop();
+
+  const missing = await MasterProcess.prepare(t, { master: "admin_socket_group = no-such-group" });
+  const r = await runNode([MASTER_BIN, "-f", "-c", missing.confPath]);
+  t.equal(r.status, 1);
+  t.equal(
+    r.stderr,
+    'abs-master: admin_socket_group "no-such-group": no such group in /etc/group (create it with groupadd, or give a numeric gid)\n',
+  );
+});

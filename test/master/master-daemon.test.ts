@@ -289,3 +289,23 @@ t.test(
     await m.stop();
   },
 );
+
+t.test("abs run --slave: only one of the definition's slaves", async (t) => {
+  const m = await MasterProcess.start(t, { jobs: def("nightly-db", "", "db1, db2") });
+  // The attack: run the definition's command on a slave it does not name.
+  const outside = await m.abs(["run", "nightly-db", "--slave", "web1"]);
+  t.equal(outside.status, 2, "a bad argument");
+  t.equal(
+    outside.stderr,
+    'abs: args.slave: slave "web1" is not one of job definition nightly-db\'s slaves (db1, db2)\n',
+  );
+  t.same(await showJobs(m, { all: true }), [], "nothing was queued");
+  const inside = await m.abs(["run", "nightly-db", "--slave", "db2"]);
+  t.equal(inside.status, 0, inside.stderr);
+  t.match(inside.stdout, /^job \d+ queued: nightly-db on db2\n$/);
+  t.same(
+    (await showJobs(m, { all: true })).map((j) => j.slave),
+    ["db2"],
+  );
+  await m.stop();
+});

@@ -56,3 +56,88 @@ t.test(
     await m.stop();
   },
 );
+
+t.test(
+  "Kerberos: only host/<fqdn> (or the map) names a slave; each loose form is refused",
+  options,
+  async (t) => {
+    const kdc = await startKdc({ realm: "MAIN.TEST" });
+    t.teardown(() => kdc.stop());
+    const keytab = await kdc.addPrincipal(SERVICE);
+    // Each of these registered as db1 before: a web server's keytab on db1,
+    // a user's instance, a user named like the host.
+    const loose = ["HTTP/db1.main.test", "alice/db1", "db1"];
+    const keytabs = new Map<string, string>();
+    for (const p of [...loose, "host/db1.main.test", "backup/db2.main.test"]) {
+      keytabs.set(p, await kdc.addPrincipal(p));
+    }
+    const start = (master: string): Promise<MasterProcess> =>
+      MasterProcess.start(t, {
+        kerberos: { realm: "MAIN.TEST", keytab, servicePrincipal: SERVICE },
+        master: `heartbeat_interval = 100ms\n${master}`,
+        env: kdc.env,
+      });
+    const connect = async (m: MasterProcess, principal: string, name: string) => {
+      const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+      return runSlave(
+        {
+          host: "127.0.0.1",
+          port: m.port,
+          name,
+          auth: {
+            mode: "kerberos",
+            servicePrincipal: SERVICE,
+            keytab: keytabs.get(principal) ?? "",
+          },
+          tls: { pin },
+        },
+        kdc.env,
+      );
+    };
+
+    // The defaults: allowed_principals = host/*, so the acceptor refuses them.
+    const m = await start("slave_principal.db2 = backup/db2.main.test");
+    for (const p of loose) {
+      const r = await connect(m, p, "db1");
+      t.equal(r.error?.code, "AUTH_FAILED", p);
+      t.match(
+        r.error?.message,
+        `refused slave principal ${p}@MAIN.TEST from 127.0.0.1:`,
+        `${p}: refused by the acceptor`,
+      );
+      t.match(
+        r.error?.message,
+        /it matches none of the allowed principals \(host\/\*, backup\/db2\.main\.test@MAIN\.TEST, abs\/\*\)/,
+      );
+    }
+    const host = await connect(m, "host/db1.main.test", "db1");
+    t.equal(host.ok?.identity, "host/db1.main.test@MAIN.TEST", "the host's principal: accepted");
+    const mapped = await connect(m, "backup/db2.main.test", "db2");
+    t.equal(
+      mapped.ok?.identity,
+      "backup/db2.main.test@MAIN.TEST",
+      "the mapped principal: accepted",
+    );
+    const mappedElsewhere = await connect(m, "backup/db2.main.test", "db1");
+    t.match(
+      mappedElsewhere.error?.message,
+      /backup\/db2\.main\.test@MAIN\.TEST may register under no slave name/,
+    );
+    await m.stop();
+
+    // Every principal let through: the name check still refuses them.
+    const open = await start("allowed_principals = *");
+    for (const p of loose) {
+      const r = await connect(open, p, "db1");
+      t.same(
+        r.error,
+        {
+          code: "AUTH_FAILED",
+          message: `master refused authentication: principal ${p}@MAIN.TEST may register under no slave name: only a host's principal host/<host>@MAIN.TEST names a slave (its host, or the host's first label), or a slave_principal.NAME entry in master.conf`,
+        },
+        `${p}: no slave name`,
+      );
+    }
+    await open.stop();
+  },
+);

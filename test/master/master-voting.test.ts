@@ -6,12 +6,48 @@
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, watch } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import path from "node:path";
-import t from "tap";
+import t, { type Test } from "tap";
 import { type PeerAnswer, decideVote } from "../../src/master/startup-vote.js";
 import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
+import { loadOrCreateMasterTls } from "../../src/auth/tls.js";
+import { FrameDecoder, encodeFrame } from "../../src/protocol/frame.js";
+import { tempDir } from "../helpers/tmp.js";
+
+/**
+ * A peer that speaks the slave link's frames over TLS (any certificate:
+ * the probe pins none) and answers the first frame, the probe's hello,
+ * with an error message of `code`: what anyone who can listen on a peer's
+ * port can send, having proved nothing. Resolves with its port and the
+ * hellos it received.
+ */
+async function unauthenticatedPeer(
+  t: Test,
+  code: string,
+  message: string,
+): Promise<{ port: number; hellos: unknown[] }> {
+  const material = await loadOrCreateMasterTls({
+    stateDir: tempDir(t, "abs-rogue-"),
+    hostName: "127.0.0.1",
+  });
+  const hellos: unknown[] = [];
+  const server = tls.createServer({ cert: material.cert, key: material.key }, (socket) => {
+    const decoder = new FrameDecoder();
+    socket.on("error", () => undefined);
+    socket.on("data", (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        hellos.push(frame);
+        socket.end(encodeFrame({ type: "error", code, message }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => server.close());
+  return { port: (server.address() as net.AddressInfo).port, hellos };
+}
 
 t.test("decideVote: a master anywhere refuses; otherwise half plus one must vote", (t) => {
   const vote = (peer: string): PeerAnswer => ({ peer, kind: "vote", why: "connect ECONNREFUSED" });
@@ -54,14 +90,20 @@ t.test("real masters: refused while a peer runs a master of the realm", async (t
   await b.stop();
 });
 
-t.test("real masters: a peer with no master, or another realm's, votes for us", async (t) => {
+t.test("real masters: a peer with no master votes; another realm's is no answer", async (t) => {
   const other = await MasterProcess.start(t); // its own realm key: another realm
-  const nobody = await freeLoopbackPort();
+  const nobody = [await freeLoopbackPort(), await freeLoopbackPort()];
   const a = await MasterProcess.start(t, {
-    master: `peers = 127.0.0.1:${nobody}, 127.0.0.1:${other.port}`,
+    master: `peers = ${nobody.map((p) => `127.0.0.1:${p}`).join(", ")}, 127.0.0.1:${other.port}`,
   });
   t.match(a.log, /startup vote: 127\.0\.0\.1:\d+: no master \(cannot connect .*ECONNREFUSED/);
-  t.match(a.log, /startup vote: 2 of 2 peers agree that no master runs/);
+  t.match(
+    a.log,
+    new RegExp(
+      `startup vote: 127\\.0\\.0\\.1:${other.port}: no answer \\(unauthenticated answer: `,
+    ),
+  );
+  t.match(a.log, /startup vote: 2 of 3 peers agree that no master runs/);
   await a.stop();
   await other.stop();
 });
@@ -83,6 +125,29 @@ t.test("real masters: a peer that does not answer is no vote", async (t) => {
     r.stderr,
     `abs-master: startup vote: only 0 of 1 peers answered, and half plus one (1) must: 127.0.0.1:${port}: no TLS connection to the master at 127.0.0.1:${port} within 5000 ms; check them and the network (or start with --no-voting)`,
   );
+});
+
+t.test("an unauthenticated error is no answer: neither a master nor a vote", async (t) => {
+  // On main, "rate-limited" from anyone counted as a master (a peer could
+  // keep the master from starting), and a refusal as a vote (it could make
+  // one start while the real peer is cut off).
+  for (const [code, message] of [
+    ["AUTH_RATE_LIMITED", "too many failed attempts from 127.0.0.1"],
+    ["AUTH_FAILED", "wrong realm key"],
+  ] as const) {
+    const rogue = await unauthenticatedPeer(t, code, message);
+    const a = await MasterProcess.prepare(t, { master: `peers = 127.0.0.1:${rogue.port}` });
+    const r = await runNode([MASTER_BIN, "-f", "-c", a.confPath]);
+    t.match(rogue.hellos, [{ type: "hello" }], `${code}: the probe asked the rogue peer`);
+    t.equal(r.status, 1, `${code}: not started`);
+    const said = `unauthenticated answer: master refused authentication: ${message}`;
+    t.equal(
+      r.stderr,
+      `abs-master: startup vote: 127.0.0.1:${rogue.port}: no answer (${said})\n` +
+        `abs-master: startup vote: only 0 of 1 peers answered, and half plus one (1) must: 127.0.0.1:${rogue.port}: ${said}; check them and the network (or start with --no-voting)\n`,
+      code,
+    );
+  }
 });
 
 t.test("--no-voting asks on the terminal: 'no' does not start, 'yes' does", async (t) => {

@@ -313,3 +313,35 @@ t.test("a full destination fails the job with the reason; the slave goes on serv
   const [ok] = await runDefinition(m, "ok");
   await waitForState(m, ok, "succeeded");
 });
+
+t.test("abs show job: command.env by names only; no arguments in progress", async (t) => {
+  const { m, s } = await setup(t, () =>
+    job("dump", [
+      "method = command",
+      "command.program = /bin/echo",
+      "command.args = --password=hunter2",
+      "command.env.PGPASSWORD = s3cret-value",
+      "command.env.PGUSER = backup",
+    ]),
+  );
+  const [id] = await runDefinition(m, "dump");
+  const done = await waitForState(m, id, "succeeded");
+  t.same(done.params["env"], ["PGPASSWORD", "PGUSER"], "the names, sorted");
+  t.equal(done.progress?.path, "/bin/echo", "the program, not its arguments");
+  const shown = await m.abs(["show", "job", String(id)]);
+  t.equal(shown.status, 0, shown.stderr);
+  t.match(shown.stdout, /"env":\["PGPASSWORD","PGUSER"\]/);
+  t.match(shown.stdout, /^\s*progress: +0 files, 19 B, \/bin\/echo$/m);
+  const json = await m.abs(["show", "job", String(id), "--json"]);
+  const watched = await m.abs(["watch", String(id)]);
+  for (const [what, text] of [
+    ["show job", shown.stdout],
+    ["show job --json", json.stdout],
+    ["watch", watched.stdout],
+  ] as const) {
+    t.notMatch(text, /s3cret-value/, `${what}: no command.env value`);
+    t.notMatch(text, /backup"/, `${what}: no command.env value`);
+  }
+  await s.stop();
+  await m.stop();
+});

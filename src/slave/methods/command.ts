@@ -170,7 +170,9 @@ export async function runCommand(params: CommandParams, ctx: MethodContext): Pro
   const onData = (d: TextDecoder) => (chunk: Buffer) => {
     bytes += chunk.length;
     tail.push(d.decode(chunk, { stream: true }));
-    progress.add(0, chunk.length, shown);
+    // The program only: its arguments (or a shell line) may carry secrets,
+    // and progress is shown by `abs show jobs` to whoever may ask.
+    progress.add(0, chunk.length, file);
   };
   child.stdout.on("data", onData(decoderOut));
   child.stderr.on("data", onData(decoderErr));
