@@ -41,7 +41,7 @@ function octal(mode: number): string {
 export function trustProblem(file: string, info: OwnerAndMode, uid = daemonUid()): string | null {
   if (info.uid !== 0 && info.uid !== uid) {
     const owners = uid === 0 ? "root" : `root or uid ${uid} (this daemon's user)`;
-    return `owned by uid ${info.uid}, not by ${owners}: anyone with that uid could change it; run \`chown ${uid} ${file}\` if its content is right`;
+    return `owned by uid ${info.uid}, not by ${owners}: anyone with that uid could change it; run \`chown ${uid === 0 ? "root" : uid} ${file}\` if its content is right`;
   }
   const writable = info.mode & 0o022;
   if (writable !== 0) {
