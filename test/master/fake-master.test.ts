@@ -34,7 +34,7 @@ import type {
   ShowJobResult,
 } from "../../src/protocol/admin-api.js";
 import { runDefinition, showJobs, waitForState } from "../helpers/admin-wait.js";
-import { MasterProcess } from "../helpers/master-process.js";
+import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -367,3 +367,34 @@ t.test(
 async function detail(m: MasterProcess, id: number): Promise<JobDetail> {
   return ((await m.call("show-job", { id })) as unknown as ShowJobResult).job;
 }
+
+t.test(
+  "with Kerberos and no disaster_log_key_file, the fake master neither passes -t nor starts",
+  async (t) => {
+    const m = await MasterProcess.prepare(t, {
+      kerberos: {
+        realm: "MAIN.TEST",
+        keytab: path.join(tempDir(t), "abs.keytab"),
+        servicePrincipal: "abs/127.0.0.1",
+      },
+    });
+    const why = `${m.confPath}: auth = kerberos has no realm key to authenticate the disaster log with: set disaster_log_key_file to a key made with \`abs keygen FILE\``;
+    for (const args of [["-t"], ["-f"]]) {
+      const r = await runNode([MASTER_BIN, ...args, "--disaster", "-c", m.confPath]);
+      t.equal(r.status, 1, `${args[0]} --disaster`);
+      t.match(r.stderr, why);
+    }
+    const plain = await runNode([MASTER_BIN, "-t", "-c", m.confPath]);
+    t.equal(plain.status, 0, "the real master needs it only to import a log");
+    m.writeConfig({
+      kerberos: {
+        realm: "MAIN.TEST",
+        keytab: path.join(tempDir(t), "abs.keytab"),
+        servicePrincipal: "abs/127.0.0.1",
+      },
+      master: `disaster_log_key_file = ${m.keyFile}`,
+    });
+    const withKey = await runNode([MASTER_BIN, "-t", "--disaster", "-c", m.confPath]);
+    t.equal(withKey.status, 0, withKey.stderr);
+  },
+);
