@@ -501,6 +501,7 @@ t.test("defaults are filled in", (t) => {
     realm: "EXAMPLE.COM",
     auth: "realm-key",
     realmKeyFile: "/etc/abs/realm.key",
+    disasterLogKeyFile: null,
     keytab: null,
     servicePrincipal: null,
     allowedPrincipals: [],
