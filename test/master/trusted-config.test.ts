@@ -47,7 +47,10 @@ async function definitions(m: MasterProcess): Promise<string[]> {
   return r.definitions.map((d) => d.definition);
 }
 
-const asRoot = { skip: runningAsRoot() ? false : "needs root to chown files to nobody" };
+/** tap options, made anew for each test (tap writes into the object it is given). */
+const asRoot = (): { skip: string | false } => ({
+  skip: runningAsRoot() ? false : "needs root to chown files to nobody",
+});
 
 /**
  * Puts a definition file into jobs.d already with its mode and owner: made
@@ -65,7 +68,7 @@ function dropInto(m: MasterProcess, name: string, opts: { mode?: number; uid?: n
 
 t.test(
   "a jobs.d file others could change is refused at reload, -t and start; the master keeps serving",
-  asRoot,
+  asRoot(),
   async (t) => {
     const m = await MasterProcess.start(t, { jobs: HOME });
     t.same(await definitions(m), ["home"]);
@@ -128,7 +131,7 @@ t.test(
 
 t.test(
   "master.conf, jobs.d itself and the realm key: refused at -t and start when others could change them",
-  asRoot,
+  asRoot(),
   async (t) => {
     const m = await MasterProcess.prepare(t, { jobs: HOME });
     const jobsD = path.join(m.dir, "jobs.d");
@@ -164,7 +167,7 @@ t.test(
 
 t.test(
   "slave.conf and its key file: refused at -t, start and reload when others could change them",
-  asRoot,
+  asRoot(),
   async (t) => {
     const m = await MasterProcess.start(t, { jobs: HOME });
     const s = SlaveProcess.prepare(t, { master: m });
