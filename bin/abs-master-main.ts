@@ -17,8 +17,17 @@ import { type FSWatcher, watch } from "chokidar";
 import { Command, Option } from "commander";
 import { DEFAULT_MASTER_CONF } from "../src/config/default-paths.js";
 import { formatIssues } from "../src/config/issues.js";
-import { loadMasterConfig, summarizeMasterConfig } from "../src/config/master-config.js";
-import { jobsDirOf, readMasterConfigFiles } from "../src/config/read-config-files.js";
+import { disasterLogKeyFile } from "../src/auth/disaster-log-key.js";
+import {
+  loadMasterConfig,
+  masterKeyFiles,
+  summarizeMasterConfig,
+} from "../src/config/master-config.js";
+import {
+  checkKeyFiles,
+  jobsDirOf,
+  readMasterConfigFiles,
+} from "../src/config/read-config-files.js";
 import {
   EXIT_FAILURE,
   examplesHelp,
@@ -123,6 +132,11 @@ async function main(): Promise<number> {
     return EXIT_FAILURE;
   }
   const config = loaded.config;
+  // The key files too, at -t as at the start (one not there yet is left to
+  // the start, so a config can be checked before its keys are installed);
+  // and a fake master that could not MAC its records does not start.
+  await checkKeyFiles(masterKeyFiles(config), { missingOk: true });
+  if (disaster) disasterLogKeyFile(config);
   if (flags.test) {
     process.stdout.write(`${summarizeMasterConfig(config)}\n`);
     return 0;

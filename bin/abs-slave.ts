@@ -18,16 +18,18 @@
 // config is invalid or the slave could not start (the message says why);
 // 2 bad usage.
 
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import { Command, Option } from "commander";
 import { DEFAULT_SLAVE_CONF } from "../src/config/default-paths.js";
 import { formatIssues } from "../src/config/issues.js";
+import { checkKeyFiles, readConfigFile } from "../src/config/read-config-files.js";
 import {
   type SlaveConfig,
   loadSlaveConfig,
+  slaveKeyFiles,
   summarizeSlaveConfig,
 } from "../src/config/slave-config.js";
 import {
@@ -70,16 +72,27 @@ function program(): Command {
 
 type Loaded = { config: SlaveConfig } | { errors: string };
 
-/** Reads and checks slave.conf; every problem as `file:line: key "value": why` lines. */
+/**
+ * Reads and checks slave.conf; every problem as `file:line: key "value": why`
+ * lines. slave.conf and the key files it names are refused when someone
+ * other than root or this daemon's user could have changed them
+ * (read-config-files.ts); a key file not there yet is left to the start.
+ */
 async function readConfig(file: string): Promise<Loaded> {
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = (await readConfigFile(file)).text;
   } catch (err) {
-    return { errors: `${file}: cannot read: ${describeError(err)}` };
+    return { errors: describeError(err) };
   }
   const loaded = loadSlaveConfig(file, text, { hostName: os.hostname() });
-  return "errors" in loaded ? { errors: formatIssues(loaded.errors) } : loaded;
+  if ("errors" in loaded) return { errors: formatIssues(loaded.errors) };
+  try {
+    await checkKeyFiles(slaveKeyFiles(loaded.config), { missingOk: true });
+  } catch (err) {
+    return { errors: describeError(err) };
+  }
+  return loaded;
 }
 
 async function main(): Promise<number> {

@@ -380,7 +380,7 @@ function program(): Command {
   abs
     .command("import-disaster-log")
     .description(
-      "merge the disaster log of a fake master (abs-master --disaster) into this master's jobs: results of known jobs are applied, jobs it does not know are recorded; importing a log again changes nothing",
+      "merge the disaster log of a fake master (abs-master --disaster) into this master's jobs: results of known jobs are applied, jobs run by hand on the fake master are recorded, lines that cannot be trusted (no valid MAC, a name the identity does not vouch for, a job never dispatched to that slave) are refused and named, with exit status 1; importing a log again changes nothing",
     )
     .argument("<file>", "the fake master's state_dir/disaster-log.jsonl, readable by this master")
     .option("--json", "print the result as JSON")

@@ -104,7 +104,7 @@ export const masterConfReader: MasterConfReader = {
         import("../config/master-config.js"),
         import("../config/read-config-files.js"),
       ]);
-    const conf = await readConfigFile(file);
+    const conf = await readConfigFile(file, { strict: false });
     const loaded = loadMasterConfig([conf]);
     if ("errors" in loaded) {
       const socket = adminSocketDespite(conf, loaded.errors);

@@ -84,6 +84,13 @@ export interface MasterConfig {
   auth: AuthMode;
   /** `realm_key_file`: the realm key (`abs keygen`); realm-key only. Default /etc/abs/realm.key; null with kerberos. */
   realmKeyFile: string | null;
+  /**
+   * `disaster_log_key_file`: a key made by `abs keygen`, from which the key
+   * that authenticates each disaster-log record is derived (auth/disaster-log-key.ts).
+   * Default null: the realm key. With kerberos there is no realm key, so the
+   * fake master needs it, and the real master needs the same file to import.
+   */
+  disasterLogKeyFile: string | null;
   /** `keytab`: the master's service keytab; required with kerberos, refused otherwise. */
   keytab: string | null;
   /** `service_principal`: `service/host[@REALM]`; required with kerberos, refused otherwise. */
@@ -154,6 +161,7 @@ const MASTER_SCHEMA = {
   realm,
   auth: oneOf(AUTH_MODES),
   realm_key_file: absolutePath,
+  disaster_log_key_file: absolutePath,
   keytab: absolutePath,
   service_principal: servicePrincipal,
   allowed_principals: list(principal),
@@ -455,6 +463,7 @@ function fillMasterDefaults(
     realm: m.realm,
     auth,
     realmKeyFile: kerberos ? null : (v.realm_key_file?.value ?? DEFAULT_REALM_KEY_FILE),
+    disasterLogKeyFile: v.disaster_log_key_file?.value ?? null,
     keytab: v.keytab?.value ?? null,
     servicePrincipal: v.service_principal?.value ?? null,
     allowedPrincipals: v.allowed_principals?.value ?? (kerberos ? [`${slaveService}/*`] : []),
@@ -472,6 +481,17 @@ function fillMasterDefaults(
     timezone,
     jobs,
   };
+}
+
+/** The secret files the config names, for the trust check (read-config-files.ts checkKeyFiles). */
+export function masterKeyFiles(config: MasterConfig): { file: string; what: string }[] {
+  const keys: [string | null, string][] = [
+    [config.realmKeyFile, "realm key file (realm_key_file)"],
+    [config.disasterLogKeyFile, "disaster log key file (disaster_log_key_file)"],
+    [config.keytab, "keytab"],
+    [config.tlsKey, "TLS private key (tls_key)"],
+  ];
+  return keys.flatMap(([file, what]) => (file === null ? [] : [{ file, what }]));
 }
 
 /** One line for `abs-master -t`: "master.conf: OK; 2 job definitions: home (green-acres, 0 2 * * *, Europe/Paris), ..." */

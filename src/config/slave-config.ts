@@ -282,6 +282,16 @@ export function loadSlaveConfig(
   };
 }
 
+/** The secret and trust-anchor files the config names, for the trust check (read-config-files.ts checkKeyFiles). */
+export function slaveKeyFiles(config: SlaveConfig): { file: string; what: string }[] {
+  const keys: [string | null, string][] = [
+    [config.keyFile, "slave key file (key_file)"],
+    [config.keytab, "keytab"],
+    [config.masterCa, "master CA file (master_ca)"],
+  ];
+  return keys.flatMap(([file, what]) => (file === null ? [] : [{ file, what }]));
+}
+
 /** One line for `abs-slave -t`: what this config makes the slave do. */
 export function summarizeSlaveConfig(c: SlaveConfig): string {
   const master = c.master.host.includes(":")

@@ -1,6 +1,27 @@
 // `abs import-disaster-log FILE`: what the slaves told the fake master,
 // merged into the real master's jobs directory once it is back.
 //
+// Nothing in the log is taken on trust (disaster-log.ts reads it):
+//
+// - the file must be owned by root or this master's user and not be
+//   writable by group or others, or nothing is imported;
+// - each line must carry a MAC that verifies under the key derived from the
+//   realm key (or disaster_log_key_file), auth/disaster-log-key.ts;
+// - the record's authenticated identity must vouch for the slave name it
+//   gives (principalMayUseName: a realm-key slave's identity is its name);
+// - an attempt must have been dispatched to that slave: by this master (the
+//   job of that id on that slave, dispatched at that attempt) or by the
+//   fake master (a "dispatched" record of its own). A slave cannot report
+//   into existence a job nobody gave it, nor finish one still queued.
+//
+// A line or attempt that fails one of these is refused, named by its line
+// and the reason, and the rest of the log is imported: each record is
+// authenticated on its own, so a forged or damaged line says nothing about
+// the others, and an import can be run again at no cost (below). An admin
+// recovering from a disaster gets every outcome that can be trusted at the
+// first go, and the list of what was not, with no file to edit; `abs`
+// exits non-zero when anything was refused.
+//
 // The log is folded, line by line, into one ReportedAttempt per
 // (slave, job id, attempt): its first and last report times, and its
 // result or rejection if the slave reported one. Then each attempt is
@@ -20,11 +41,13 @@
 //     disaster log has.
 //   - Reported running only: unchanged (the slave reports a running job to
 //     whichever master it registers with).
-// - Unknown: recorded as a finished job of definition "(disaster)" on that
-//   slave, whose params name the reported id and attempt. With no result in
-//   the log it is recorded lost, so a later, longer log can still complete it.
-//   Jobs an admin ran by hand on the fake master are of this kind: their
-//   ids (fake-master.ts disasterJobId) are far above any real one.
+// - Unknown, and dispatched by the fake master (an admin's `abs run` there,
+//   its ids far above any real one, fake-master.ts disasterJobId): recorded
+//   as a finished job of definition "(disaster)" on that slave, whose params
+//   name the reported id and attempt. With no result in the log it is
+//   recorded lost, so a later, longer log can still complete it.
+// - Unknown otherwise: refused (never dispatched to that slave, as far as
+//   this jobs directory and the log show).
 //
 // Importing the same log twice changes nothing: every line an import writes
 // ends with a tag of the attempt (importTag), and an attempt whose tag a job
@@ -52,7 +75,14 @@ import type {
   ImportVerdictName,
 } from "../protocol/admin-api.js";
 import type { Outcome } from "../protocol/slave-messages.js";
-import { type DisasterRecord, readDisasterLog } from "./disaster-log.js";
+import type { DisasterLogKey } from "../auth/disaster-log-key.js";
+import { principalMayUseName, type SlaveNamePolicy } from "../auth/slave-identity.js";
+import {
+  type DisasterRecord,
+  MAX_REFUSED_KEPT,
+  type RefusedLine,
+  readDisasterLog,
+} from "./disaster-log.js";
 import { afterFailure } from "./job-policy.js";
 
 /** The definition under which attempts this master does not know are recorded. */
@@ -305,6 +335,45 @@ export function applyToRecordedJob(
   return { job: correctLost(job, { to: outcome, now, message, result }), verdict: "corrected" };
 }
 
+/**
+ * Why the record's slave name is not one its authenticated identity may
+ * use, or null. A realm-key slave's identity is its name (its key proves
+ * that name alone); a Kerberos principal (`...@REALM`) vouches as on the
+ * slave link, under the master's `policy` (slave-identity.ts).
+ */
+export function notVouchedBecause(r: DisasterRecord, policy: SlaveNamePolicy): string | null {
+  let why: string | null;
+  if (r.identity.includes("@")) why = principalMayUseName(r.identity, r.slave, policy);
+  else if (r.identity === r.slave) why = null;
+  else why = `the key of slave "${r.identity}" proves the name "${r.identity}", not "${r.slave}"`;
+  return why === null ? null : `slave "${r.slave}" is not vouched for by its identity: ${why}`;
+}
+
+/**
+ * Why attempt `a` was never dispatched to its slave as the known job `job`
+ * shows it, or null if it was. A retry (a later attempt) follows only a
+ * run that was dispatched; a job queued again as the same attempt (its
+ * slave had not received it, slave-session.ts and dispatcher.ts) had been
+ * dispatched, and its log says so.
+ */
+export function notDispatchedBecause(job: Job, a: ReportedAttempt): string | null {
+  if (a.attempt < job.attempt) return null;
+  if (a.attempt > job.attempt) {
+    return `job ${job.id} here is at attempt ${job.attempt}, so attempt ${a.attempt} was never dispatched`;
+  }
+  if (job.timestamps.dispatched !== null) return null;
+  if (job.log.some((e) => e.message.endsWith("; queued again"))) return null;
+  return `job ${job.id} here (${job.state}) was never dispatched`;
+}
+
+/** The refusal of an attempt never dispatched to its slave. */
+function neverDispatched(a: ReportedAttempt, why: string): RefusedLine {
+  return {
+    line: a.line,
+    reason: `${a.slave} reported job ${a.jobId} attempt ${a.attempt}, which was never dispatched to it (${why}); its reports are refused`,
+  };
+}
+
 /** Why an attempt is not matched with the live job of its id, for the new job's first line. */
 export function whyUnknown(job: Job | undefined, a: ReportedAttempt): string {
   if (job === undefined) return "which this jobs directory does not have";
@@ -313,23 +382,39 @@ export function whyUnknown(job: Job | undefined, a: ReportedAttempt): string {
   return `but job ${job.id} here was received ${after} after that report`;
 }
 
+/** Why an attempt matches no job of this master, for its refusal. */
+function whyNotHere(job: Job | undefined, a: ReportedAttempt): string {
+  if (job === undefined) return `this jobs directory has no job ${a.jobId} it could be`;
+  if (job.slave !== a.slave) return `job ${job.id} here runs on ${job.slave}`;
+  const after = formatDuration(Math.max(0, job.timestamps.received - a.firstTime));
+  return `job ${job.id} here was received ${after} after that report`;
+}
+
 export type ImportSummary = ImportDisasterLogResult;
 
 /** What the import needs of the master. */
 export interface ImportPorts {
   store: JobStore;
   now: () => number;
+  /** The key the fake master's records are checked with (auth/disaster-log-key.ts). */
+  key: DisasterLogKey;
+  /** Which Kerberos principals may use which slave names (master.conf; slave-listener.ts slaveNamePolicy). */
+  namePolicy: SlaveNamePolicy;
 }
 
 /**
  * Imports the disaster log `file` into `store`. The whole log is read and
- * checked before any job changes; then each attempt is applied in the order
- * it first appears. Imports must not run concurrently (the master queues
- * them): an unknown attempt is looked up, then recorded.
+ * checked before any job changes; then each attempt that is not refused is
+ * applied in the order it first appears. Imports must not run concurrently
+ * (the master queues them): an unknown attempt is looked up, then recorded.
  */
 export async function importDisasterLog(ports: ImportPorts, file: string): Promise<ImportSummary> {
   const attempts = new Map<string, ReportedAttempt>();
-  const reading = await readDisasterLog(file, (record, line) => foldRecord(attempts, record, line));
+  const reading = await readDisasterLog(file, ports.key, (record, line) => {
+    const why = notVouchedBecause(record, ports.namePolicy);
+    if (why === null) foldRecord(attempts, record, line);
+    return why;
+  });
   // The (disaster) jobs of earlier imports, by the attempt each records:
   // saved in the jobs directory (found even once archived), and the live
   // ones (found even if the master stopped before the save).
@@ -345,8 +430,14 @@ export async function importDisasterLog(ports: ImportPorts, file: string): Promi
     }
   }
   const out: ImportedAttemptView[] = [];
+  const refused: RefusedLine[] = [];
   for (const a of attempts.values()) {
-    const { job, verdict } = await importAttempt(ports, a, recorded);
+    const applied = await importAttempt(ports, a, recorded);
+    if ("refused" in applied) {
+      refused.push(applied.refused);
+      continue;
+    }
+    const { job, verdict } = applied;
     out.push({
       slave: a.slave,
       reportedJobId: a.jobId,
@@ -360,7 +451,15 @@ export async function importDisasterLog(ports: ImportPorts, file: string): Promi
   if (recorded.size !== store.importedAttempts.length) {
     await store.saveImportedAttempts([...recorded.values()]);
   }
-  return { file, lines: reading.lines, unfinishedLine: reading.unfinishedLine, attempts: out };
+  const allRefused = [...reading.refused, ...refused].sort((x, y) => x.line - y.line);
+  return {
+    file,
+    lines: reading.lines,
+    unfinishedLine: reading.unfinishedLine,
+    attempts: out,
+    refused: allRefused.slice(0, MAX_REFUSED_KEPT),
+    refusedCount: reading.refusedCount + refused.length,
+  };
 }
 
 type Applied = { job: Job; verdict: ImportVerdictName };
@@ -384,9 +483,11 @@ async function importAttempt(
   { store, now }: ImportPorts,
   a: ReportedAttempt,
   recorded: Map<string, ImportedAttempt>,
-): Promise<Applied> {
+): Promise<Applied | { refused: RefusedLine }> {
   const live = store.get(a.jobId);
   if (live !== undefined && isSameJob(live, a)) {
+    const why = notDispatchedBecause(live, a);
+    if (why !== null) return { refused: neverDispatched(a, why) };
     return applyTo(store, a.jobId, (job) => applyToKnownJob(job, a, now()));
   }
   if (live === undefined) {
@@ -398,6 +499,9 @@ async function importAttempt(
       return { job: archived, verdict: "archived" };
     }
   }
+  // Not a job of this master's: only the fake master's own dispatch (an
+  // admin's run by hand there) vouches that the slave was given it.
+  if (a.dispatch === null) return { refused: neverDispatched(a, whyNotHere(live, a)) };
   const key = attemptKey(a.slave, a.jobId, a.attempt);
   const earlier = recorded.get(key)?.recordedAs;
   if (earlier !== undefined) {

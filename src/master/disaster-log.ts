@@ -7,13 +7,19 @@
 // Appends are serialized: lines that arrive while an fsync runs go out
 // together with the next one, so a burst of reports costs few fsyncs.
 //
+// Every line carries a MAC of its record under a key derived from the realm
+// key (auth/disaster-log-key.ts), so the import can tell a record the fake
+// master wrote from one written by hand.
+//
 // Reading it back (readDisasterLog) streams the file, so a log of a long
 // disaster with many progress lines is never held whole in memory. A line
-// that is not a record is an error naming FILE:LINE; only an unfinished last
-// line is skipped: the fake master stopped while writing it, so it was never
+// that is not a record, or whose MAC does not verify, is refused with its
+// line number and the reason, and reading goes on; an unfinished last line
+// is skipped: the fake master stopped while writing it, so it was never
 // fsynced nor acknowledged, and the slave still holds what it said.
 
 import { constants, type FileHandle, open } from "node:fs/promises";
+import { type DisasterLogKey, openRecord, sealRecord } from "../auth/disaster-log-key.js";
 import { AbsError, describeError } from "../errors.js";
 import { Fields, type JsonObject, ShapeError } from "../json-shape.js";
 import {
@@ -29,6 +35,7 @@ import {
   type RunningState,
   readProgress,
 } from "../protocol/slave-messages.js";
+import { trustProblem } from "../storage/trusted-file.js";
 
 /**
  * One report of a slave, as the fake master heard it; or ("dispatched") a
@@ -112,56 +119,83 @@ export function parseDisasterRecord(value: unknown): DisasterRecord {
   }
 }
 
+/** A line of the log the import does not act on, and why. */
+export interface RefusedLine {
+  line: number;
+  reason: string;
+}
+
 /** What reading a disaster log found besides its records. */
 export interface DisasterLogReading {
   /** Lines read (the unfinished last one included). */
   lines: number;
   /** The number of an unfinished last line that was skipped, or null. */
   unfinishedLine: number | null;
+  /** Lines refused (at most MAX_REFUSED_KEPT of them, in order), and how many in all. */
+  refused: RefusedLine[];
+  refusedCount: number;
 }
 
-/** At most this many bad lines are named in the error (the count says how many in all). */
-const MAX_BAD_LINES_SHOWN = 20;
+/**
+ * At most this many refused lines are kept to be named (the count says how
+ * many in all): a file that is not a disaster log at all has one per line.
+ */
+export const MAX_REFUSED_KEPT = 100;
 
 /**
- * Streams the disaster log `file`, calling `onRecord` with each record and
- * its line number, in order. Throws BAD_ARGUMENT if the file cannot be read
- * or any complete line is not a record (each named `FILE:LINE: why`):
- * records already passed to `onRecord` must then not be acted on.
+ * Streams the disaster log `file`, calling `onRecord` with each record
+ * whose MAC verifies under `key`, and its line number, in order; onRecord
+ * may refuse it by returning why. Lines that are not records, have no MAC
+ * or one that does not verify, or that onRecord refuses, are returned as
+ * refused (each with its line and reason), and reading goes on: each record
+ * is authenticated on its own. Throws BAD_ARGUMENT, and nothing may be acted
+ * on, if the file itself cannot be read or trusted: not a regular file,
+ * owned by anyone but root or this master's user, or writable by group or
+ * others (storage/trusted-file.ts).
  */
 export async function readDisasterLog(
   file: string,
-  onRecord: (record: DisasterRecord, line: number) => void,
+  key: DisasterLogKey,
+  onRecord: (record: DisasterRecord, line: number) => string | null,
 ): Promise<DisasterLogReading> {
-  const bad: string[] = [];
-  let badCount = 0;
+  const refused: RefusedLine[] = [];
+  let refusedCount = 0;
   let lineNo = 0;
   let rest = "";
   const take = (text: string): void => {
     lineNo += 1;
     if (text.trim() === "") return; // a blank line says nothing
+    const opened = openRecord(key, text);
+    if ("why" in opened) return refuse(opened.why);
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(opened.recordJson);
     } catch {
       // Not the parser's message: it quotes the line, and the file may be
       // any file the master can read.
       return refuse("not JSON");
     }
+    let record: DisasterRecord;
     try {
-      onRecord(parseDisasterRecord(value), lineNo);
+      record = parseDisasterRecord(value);
     } catch (err) {
-      refuse(err instanceof ShapeError ? err.message : describeError(err));
+      return refuse(err instanceof ShapeError ? err.message : describeError(err));
     }
+    const why = onRecord(record, lineNo);
+    if (why !== null) refuse(why);
   };
-  const refuse = (why: string): void => {
-    badCount += 1;
-    if (bad.length < MAX_BAD_LINES_SHOWN) bad.push(`${file}:${lineNo}: ${why}`);
+  const refuse = (reason: string): void => {
+    refusedCount += 1;
+    if (refused.length < MAX_REFUSED_KEPT) refused.push({ line: lineNo, reason });
   };
   const cannot = (why: string): AbsError =>
-    new AbsError("BAD_ARGUMENT", `cannot read the disaster log ${file}: ${why}`, {
-      context: { file, field: "file" },
-    });
+    new AbsError(
+      "BAD_ARGUMENT",
+      `cannot read the disaster log ${file}: ${why}; nothing was imported`,
+      {
+        context: { file, field: "file" },
+      },
+    );
   let handle: FileHandle;
   try {
     // Non-blocking: opening a FIFO to read would wait for a writer.
@@ -170,8 +204,13 @@ export async function readDisasterLog(
     throw cannot(describeError(err));
   }
   try {
+    const info = await handle.stat();
     // A FIFO or a device would never end (or never start).
-    if (!(await handle.stat()).isFile()) throw cannot("not a regular file");
+    if (!info.isFile()) throw cannot("not a regular file");
+    // Checked on the descriptor read from: whoever could write the file
+    // could have removed lines, and it says nothing good of the copy.
+    const distrust = trustProblem(file, info);
+    if (distrust !== null) throw cannot(distrust);
     for await (const chunk of handle.createReadStream({ encoding: "utf8", autoClose: false })) {
       const lines = (chunk as string).split("\n");
       const last = lines.pop() ?? "";
@@ -193,15 +232,7 @@ export async function readDisasterLog(
     await handle.close();
   }
   const unfinishedLine = rest === "" ? null : lineNo + 1;
-  if (badCount > 0) {
-    const more = badCount > bad.length ? `\n(${badCount - bad.length} more)` : "";
-    throw new AbsError(
-      "BAD_ARGUMENT",
-      `${file}: ${badCount} line(s) are not disaster-log records; nothing was imported:\n${bad.join("\n")}${more}`,
-      { context: { file, field: "file" } },
-    );
-  }
-  return { lines: unfinishedLine ?? lineNo, unfinishedLine };
+  return { lines: unfinishedLine ?? lineNo, unfinishedLine, refused, refusedCount };
 }
 
 export class DisasterLog {
@@ -212,11 +243,13 @@ export class DisasterLog {
   private constructor(
     readonly file: string,
     private readonly handle: FileHandle,
+    private readonly key: DisasterLogKey,
   ) {}
 
-  static async open(file: string): Promise<DisasterLog> {
+  /** Opens `file` to append records sealed with `key` (auth/disaster-log-key.ts). */
+  static async open(file: string, key: DisasterLogKey): Promise<DisasterLog> {
     try {
-      return new DisasterLog(file, await open(file, "a", 0o640));
+      return new DisasterLog(file, await open(file, "a", 0o640), key);
     } catch (err) {
       throw new AbsError("CONFIG", `cannot open the disaster log ${file}: ${describeError(err)}`, {
         cause: err,
@@ -227,7 +260,7 @@ export class DisasterLog {
 
   /** Appends `records`; resolves once they are on disk (fsynced). */
   append(records: readonly DisasterRecord[]): Promise<void> {
-    for (const r of records) this.waiting.push(JSON.stringify(r) + "\n");
+    for (const r of records) this.waiting.push(sealRecord(this.key, JSON.stringify(r)) + "\n");
     // One flush at a time; records arriving meanwhile join the next one.
     this.flushing ??= this.chain.then(() => this.flush());
     return this.flushing;

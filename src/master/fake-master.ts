@@ -7,6 +7,10 @@
 // - Any slave of the realm: the realm key, or any Kerberos principal of the
 //   realm (allowed_principals does not apply); a principal still vouches
 //   for the name it registers under, as on the real master.
+// - Every record is written with a MAC under a key derived from the realm
+//   key, or from disaster_log_key_file (auth/disaster-log-key.ts); without
+//   one (Kerberos and no disaster_log_key_file) the fake master refuses to
+//   start, since the import could not tell its records from forged ones.
 // - It never answers "no such job": every report is taken, appended to the
 //   disaster log (disaster-log.ts) and, for results, acknowledged once
 //   fsynced. Running jobs are neither canceled nor reattached: they go on.
@@ -21,6 +25,7 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import { loadDisasterLogKey } from "../auth/disaster-log-key.js";
 import type { LinkServer } from "../auth/link-server.js";
 import type { MasterSideConnection } from "../auth/link-connection.js";
 import type { MasterConfig } from "../config/master-config.js";
@@ -106,8 +111,11 @@ export class FakeMaster {
 
   static async start(opts: FakeMasterOptions): Promise<FakeMaster> {
     const { config, logger } = opts;
+    // A record the fake master could not MAC could not be told from a forged
+    // one at the import: no key, no start (Kerberos needs disaster_log_key_file).
+    const key = await loadDisasterLogKey(config);
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-    const log = await DisasterLog.open(path.join(config.stateDir, DISASTER_LOG_FILE));
+    const log = await DisasterLog.open(path.join(config.stateDir, DISASTER_LOG_FILE), key);
     const cleanups: (() => Promise<void>)[] = [() => log.close()];
     try {
       const secrets = await loadSlaveLinkSecrets(config, opts.hostName, logger, true);
@@ -123,7 +131,7 @@ export class FakeMaster {
         accessLog: opts.accessLog,
       });
       logger.info(
-        `disaster mode: no jobs directory; every report goes to ${log.file}; admin socket ${config.adminSocket}; ready`,
+        `disaster mode: no jobs directory; every report goes to ${log.file}, each with a MAC under a key derived from ${key.source}; admin socket ${config.adminSocket}; ready`,
       );
       return fake;
     } catch (err) {

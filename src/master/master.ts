@@ -19,6 +19,7 @@
 // `stopped` after.
 
 import os from "node:os";
+import { loadDisasterLogKey } from "../auth/disaster-log-key.js";
 import type { LinkServer } from "../auth/link-server.js";
 import { type Clock, systemClock } from "../clock.js";
 import { countVerdicts } from "../protocol/admin-api.js";
@@ -43,7 +44,7 @@ import { Dispatcher, type DispatchLimits } from "./dispatcher.js";
 import { policyFor } from "./job-policy.js";
 import { type FireReason, type ScheduledDefinition, Scheduler } from "./scheduler.js";
 import { SlaveLinks } from "./slave-links.js";
-import { listenForSlaves, loadSlaveLinkSecrets } from "./slave-listener.js";
+import { listenForSlaves, loadSlaveLinkSecrets, slaveNamePolicy } from "./slave-listener.js";
 import { SlaveRegistry } from "./slave-registry.js";
 
 export interface MasterOptions {
@@ -245,8 +246,16 @@ export class Master {
   private async importNow(file: string): Promise<ImportSummary> {
     const { logger } = this.opts;
     try {
+      // Read at each import: the key file may have been put in place since
+      // the start (the realm key's, or disaster_log_key_file).
+      const key = await loadDisasterLogKey(this.config);
       const summary = await importDisasterLog(
-        { store: this.store, now: () => this.clock.now() },
+        {
+          store: this.store,
+          now: () => this.clock.now(),
+          key,
+          namePolicy: slaveNamePolicy(this.config),
+        },
         file,
       );
       const said =
@@ -260,6 +269,13 @@ export class Master {
       logger.info(
         `imported the disaster log ${file}: ${summary.lines} lines, ${summary.attempts.length} reported attempts: ${said}${unfinished}`,
       );
+      if (summary.refusedCount > 0) {
+        const shown = summary.refused.map((r) => `${file}:${r.line}: ${r.reason}`).join("\n");
+        const more = summary.refusedCount - summary.refused.length;
+        logger.warn(
+          `the import of ${file} refused ${summary.refusedCount} line(s):\n${shown}${more > 0 ? `\n(${more} more)` : ""}`,
+        );
+      }
       return summary;
     } catch (err) {
       logger.error(`import of the disaster log ${file} failed: ${describeError(err)}`);

@@ -10,7 +10,8 @@ import { parseServicePrincipal } from "../auth/kerberos.js";
 import { principalMayUseName, type SlaveNamePolicy } from "../auth/slave-identity.js";
 import { loadOrCreateMasterTls } from "../auth/tls.js";
 import { formatHostPort } from "../config/host-port.js";
-import type { MasterConfig } from "../config/master-config.js";
+import { type MasterConfig, masterKeyFiles } from "../config/master-config.js";
+import { checkKeyFiles } from "../config/read-config-files.js";
 import { AuthError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { listenError } from "../listen-error.js";
@@ -30,6 +31,8 @@ export async function loadSlaveLinkSecrets(
   logger: Logger,
   anyPrincipal = false,
 ): Promise<SlaveLinkSecrets> {
+  // Whoever could change a key file could pose as the master or a slave.
+  await checkKeyFiles(masterKeyFiles(config), { missingOk: true });
   const tls = await loadOrCreateMasterTls({
     certFile: config.tlsCert,
     keyFile: config.tlsKey,

@@ -269,6 +269,14 @@ export interface ImportDisasterLogResult {
   /** An unfinished last line, skipped (never acknowledged: its slave still holds it). */
   unfinishedLine: number | null;
   attempts: ImportedAttemptView[];
+  /**
+   * Lines the import did not act on, in line order (at most 100 of them):
+   * not a record, no MAC or one that does not verify, a slave name its
+   * identity does not vouch for, an attempt never dispatched to that slave.
+   */
+  refused: { line: number; reason: string }[];
+  /** How many lines were refused in all. */
+  refusedCount: number;
 }
 
 export const MAX_WATCH_TIMEOUT_MS = 60_000;

@@ -6,6 +6,7 @@ import {
   type ConfigFile,
   loadMasterConfig,
   type MasterConfig,
+  masterKeyFiles,
   summarizeMasterConfig,
 } from "../../src/config/master-config.js";
 
@@ -536,6 +537,7 @@ t.test("defaults are filled in", (t) => {
     realm: "EXAMPLE.COM",
     auth: "realm-key",
     realmKeyFile: "/etc/abs/realm.key",
+    disasterLogKeyFile: null,
     keytab: null,
     servicePrincipal: null,
     allowedPrincipals: [],
@@ -782,3 +784,31 @@ t.test("one ConfigError carrying every issue", (t) => {
   t.same(err.context, { file: "master.conf", line: 1, field: "section" });
   t.end();
 });
+
+t.test(
+  "disaster_log_key_file: an absolute path, in either auth mode; the key files listed",
+  (t) => {
+    t.match(errorsOf(m(`${MASTER}disaster_log_key_file = disaster.key\n`)), [
+      /^master\.conf:3: disaster_log_key_file "disaster\.key": /,
+    ]);
+    const kerberos = configOf(
+      m(
+        `${MASTER}auth = kerberos\nkeytab = /etc/abs/abs.keytab\nservice_principal = abs/backup.example.com\ndisaster_log_key_file = /etc/abs/disaster-log.key\n`,
+      ),
+    );
+    t.equal(kerberos.disasterLogKeyFile, "/etc/abs/disaster-log.key");
+    t.same(masterKeyFiles(kerberos), [
+      {
+        file: "/etc/abs/disaster-log.key",
+        what: "disaster log key file (disaster_log_key_file)",
+      },
+      { file: "/etc/abs/abs.keytab", what: "keytab" },
+    ]);
+    const plain = configOf(m(`${MASTER}tls_cert = /etc/abs/c.pem\ntls_key = /etc/abs/k.pem\n`));
+    t.same(
+      masterKeyFiles(plain).map((k) => k.file),
+      ["/etc/abs/realm.key", "/etc/abs/k.pem"],
+    );
+    t.end();
+  },
+);

@@ -1,9 +1,10 @@
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { loadMasterConfig } from "../../src/config/master-config.js";
 import { readConfigFile, readMasterConfigFiles } from "../../src/config/read-config-files.js";
 import { ConfigError } from "../../src/errors.js";
+import { NOBODY, runningAsRoot } from "../helpers/as-nobody.js";
 import { tempDir } from "../helpers/tmp.js";
 
 t.test("reads master.conf then jobs.d/*.conf in name order", async (t) => {
@@ -77,5 +78,46 @@ t.test(
     const { text } = await readConfigFile(file);
     t.equal(text, "m: \ufffd\ufffd\n");
     t.end();
+  },
+);
+
+t.test(
+  "jobs.d: every file others could change is refused, with its path and reason; abs reads loosely",
+  { skip: runningAsRoot() ? false : "needs root to chown a file to nobody" },
+  async (t) => {
+    const dir = tempDir(t);
+    const master = path.join(dir, "master.conf");
+    writeFileSync(master, "[master]\nrealm = R\n");
+    const jobs = path.join(dir, "jobs.d");
+    mkdirSync(jobs);
+    writeFileSync(path.join(jobs, "a.conf"), "[job a]\n");
+    writeFileSync(path.join(jobs, "b.conf"), "[job b]\n");
+    chmodSync(path.join(jobs, "b.conf"), 0o646);
+    writeFileSync(path.join(jobs, "c.conf"), "[job c]\n");
+    chownSync(path.join(jobs, "c.conf"), NOBODY, NOBODY);
+    const outside = path.join(dir, "outside.conf");
+    writeFileSync(outside, "[job d]\n");
+    symlinkSync(outside, path.join(jobs, "d.conf"));
+    // A loose file not ending in .conf is never read, so never refused.
+    writeFileSync(path.join(jobs, "notes.txt"), "notes");
+    chmodSync(path.join(jobs, "notes.txt"), 0o666);
+    const err = await readMasterConfigFiles(master).catch((e: unknown) => e);
+    t.ok(err instanceof ConfigError);
+    t.same(
+      (err as Error).message.split("\n"),
+      [
+        `job definition file ${jobs}/b.conf is refused: writable by others (mode 0646): anyone among them could change it; run \`chmod go-w ${jobs}/b.conf\``,
+        `job definition file ${jobs}/c.conf is refused: owned by uid ${NOBODY}, not by root: anyone with that uid could change it; run \`chown root ${jobs}/c.conf\` if its content is right`,
+        `job definition file ${jobs}/d.conf is refused: a symlink to ${outside}, outside ${jobs}; ABS follows links in jobs.d only to files in jobs.d: copy the file in`,
+      ],
+      "all three named at once",
+    );
+    chmodSync(master, 0o666);
+    await t.rejects(readConfigFile(master), {
+      code: "CONFIG",
+      message: `config file ${master} is refused: writable by group and others (mode 0666): anyone among them could change it; run \`chmod go-w ${master}\``,
+    });
+    const loose = await readConfigFile(master, { strict: false });
+    t.equal(loose.text, "[master]\nrealm = R\n", "abs, finding admin_socket, takes no orders");
   },
 );

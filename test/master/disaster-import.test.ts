@@ -13,6 +13,8 @@ import {
   finishUnknownJob,
   foldRecord,
   isSameJob,
+  notDispatchedBecause,
+  notVouchedBecause,
   type ReportedAttempt,
   unknownJobSpec,
   whyUnknown,
@@ -333,5 +335,75 @@ t.test("an unknown attempt is recorded finished; a lost record can be completed 
     state: "failed",
     result: { message: "refused by green-acres: at its limit 1/1" },
   });
+  t.end();
+});
+
+t.test("a result counts only for an attempt dispatched to its slave", (t) => {
+  const queued = sampleJob();
+  t.equal(queued.state, "queued");
+  t.equal(
+    notDispatchedBecause(queued, succeeded()),
+    `job ${queued.id} here (queued) was never dispatched`,
+    "a job still queued at its first attempt: the slave never had it",
+  );
+  t.equal(notDispatchedBecause(running(), succeeded()), null);
+  t.equal(notDispatchedBecause(lost(running()), succeeded()), null, "lost: it had been dispatched");
+  const requeued = transition(running(), {
+    to: "queued",
+    now: 5000,
+    sameAttempt: true,
+    message: "green-acres never received it; queued again",
+  });
+  t.equal(notDispatchedBecause(requeued, succeeded()), null, "queued again as the same attempt");
+  const canceled = transition(sampleJob(), {
+    to: "canceled",
+    now: 5000,
+    message: "canceled",
+    result: { message: "canceled", data: {} },
+  });
+  t.match(notDispatchedBecause(canceled, succeeded()), /\(canceled\) was never dispatched/);
+  t.equal(
+    notDispatchedBecause(running({ attempt: 2 }), succeeded(7, 1)),
+    null,
+    "an earlier attempt",
+  );
+  t.equal(
+    notDispatchedBecause(running(), succeeded(7, 2)),
+    `job ${running().id} here is at attempt 1, so attempt 2 was never dispatched`,
+  );
+  t.end();
+});
+
+t.test("a record's slave name must be one its identity vouches for", (t) => {
+  const r = (slave: string, identity: string): DisasterRecord => ({
+    time: T0,
+    slave,
+    identity,
+    report: "started",
+    jobId: 7,
+    attempt: 1,
+  });
+  const policy = { service: "host", realm: "EXAMPLE.COM", map: {} };
+  t.equal(
+    notVouchedBecause(r("green-acres", "green-acres"), policy),
+    null,
+    "realm key: the name itself",
+  );
+  t.equal(
+    notVouchedBecause(r("green-acres", "host/green-acres.example.com@EXAMPLE.COM"), policy),
+    null,
+  );
+  t.match(
+    notVouchedBecause(r("green-acres", "red-barn"), policy),
+    /^slave "green-acres" is not vouched for by its identity: the key of slave "red-barn" proves the name "red-barn", not "green-acres"$/,
+  );
+  t.match(
+    notVouchedBecause(r("green-acres", "host/red-barn@EXAMPLE.COM"), policy),
+    /not vouched for/,
+  );
+  t.match(
+    notVouchedBecause(r("green-acres", "alice/green-acres@EXAMPLE.COM"), policy),
+    /not vouched for/,
+  );
   t.end();
 });

@@ -22,7 +22,8 @@ import { freeLoopbackPort } from "../../src/free-port.js";
 import { DISASTER_LOG_FILE } from "../../src/master/fake-master.js";
 import { runDefinition, waitForState } from "../helpers/admin-wait.js";
 import { kerberosTestOptions, startMainAndRogue } from "../helpers/kdc.js";
-import { MasterProcess } from "../helpers/master-process.js";
+import { generateRealmKey } from "../../src/auth/realm-key.js";
+import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -41,7 +42,7 @@ t.test(
     const data = tempDir(t, "abs-data-");
     const fifo = path.join(data, "go.fifo");
     execFileSync("mkfifo", [fifo]);
-    const m = await MasterProcess.start(t, {
+    const setup = {
       listen: `127.0.0.1:${await freeLoopbackPort()}`,
       kerberos: { realm: "MAIN.TEST", keytab: masterKeytab, servicePrincipal: SERVICE },
       master: "allowed_principals = host/green-acres.main.test@MAIN.TEST",
@@ -54,7 +55,8 @@ t.test(
         "",
       ].join("\n"),
       env: main.env,
-    });
+    };
+    const m = await MasterProcess.start(t, setup);
     const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
     const kerberos = (
       keytab: string,
@@ -84,8 +86,24 @@ t.test(
       /master refused authentication: .*host\/blue-sky\.main\.test@MAIN\.TEST/,
     );
 
-    // Disaster: the fake master takes the real one's address.
+    // Disaster: the fake master takes the real one's address. With Kerberos
+    // there is no realm key to MAC the disaster log with: without
+    // disaster_log_key_file the fake master does not start (nor pass -t).
     await m.stop();
+    for (const args of [["-t"], ["-f"]]) {
+      const refused = await runNode(
+        [MASTER_BIN, ...args, "--disaster", "-c", m.confPath],
+        main.env,
+      );
+      t.equal(refused.status, 1, `${args[0]} --disaster`);
+      t.match(
+        refused.stderr,
+        `${m.confPath}: auth = kerberos has no realm key to authenticate the disaster log with: set disaster_log_key_file`,
+      );
+    }
+    const logKey = path.join(data, "disaster-log.key");
+    await generateRealmKey(logKey);
+    m.writeConfig({ ...setup, master: `${setup.master}\ndisaster_log_key_file = ${logKey}` });
     const from = green.log.length;
     const blueFrom = blue.log.length;
     await m.launch(["--disaster"]);

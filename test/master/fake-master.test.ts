@@ -7,12 +7,22 @@
 //
 // Then the real master comes back on its jobs directory: the slave no longer
 // has the job, so it is failed as lost, until `abs import-disaster-log`
-// brings in its real outcome. Importing again changes nothing; reports of
-// jobs the master does not know are recorded; a log with a bad line is
-// refused whole, naming the line.
+// brings in its real outcome. Importing again changes nothing; a job run by
+// hand on the fake master is recorded. What cannot be trusted is refused,
+// line by line, and the rest imported: a line written by hand (no MAC, or
+// a MAC that does not verify), and the reports an authenticated slave made
+// of jobs never dispatched to it (one still queued here, one this master
+// never had). A log others could have written is refused whole.
 
 import { execFileSync } from "node:child_process";
-import { appendFileSync, copyFileSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import t from "tap";
@@ -24,7 +34,7 @@ import type {
   ShowJobResult,
 } from "../../src/protocol/admin-api.js";
 import { runDefinition, showJobs, waitForState } from "../helpers/admin-wait.js";
-import { MasterProcess } from "../helpers/master-process.js";
+import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
 import { freeLoopbackPort } from "../../src/free-port.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -52,6 +62,10 @@ t.test(
         "slave = green-acres, blue-sky",
         "method = command",
         "command.program = /bin/true",
+        "[job elsewhere]",
+        "slave = blue-sky",
+        "method = command",
+        "command.program = /bin/true",
         "",
       ].join("\n"),
     });
@@ -61,6 +75,10 @@ t.test(
     });
     const [id] = await runDefinition(m, "long");
     await waitForState(m, id, "running");
+    // blue-sky never connects to the real master: its job stays queued.
+    const [queuedId] = await runDefinition(m, "elsewhere");
+    if (queuedId === undefined) throw new Error("no job");
+    await waitForState(m, queuedId, "queued");
 
     // Disaster: the real master is gone; the fake one starts on its address.
     await m.stop();
@@ -139,6 +157,24 @@ t.test(
     t.equal(cancel.status, 2);
     t.match(cancel.stderr, /cancel needs the real master/);
 
+    // An authenticated slave reports results of jobs never dispatched to
+    // it: one the real master has queued for it, one nobody ever made. The
+    // fake master takes every report (it knows no jobs) and MACs it; the
+    // import is where they are refused.
+    const liar = await TestSlave.connect({
+      port: m.port,
+      name: "blue-sky",
+      realmKeyFile: m.keyFile,
+      results: [queuedId, 4711].map((jobId) => ({
+        jobId,
+        attempt: 1,
+        outcome: "succeeded" as const,
+        message: "all files saved",
+        data: {},
+      })),
+    });
+    liar.close();
+
     // A slave of another realm is refused.
     const otherKey = path.join(data, "other.key");
     await generateRealmKey(otherKey);
@@ -166,7 +202,25 @@ t.test(
     t.match(lost.result, /^lost: green-acres no longer runs it/);
 
     const imported = await m.abs(["import-disaster-log", log]);
-    t.equal(imported.status, 0, imported.stderr);
+    // What blue-sky reported of jobs never dispatched to it is refused,
+    // each attempt named by its line; the rest is imported, and abs says
+    // so with status 1. The queued job stays queued, not "succeeded".
+    t.equal(imported.status, 1, imported.stderr);
+    t.match(imported.stderr, `${log}: 2 line(s) refused, the rest imported:`);
+    t.match(
+      imported.stderr,
+      new RegExp(
+        `${log}:\\d+: blue-sky reported job ${queuedId} attempt 1, which was never dispatched to it \\(job ${queuedId} here \\(queued\\) was never dispatched\\); its reports are refused`,
+      ),
+    );
+    t.match(
+      imported.stderr,
+      new RegExp(
+        `${log}:\\d+: blue-sky reported job 4711 attempt 1, which was never dispatched to it \\(this jobs directory has no job 4711 it could be\\)`,
+      ),
+    );
+    t.equal((await detail(m, queuedId)).state, "queued", "the job never dispatched stays queued");
+
     t.match(imported.stdout, `imported ${log}: `);
     t.match(
       imported.stdout,
@@ -204,10 +258,10 @@ t.test(
     const shown2 = await m.abs(["show", "jobs"]);
     t.match(shown2.stdout, new RegExp(`^\\s*${id}\\s+long\\s+green-acres\\s+succeeded\\b`, "m"));
 
-    // A second import changes nothing.
-    const again = JSON.parse(
-      (await m.abs(["import-disaster-log", "--json", log])).stdout,
-    ) as ImportDisasterLogResult;
+    // A second import changes nothing (and refuses the same).
+    const second = await m.abs(["import-disaster-log", "--json", log]);
+    const again = JSON.parse(second.stdout) as ImportDisasterLogResult;
+    t.equal(again.refusedCount, 2);
     t.same(
       again.attempts.map((a) => [a.reportedJobId, a.verdict, a.state]),
       [
@@ -217,89 +271,100 @@ t.test(
     );
     t.equal((await detail(m, id)).serial, after.serial, "the job was not written again");
 
-    // Reports of jobs this master does not know (a job run to completion
-    // and one seen running only), and an unfinished last line.
+    // Lines written by hand: a result for the queued job with no MAC, and a
+    // genuine line of the fake master's changed to say "failed". Both are
+    // refused by their line; the good records around them still count, and
+    // an unfinished last line is skipped.
     const now = Date.now();
-    const base = { slave: "green-acres", identity: "green-acres", attempt: 1 };
-    const extra = [
-      { ...base, time: now, report: "running", jobId: 4711, state: "running", progress: null },
-      {
-        ...base,
-        time: now + 5,
-        report: "result",
-        jobId: 4711,
-        outcome: "succeeded",
-        message: "9 files, 1 KiB",
-        data: { files: 9 },
-      },
-      { ...base, time: now, report: "started", jobId: 4712 },
-    ];
-    appendFileSync(log, extra.map((r) => JSON.stringify(r) + "\n").join("") + '{"time":1,"slav');
+    const forged = {
+      slave: "blue-sky",
+      identity: "blue-sky",
+      attempt: 1,
+      time: now,
+      report: "result",
+      jobId: queuedId,
+      outcome: "succeeded",
+      message: "9 files, 1 KiB",
+      data: {},
+    };
+    const genuine = readFileSync(log, "utf8")
+      .split("\n")
+      .find((l) => l.includes(`"jobId":${id},`) && l.includes('"report":"result"'));
+    if (genuine === undefined) throw new Error("no result line for the job");
+    const changed = genuine.replace('"outcome":"succeeded"', '"outcome":"failed"');
+    t.not(changed, genuine);
+    const before = readFileSync(log, "utf8").split("\n").length - 1;
+    appendFileSync(log, `${JSON.stringify(forged)}\n${changed}\n{"time":1,"slav`);
     const jobsBefore = (await showJobs(m, { all: true })).length;
-    const third = JSON.parse(
-      (await m.abs(["import-disaster-log", "--json", log])).stdout,
-    ) as ImportDisasterLogResult;
-    t.equal(third.unfinishedLine, third.lines, "the unfinished last line is named");
-    const byReported = new Map(third.attempts.map((a) => [a.reportedJobId, a]));
-    t.match(byReported.get(id), { verdict: "unchanged", state: "succeeded" });
-    t.match(byReported.get(4711), {
-      verdict: "recorded",
-      state: "succeeded",
-      slave: "green-acres",
-    });
-    t.match(byReported.get(4712), { verdict: "recorded", state: "failed" });
-    const recorded = await detail(m, byReported.get(4711)?.jobId ?? 0);
-    t.match(recorded, { definition: "(disaster)", slave: "green-acres", result: "9 files, 1 KiB" });
-    t.match(
-      recorded.log[0]?.message,
-      /green-acres reported job 4711 attempt 1, which this jobs directory does not have/,
-    );
-    t.match(
-      (await detail(m, byReported.get(4712)?.jobId ?? 0)).result,
-      /^lost: green-acres reported it running during the disaster/,
-    );
-    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);
-    const fourth = JSON.parse(
-      (await m.abs(["import-disaster-log", "--json", log])).stdout,
-    ) as ImportDisasterLogResult;
+    const third = await m.abs(["import-disaster-log", "--json", log]);
+    t.equal(third.status, 1, "something was refused: abs says so");
+    const result = JSON.parse(third.stdout) as ImportDisasterLogResult;
+    t.equal(result.unfinishedLine, result.lines, "the unfinished last line is named");
+    t.match(result.refused, [
+      { reason: /never dispatched/ },
+      { reason: /never dispatched/ },
+      { line: before + 1, reason: /^no MAC/ },
+      {
+        line: before + 2,
+        reason: /^the MAC does not verify with the key derived from .*realm\.key/,
+      },
+    ]);
+    t.equal(result.refusedCount, 4);
+    t.match(third.stderr, `${log}: 4 line(s) refused, the rest imported:`);
+    t.match(third.stderr, `${log}:${before + 1}: no MAC`);
     t.same(
-      fourth.attempts.map((a) => a.verdict),
-      ["unchanged", "unchanged", "unchanged", "unchanged"],
-      "nothing changes on a second import of the longer log",
+      result.attempts.map((a) => [a.reportedJobId, a.verdict]),
+      [
+        [id, "unchanged"],
+        [handId, "unchanged"],
+      ],
+      "the genuine records were read, and changed nothing",
     );
-    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 2);
+    t.equal((await detail(m, queuedId)).state, "queued", "the forged result changed nothing");
+    t.equal((await detail(m, id)).state, "succeeded", "the changed line changed nothing");
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore, "no job was recorded");
+
+    // A log someone else could have written is refused whole.
+    chmodSync(log, 0o666);
+    const loose = await m.abs(["import-disaster-log", log]);
+    t.equal(loose.status, 2);
+    t.match(
+      loose.stderr,
+      `cannot read the disaster log ${log}: writable by group and others (mode 0666)`,
+    );
+    chmodSync(log, 0o600);
+
     // Archived, and the master restarted: the recorded job is still found.
-    const recordedId = byReported.get(4711)?.jobId ?? 0;
-    t.equal((await m.abs(["archive", String(recordedId)])).status, 0);
+    t.equal((await m.abs(["archive", String(handJobId)])).status, 0);
     await m.stop();
     await m.launch();
     const fifth = JSON.parse(
       (await m.abs(["import-disaster-log", "--json", log])).stdout,
     ) as ImportDisasterLogResult;
     t.match(
-      fifth.attempts.find((a) => a.reportedJobId === 4711),
-      { verdict: "archived", jobId: recordedId },
+      fifth.attempts.find((a) => a.reportedJobId === handId),
+      { verdict: "archived", jobId: handJobId },
       "not recorded a second time once archived",
     );
-    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 1);
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore - 1);
 
-    // A log with a bad line is refused whole, naming the line; an unreadable one too.
+    // A file that is not a disaster log: every line refused, nothing recorded.
     const bad = path.join(data, "bad.jsonl");
     writeFileSync(
       bad,
       [
-        JSON.stringify({ ...base, time: now, report: "started", jobId: 4713 }),
+        JSON.stringify({ ...forged, report: "started", jobId: 4713 }),
         '{"time":1,"slave":"x","identity":"x","report":"result","jobId":0,"attempt":1}',
         "not json",
         "",
       ].join("\n"),
     );
     const refused = await m.abs(["import-disaster-log", bad]);
-    t.equal(refused.status, 2);
-    t.match(refused.stderr, `${bad}: 2 line(s) are not disaster-log records; nothing was imported`);
-    t.match(refused.stderr, `${bad}:2: jobId: expected an integer >= 1, got 0`);
-    t.match(refused.stderr, `${bad}:3: `);
-    t.equal((await showJobs(m, { all: true })).length, jobsBefore + 1, "nothing was recorded");
+    t.equal(refused.status, 1);
+    t.match(refused.stderr, `${bad}: 3 line(s) refused, the rest imported:`);
+    t.match(refused.stderr, `${bad}:1: no MAC`);
+    t.match(refused.stderr, `${bad}:3: no MAC`);
+    t.equal((await showJobs(m, { all: true })).length, jobsBefore - 1, "nothing was recorded");
     const missing = await m.abs(["import-disaster-log", path.join(data, "nope.jsonl")]);
     t.equal(missing.status, 2);
     t.match(missing.stderr, /cannot read the disaster log .*nope\.jsonl: .*ENOENT|no such file/);
@@ -312,3 +377,34 @@ t.test(
 async function detail(m: MasterProcess, id: number): Promise<JobDetail> {
   return ((await m.call("show-job", { id })) as unknown as ShowJobResult).job;
 }
+
+t.test(
+  "with Kerberos and no disaster_log_key_file, the fake master neither passes -t nor starts",
+  async (t) => {
+    const m = await MasterProcess.prepare(t, {
+      kerberos: {
+        realm: "MAIN.TEST",
+        keytab: path.join(tempDir(t), "abs.keytab"),
+        servicePrincipal: "abs/127.0.0.1",
+      },
+    });
+    const why = `${m.confPath}: auth = kerberos has no realm key to authenticate the disaster log with: set disaster_log_key_file to a key made with \`abs keygen FILE\``;
+    for (const args of [["-t"], ["-f"]]) {
+      const r = await runNode([MASTER_BIN, ...args, "--disaster", "-c", m.confPath]);
+      t.equal(r.status, 1, `${args[0]} --disaster`);
+      t.match(r.stderr, why);
+    }
+    const plain = await runNode([MASTER_BIN, "-t", "-c", m.confPath]);
+    t.equal(plain.status, 0, "the real master needs it only to import a log");
+    m.writeConfig({
+      kerberos: {
+        realm: "MAIN.TEST",
+        keytab: path.join(tempDir(t), "abs.keytab"),
+        servicePrincipal: "abs/127.0.0.1",
+      },
+      master: `disaster_log_key_file = ${m.keyFile}`,
+    });
+    const withKey = await runNode([MASTER_BIN, "-t", "--disaster", "-c", m.confPath]);
+    t.equal(withKey.status, 0, withKey.stderr);
+  },
+);

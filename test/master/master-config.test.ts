@@ -86,7 +86,7 @@ t.test("-t prints a summary and exits 0, or every error and exits 1", async (t) 
   t.equal(missing.status, 1);
   t.equal(
     missing.stderr,
-    `abs-master: ${dir}/nope.conf: cannot read: ENOENT: no such file or directory, stat '${dir}/nope.conf'\n`,
+    `abs-master: ${dir}/nope.conf: cannot read: ENOENT: no such file or directory, open '${dir}/nope.conf'\n`,
   );
 
   const usage = await runNode([MASTER_BIN, "--frobnicate"]);

@@ -8,7 +8,9 @@ import {
   type ImportVerdictName,
   countVerdicts,
 } from "../../protocol/admin-api.js";
+import { AbsError } from "../../errors.js";
 import type { CliContext } from "../context.js";
+import { EXIT, ExitError } from "../exit-status.js";
 import { plural } from "../format.js";
 import { renderTable } from "../table.js";
 
@@ -56,6 +58,14 @@ export function formatImport(r: ImportDisasterLogResult): string {
   return head + table + summary + "\n" + unfinished;
 }
 
+/** The refused lines, `FILE:LINE: why` each, and how many more were not shown. */
+export function formatRefused(r: ImportDisasterLogResult): string {
+  const lines = r.refused.map((x) => `${r.file}:${x.line}: ${x.reason}`);
+  const more = r.refusedCount - r.refused.length;
+  if (more > 0) lines.push(`(${more} more; the master's log has the count only)`);
+  return lines.join("\n");
+}
+
 export async function importDisasterLog(
   ctx: CliContext,
   file: string,
@@ -69,4 +79,15 @@ export async function importDisasterLog(
     { timeoutMs: IMPORT_TIMEOUT_MS },
   );
   ctx.out.write(o.json === true ? JSON.stringify(result) + "\n" : formatImport(result));
+  if (result.refusedCount > 0) {
+    // What could be trusted is imported (above); the rest is an error, so
+    // that a script notices, with every refused line named.
+    throw new ExitError(
+      EXIT.FAILURE,
+      new AbsError(
+        "BAD_ARGUMENT",
+        `${result.file}: ${result.refusedCount} line(s) refused, the rest imported:\n${formatRefused(result)}`,
+      ),
+    );
+  }
 }
