@@ -26,7 +26,7 @@ import type {
   SlaveLinkMessage,
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
-import type { KerberosAcceptor } from "./kerberos.js";
+import type { KerberosAcceptor, KerberosStep } from "./kerberos.js";
 import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
   MASTER_LABEL,
@@ -242,18 +242,23 @@ export class MasterHandshake {
       );
     }
     if (slaveNonce.equals(masterNonce)) {
-      throw new AuthError(
-        "AUTH_FAILED",
-        "the slave returned the master's own nonce (a reflection)",
+      this.fail(
+        new AuthError("AUTH_FAILED", "the slave returned the master's own nonce (a reflection)"),
+        "proof",
       );
+      return;
     }
     const input = { masterNonce, slaveNonce, name, ekm: this.opts.binding };
     const expected = realmKeyMac(key, SLAVE_LABEL, input);
     if (!macMatches(expected, Buffer.from(macText, "base64"))) {
-      throw new AuthError(
-        "AUTH_FAILED",
-        `wrong realm key: the MAC of slave "${name}" does not verify (the slave holds another realm key than the master, or a relay sits between them)`,
+      this.fail(
+        new AuthError(
+          "AUTH_FAILED",
+          `wrong realm key: the MAC of slave "${name}" does not verify (the slave holds another realm key than the master, or a relay sits between them)`,
+        ),
+        "proof",
       );
+      return;
     }
     const proof = realmKeyMac(key, MASTER_LABEL, input);
     this.succeed(name, () => this.port.send({ type: "auth-proof", mac: proof.toString("base64") }));
@@ -272,7 +277,14 @@ export class MasterHandshake {
       return;
     }
     if (this.finished()) return; // timed out or closed meanwhile
-    const step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    let step: KerberosStep;
+    try {
+      step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    } catch (err) {
+      // The token does not verify, or its principal is refused.
+      this.fail(asAbsError(err), "proof");
+      return;
+    }
     if (this.finished()) return;
     if (!step.done || step.principal === undefined || step.tokenOut === null) {
       throw new AuthError(
