@@ -259,7 +259,10 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
   /** Destroys a connection in handshake, which this server ends. */
   private end(raw: net.Socket, h: InHandshake): void {
     h.ended = true;
+    // destroy() closes the descriptor now (its 'close' comes later): the
+    // room under the caps is free now too.
     raw.destroy();
+    this.released(raw);
   }
 
   private tlsTimedOut(raw: net.Socket, h: InHandshake): void {
