@@ -18,7 +18,7 @@ import type { Logger } from "../log.js";
 import { addressKey } from "./rate-limit.js";
 
 /** Default of max_handshakes: connections in handshake at once, in all. */
-export const DEFAULT_MAX_HANDSHAKES = 256;
+export const DEFAULT_MAX_HANDSHAKES = 128;
 /** Default of max_handshakes_per_address: connections in handshake at once from one address. */
 export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 16;
 /** Period of the summary line about connections closed over the caps, in ms. */

@@ -70,7 +70,7 @@ export interface LinkServerOptions {
    * and its socket destroyed. Default 10,000.
    */
   handshakeTimeoutMs?: number;
-  /** Connections in TLS or authentication at once, in all (max_handshakes). Default 256. */
+  /** Connections in TLS or authentication at once, in all (max_handshakes). Default 128. */
   maxHandshakes?: number;
   /** Connections in TLS or authentication at once from one address (max_handshakes_per_address). Default 16. */
   maxHandshakesPerAddress?: number;

@@ -98,7 +98,7 @@ export interface MasterConfig {
   heartbeatIntervalMs: number;
   /** `handshake_timeout`: milliseconds a connection has to finish TLS, and then authentication (at least 100). Default 10,000 (10s). */
   handshakeTimeoutMs: number;
-  /** `max_handshakes`: slave-link connections in TLS or authentication at once, in all; more are closed at once. Default 256. */
+  /** `max_handshakes`: slave-link connections in TLS or authentication at once, in all; more are closed at once. Default 128. */
   maxHandshakes: number;
   /** `max_handshakes_per_address`: the same from one address (IPv6: one /64); at most max_handshakes. Default 16. */
   maxHandshakesPerAddress: number;
@@ -112,7 +112,7 @@ export interface MasterConfig {
 
 export const DEFAULT_REALM_KEY_FILE = "/etc/abs/realm.key";
 /** max_handshakes's default (as src/auth/handshake-limits.ts's). */
-const DEFAULT_MAX_HANDSHAKES = 256;
+const DEFAULT_MAX_HANDSHAKES = 128;
 /** max_handshakes_per_address's default (as src/auth/handshake-limits.ts's). */
 const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 16;
 export { DEFAULT_ADMIN_SOCKET };

@@ -5,8 +5,10 @@
 // summary line, and connections that prove nothing (zero bytes) never
 // lock a slave with the right key out of its address.
 
+import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import t from "tap";
 import { connectToMaster } from "../../src/auth/link-client.js";
 import { within } from "../fixtures/link-harness.js";
@@ -65,14 +67,35 @@ t.test("silent and half-TLS connections are destroyed at handshake_timeout", asy
       sockets.push(s);
     }
   }
+  // And ten that finish TLS, then say nothing: the authentication phase.
+  for (let i = 0; i < 10; i++) {
+    sockets.push(
+      await new Promise<tls.TLSSocket>((resolve, reject) => {
+        // (localAddress is net's option, which tls passes on.)
+        const local = { localAddress: "127.0.0.7" };
+        const s = tls.connect({
+          port: m.port,
+          host: "127.0.0.1",
+          rejectUnauthorized: false,
+          ...local,
+        });
+        s.once("secureConnect", () => resolve(s));
+        s.once("error", reject);
+      }),
+    );
+  }
   const closed = Promise.all(sockets.map(closedByMaster));
-  // Each is refused once, in the TLS phase, after the timeout.
-  await waitForLines(m, /slave link: refused 127\.0\.0\.\d:\d+ \(identity \(none\)\): /, 60);
+  // Each is refused once, after the timeout of its phase.
+  await waitForLines(m, /slave link: refused 127\.0\.0\.\d:\d+ \(identity \(none\)\): /, 70);
   t.match(
     m.log,
     /slave link: refused 127\.0\.0\.6:\d+ \(identity \(none\)\): the TLS handshake did not complete within 500 ms of the connection/,
   );
-  await within(closed, "the master closing all 60 connections", 5_000);
+  t.match(
+    m.log,
+    /slave link: refused 127\.0\.0\.7:\d+ \(identity \(none\)\): authentication did not complete within 500 ms \(the master was waiting for hello\)/,
+  );
+  await within(closed, "the master closing all 70 connections", 5_000);
   t.equal(openFds(m.pid), baseline, `the master's descriptors are back to ${baseline}`);
 });
 
@@ -141,4 +164,36 @@ t.test("over max_handshakes_per_address, new connections are closed at once", as
   });
   t.equal(conn.identity, "other");
   conn.close();
+});
+
+t.test("300 silent connections under ulimit -n 256 leave the admin socket working", async (t) => {
+  const m = await MasterProcess.start(t, { master: "handshake_timeout = 60s" });
+  // The limit the review ran the attack under, set on the running master.
+  execFileSync("prlimit", [`--pid=${m.pid}`, "--nofile=256:256"]);
+  const sockets: net.Socket[] = [];
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  // From 20 addresses, 15 each: under the per-address cap, over the total.
+  for (let a = 1; a <= 20; a++) {
+    for (let i = 0; i < 15; i++) {
+      const s = await connect(m.port, `127.0.1.${a}`);
+      s.on("error", () => undefined);
+      sockets.push(s);
+    }
+  }
+  // The master accepts in order: once a later connection has had its
+  // answer (closed at once, or TLS, or an error), the 300 were dealt with.
+  const probe = tls.connect({ port: m.port, host: "127.0.0.1", rejectUnauthorized: false });
+  probe.on("error", () => undefined);
+  t.teardown(() => probe.destroy());
+  await within(
+    new Promise<void>((resolve) => {
+      probe.once("secureConnect", resolve);
+      probe.once("close", () => resolve());
+    }),
+    "the master's answer to one more connection",
+  );
+  const status = await within(m.abs(["status"]), "abs status", 20_000);
+  t.equal(status.status, 0, status.stderr);
+  t.match(status.stdout, /TEST\.ABS/);
+  await m.waitForOutput(/over the handshake limits: \d+ over max_handshakes = 128/);
 });

@@ -210,7 +210,7 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     "a per-address handshake cap above the default total",
     m(`${MASTER}max_handshakes_per_address = 300\n`),
     [
-      'master.conf:3: max_handshakes_per_address "300": more than max_handshakes (256, the default): lower it, or raise max_handshakes',
+      'master.conf:3: max_handshakes_per_address "300": more than max_handshakes (128, the default): lower it, or raise max_handshakes',
     ],
   ],
   [
@@ -531,7 +531,7 @@ t.test("defaults are filled in", (t) => {
     orphanGraceMs: 600_000,
     heartbeatIntervalMs: 10_000,
     handshakeTimeoutMs: 10_000,
-    maxHandshakes: 256,
+    maxHandshakes: 128,
     maxHandshakesPerAddress: 16,
     peers: [],
     timezone: "Europe/Paris",
