@@ -213,6 +213,10 @@ async function main(): Promise<number> {
   const startup = startMaster();
   const removeSignals = handleSignals({
     logger,
+    reopenLogs: () => {
+      logger.reopen();
+      accessLog.reopen();
+    },
     reload: async () => {
       if (fake !== undefined) {
         logger.info("SIGHUP: the fake master has no config to re-read; restart it to change one");

@@ -186,6 +186,7 @@ async function main(): Promise<number> {
 
   const removeSignals = handleSignals({
     logger,
+    reopenLogs: () => logger.reopen(),
     reload: async () => {
       if (slave === undefined) {
         logger.info("SIGHUP during startup: the config being started with was read just now");

@@ -1,5 +1,9 @@
 // The logging interface that library code depends on, and the winston
 // logger the daemons pass in. Tests pass a collecting one.
+//
+// A daemon's log file can be reopened (signals.ts: SIGHUP and SIGUSR2), for
+// logrotate: after the file is renamed the daemon still writes to the
+// renamed one, through its open descriptor, until it opens the name again.
 
 import path from "node:path";
 import winston from "winston";
@@ -52,12 +56,23 @@ function logToConsoleWhileItLasts(
   });
 }
 
+/** A daemon's logger, with its file's lifecycle. */
+export interface DaemonLogger extends Logger {
+  /**
+   * Opens the log file by its name again (after logrotate renamed it): lines
+   * from now on go to the file of that name, created if it is gone. Lines
+   * already handed to the old file are flushed to it, then it is closed.
+   */
+  reopen(): void;
+  close(): Promise<void>;
+}
+
 /**
  * The daemons' logger: one line per event, `time level message key=value`,
  * in the daemon's log file (and the console in the foreground). Lines about
  * a job carry `job=ID`, lines about a slave `slave=NAME`.
  */
-export function createDaemonLogger(opts: DaemonLogOptions): Logger & { close(): Promise<void> } {
+export function createDaemonLogger(opts: DaemonLogOptions): DaemonLogger {
   const line = winston.format.printf((info) => {
     const { level, message, timestamp, ...meta } = info;
     const extra = Object.entries(meta)
@@ -67,12 +82,12 @@ export function createDaemonLogger(opts: DaemonLogOptions): Logger & { close(): 
     return `${String(timestamp)} ${level} ${String(message)}${extra === "" ? "" : ` ${extra}`}`;
   });
   const format = winston.format.combine(winston.format.timestamp(), line);
-  const transports: winston.transport[] = [
-    new winston.transports.File({ filename: path.resolve(opts.file), format }),
-  ];
+  const openFile = (): winston.transports.FileTransportInstance =>
+    new winston.transports.File({ filename: path.resolve(opts.file), format });
+  let file = openFile();
   const logger = winston.createLogger({
     level: opts.debug === true ? "debug" : "info",
-    transports,
+    transports: [file],
   });
   if (opts.console === true) logToConsoleWhileItLasts(logger, format, opts.file);
   return {
@@ -80,6 +95,14 @@ export function createDaemonLogger(opts: DaemonLogOptions): Logger & { close(): 
     info: (message, meta) => logger.info(message, meta),
     warn: (message, meta) => logger.warn(message, meta),
     error: (message, meta) => logger.error(message, meta),
+    reopen: () => {
+      // Added before the old one is removed, in one turn: no line falls between.
+      const old = file;
+      file = openFile();
+      logger.add(file);
+      logger.remove(old);
+      old.close?.();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         logger.on("finish", () => resolve());

@@ -26,11 +26,18 @@ export const HANDSHAKE_TYPES: ReadonlySet<SlaveLinkMessageType> = new Set<SlaveL
 export interface HandshakeFailure {
   error: AbsError;
   /**
-   * "peer": the other side failed (wrong key, bad message, timeout): counts
-   * against its address. "local": this side could not do its part (a
-   * master keytab missing): the peer is not to blame.
+   * "proof": the master checked the slave's proof and refused it (a MAC that
+   * does not verify, a Kerberos token that does not, a principal not
+   * allowed): the one kind that counts against the slave's address in the
+   * master's rate limiter (rate-limit.ts), since only it can be a guess.
+   * "peer": the other side failed otherwise (silence, a timeout, a closed
+   * socket, a bad or out-of-order message, a slave that gave up because its
+   * KDC did not answer or its keytab is missing): logged, never counted, so
+   * that a KDC outage or a flood of empty connections cannot lock a good
+   * slave's address out. "local": this side could not do its part (a master
+   * keytab missing): the peer is not to blame.
    */
-  blame: "peer" | "local";
+  blame: "proof" | "peer" | "local";
 }
 
 /** The outcome of a successful handshake, on either side. */

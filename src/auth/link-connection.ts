@@ -219,8 +219,10 @@ export class LinkConnection<
   /**
    * Closes the connection with `error` as its reason, sending it to the
    * peer only when `notify` (a failed handshake has already sent its own).
+   * A peer that does not close its side is cut off after `lingerMs`
+   * (default 2 s); with 0, as soon as what was written is flushed.
    */
-  shutdown(error: AbsError | null, notify: boolean): void {
+  shutdown(error: AbsError | null, notify: boolean, lingerMs = LINGER_MS): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.hooks = undefined;
@@ -238,8 +240,15 @@ export class LinkConnection<
       }
     }
     this.socket.end();
-    // A peer that does not close its side is cut off after a while.
-    const timer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    if (lingerMs === 0) {
+      // What was written is in the kernel once 'finish' comes: the error
+      // message still reaches the peer, and nothing unread makes it a reset
+      // (the socket was resumed above).
+      this.socket.once("finish", () => this.socket.destroy());
+    }
+    // A peer that does not close its side is cut off after a while (also
+    // with 0: a peer that reads nothing may keep 'finish' from coming).
+    const timer = setTimeout(() => this.socket.destroy(), lingerMs === 0 ? LINGER_MS : lingerMs);
     timer.unref();
     this.socket.once("close", () => clearTimeout(timer));
   }

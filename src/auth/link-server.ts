@@ -2,13 +2,26 @@
 // connection (MasterHandshake) and hands the authenticated ones to the
 // master as MasterSideConnection objects.
 //
-// Per connection: TLS (1.3, the master's certificate), then the handshake
-// within `handshakeTimeoutMs`, then the application. Every failure before
-// authentication closes that connection only, after sending the slave an
-// error message {code, message} when the socket still allows it, and leaves
-// exactly one log line naming the peer address, the claimed identity (the
-// hello name, the Kerberos principal, or "(none)") and the reason. Failed
-// attempts count against the peer's address (rate-limit.ts); a blocked
+// Per connection: TLS (1.3, the master's certificate) within
+// `handshakeTimeoutMs` of the accept, then the handshake within
+// `handshakeTimeoutMs` again, then the application. A connection that runs
+// out of either is destroyed then and there: its descriptor is back before
+// the next one can pile up. At most `maxHandshakes` connections are in TLS
+// or authentication at once, and `maxHandshakesPerAddress` from one
+// address (handshake-limits.ts); one over a cap is closed as it is
+// accepted, with a summary line in the log every few seconds rather than
+// one line each.
+//
+// Every failure before authentication closes that connection only, after
+// sending the slave an error message {code, message} when the socket still
+// allows it, and leaves exactly one log line naming the peer address, the
+// claimed identity (the hello name, the Kerberos principal, or "(none)")
+// and the reason. Only a proof the master checked and refused (a MAC or a
+// Kerberos token that does not verify, a principal not allowed: blame
+// "proof", handshake.ts) counts against the peer's address (rate-limit.ts):
+// a timeout, a silent or closed connection, a TLS failure or a slave that
+// gave up by itself (its KDC did not answer) does not, so neither a flood
+// of empty connections nor a KDC outage locks good slaves out. A blocked
 // address's new connections are refused with AUTH_RATE_LIMITED right after
 // the TLS handshake, before any authentication work.
 //
@@ -17,7 +30,7 @@
 import { EventEmitter } from "node:events";
 import type net from "node:net";
 import tls from "node:tls";
-import { AbsError, AuthError, describeError } from "../errors.js";
+import { AbsError, AuthError, assertNever, describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { MasterToSlaveMessage, SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import type { HandshakeFailure, HandshakeResult } from "./handshake.js";
@@ -28,6 +41,7 @@ import {
 } from "./kerberos.js";
 import { LinkConnection, type MasterSideConnection } from "./link-connection.js";
 import { MasterHandshake } from "./master-handshake.js";
+import { type HandshakeCap, HandshakeLimits } from "./handshake-limits.js";
 import { FailureRateLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { EKM_BYTES, EKM_LABEL, type RealmKey } from "./realm-key.js";
 import { TLS_MIN_VERSION } from "./tls.js";
@@ -51,10 +65,17 @@ export interface LinkServerOptions {
   /** Replaces createKerberosAcceptor (tests). Default: createKerberosAcceptor with `kerberos`. */
   kerberosAcceptor?: (peer: string) => Promise<KerberosAcceptor>;
   /**
-   * Time allowed for the TLS handshake, and then again for authentication,
-   * in ms. A peer that stalls is closed with AUTH_TIMEOUT. Default 10,000.
+   * Time allowed for the TLS handshake (from the accept), and then again for
+   * authentication, in ms. A peer that stalls is refused with AUTH_TIMEOUT
+   * and its socket destroyed. Default 10,000.
    */
   handshakeTimeoutMs?: number;
+  /** Connections in TLS or authentication at once, in all (max_handshakes). Default 128. */
+  maxHandshakes?: number;
+  /** Connections in TLS or authentication at once from one address (max_handshakes_per_address). Default 16. */
+  maxHandshakesPerAddress?: number;
+  /** Period of the summary line about connections closed over those caps, in ms. Default 5,000. */
+  shedSummaryMs?: number;
   /** Limits on failed attempts per address (rate-limit.ts defaults), or a limiter to share. */
   rateLimit?: RateLimitOptions | FailureRateLimiter;
   /** Largest frame accepted, in bytes. Default 1 MiB. */
@@ -78,6 +99,21 @@ export interface LinkServerEvents {
   connection: [connection: MasterSideConnection];
   /** A connection failed before authentication (logged already). */
   refused: [refusal: LinkRefusal];
+  /** A new connection was closed at once: `cap` was reached (logged in the summary). */
+  shed: [shed: { peer: string; cap: HandshakeCap }];
+}
+
+/** A connection from its accept until it authenticates or closes. */
+interface InHandshake {
+  peer: string;
+  address: string | undefined;
+  /** Its key in the handshake limits, to release it. */
+  key: string;
+  phase: "tls" | "authenticating";
+  /** The TLS phase's deadline, then (set by serve) the authentication's. */
+  timer: NodeJS.Timeout | undefined;
+  /** This server ended it (a timeout): what the TLS layer reports after is not news. */
+  ended: boolean;
 }
 
 export type LinkServerState = "listening" | "closed";
@@ -85,13 +121,15 @@ export type LinkServerState = "listening" | "closed";
 export class LinkServer extends EventEmitter<LinkServerEvents> {
   state: LinkServerState = "listening";
   readonly limiter: FailureRateLimiter;
+  readonly limits: HandshakeLimits;
   private readonly timeoutMs: number;
   private readonly opts: LinkServerOptions;
   private readonly server: tls.Server;
-  /** Sockets before their TLS handshake completes, by peer, to end them on close(). */
-  private readonly pending = new Map<string, net.Socket>();
-  /** The peer of each raw socket, noted at accept time (a failed TLS socket no longer knows it). */
-  private readonly peers = new WeakMap<net.Socket, { peer: string; address: string | undefined }>();
+  /**
+   * Connections not authenticated yet, by raw socket (noted at accept time:
+   * a failed TLS socket no longer knows its peer), to end them on close().
+   */
+  private readonly handshaking = new Map<net.Socket, InHandshake>();
   private readonly connections = new Map<
     LinkConnection<SlaveToMasterMessage, MasterToSlaveMessage>,
     () => void
@@ -112,22 +150,28 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
       opts.rateLimit instanceof FailureRateLimiter
         ? opts.rateLimit
         : new FailureRateLimiter(opts.rateLimit);
+    this.limits = new HandshakeLimits(
+      {
+        maxTotal: opts.maxHandshakes,
+        maxPerAddress: opts.maxHandshakesPerAddress,
+        summaryMs: opts.shedSummaryMs,
+      },
+      opts.logger,
+    );
     this.server = tls.createServer({
       cert: opts.tls.cert,
       key: opts.tls.key,
       minVersion: TLS_MIN_VERSION,
+      // Node's own limit is on inactivity, which a peer sending a byte now
+      // and then never reaches; the deadline set in accepted() is from the
+      // accept. This one stays as a second guard (0 would mean Node's 120 s).
       handshakeTimeout: this.timeoutMs,
       // The link sends small messages back to back (auth-proof then auth-ok,
       // a result then the next progress): with Nagle's algorithm each could
       // wait for the peer's delayed ACK, some 40 ms per round trip.
       noDelay: true,
     });
-    this.server.on("connection", (socket: net.Socket) => {
-      const peer = formatPeer(socket.remoteAddress, socket.remotePort);
-      this.peers.set(socket, { peer, address: socket.remoteAddress });
-      this.pending.set(peer, socket);
-      socket.once("close", () => this.pending.delete(peer));
-    });
+    this.server.on("connection", (socket: net.Socket) => this.accepted(socket));
     this.server.on("secureConnection", (socket) => this.serve(socket));
     this.server.on("tlsClientError", (err, socket) => this.tlsFailed(err, socket));
   }
@@ -165,7 +209,10 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
     if (this.state === "closed") return;
     this.state = "closed";
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.pending.values()) socket.destroy();
+    this.limits.close();
+    for (const [raw, h] of this.handshaking) {
+      if (h.phase === "tls") this.end(raw, h);
+    }
     for (const [conn, cancel] of this.connections) {
       cancel();
       conn.close();
@@ -173,18 +220,81 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
     await closed;
   }
 
+  /** A new connection: in handshake from now on, within the caps, and TLS must finish by the deadline. */
+  private accepted(raw: net.Socket): void {
+    const peer = formatPeer(raw.remoteAddress, raw.remotePort);
+    if (this.state === "closed") {
+      raw.destroy();
+      return;
+    }
+    const admission = this.limits.admit(raw.remoteAddress ?? "unknown", peer);
+    if (!admission.admitted) {
+      // Not noted in this.handshaking: the TLS error its end causes is ignored.
+      raw.destroy();
+      this.emit("shed", { peer, cap: admission.cap });
+      return;
+    }
+    const h: InHandshake = {
+      peer,
+      address: raw.remoteAddress,
+      key: admission.key,
+      phase: "tls",
+      timer: undefined,
+      ended: false,
+    };
+    this.handshaking.set(raw, h);
+    h.timer = setTimeout(() => this.tlsTimedOut(raw, h), this.timeoutMs);
+    raw.once("close", () => this.released(raw));
+  }
+
+  /** The connection authenticated or closed: no longer in handshake. Idempotent. */
+  private released(raw: net.Socket): void {
+    const h = this.handshaking.get(raw);
+    if (h === undefined) return;
+    clearTimeout(h.timer);
+    this.handshaking.delete(raw);
+    this.limits.release(h.key);
+  }
+
+  /** Destroys a connection in handshake, which this server ends. */
+  private end(raw: net.Socket, h: InHandshake): void {
+    h.ended = true;
+    // destroy() closes the descriptor now (its 'close' comes later): the
+    // room under the caps is free now too.
+    raw.destroy();
+    this.released(raw);
+  }
+
+  private tlsTimedOut(raw: net.Socket, h: InHandshake): void {
+    if (h.ended || h.phase !== "tls") return;
+    this.end(raw, h);
+    const error = new AuthError(
+      "AUTH_TIMEOUT",
+      `the TLS handshake did not complete within ${this.timeoutMs} ms of the connection`,
+    );
+    this.opts.logger.warn(`slave link: refused ${h.peer} (identity (none)): ${error.message}`, {
+      peer: h.peer,
+      code: error.code,
+    });
+    this.emit("refused", { peer: h.peer, identity: "(none)", error, rateLimited: false });
+  }
+
   private serve(socket: tls.TLSSocket): void {
     const peer = formatPeer(socket.remoteAddress, socket.remotePort);
     const address = socket.remoteAddress ?? "unknown";
-    this.pending.delete(peer);
     const logger = this.opts.logger;
-    if (this.state === "closed") {
+    const raw = rawSocketOf(socket);
+    const h = raw === undefined ? undefined : this.handshaking.get(raw);
+    if (this.state === "closed" || raw === undefined || h === undefined || h.ended) {
       socket.destroy();
       return;
     }
+    clearTimeout(h.timer);
+    h.phase = "authenticating";
+    socket.once("close", () => this.released(raw));
 
     // Filled in below; the connection's hooks need them, and they need the connection.
-    const late: { handshake?: MasterHandshake; timer?: NodeJS.Timeout } = {};
+    const late: { handshake?: MasterHandshake } = {};
     const conn = new LinkConnection<SlaveToMasterMessage, MasterToSlaveMessage>({
       socket,
       side: "master",
@@ -196,7 +306,7 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
         closed: () => late.handshake?.peerClosed(),
       },
     });
-    const cancel = (): void => clearTimeout(late.timer);
+    const cancel = (): void => clearTimeout(h.timer);
     this.connections.set(conn, cancel);
     socket.once("close", () => {
       cancel();
@@ -251,12 +361,13 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
         },
         authenticated: (result) => {
           cancel();
+          this.released(raw);
           this.accept(conn, result);
         },
       },
     );
     late.handshake = handshake;
-    late.timer = setTimeout(() => handshake.timeout(this.timeoutMs), this.timeoutMs);
+    h.timer = setTimeout(() => handshake.timeout(this.timeoutMs), this.timeoutMs);
   }
 
   private refuse(
@@ -268,19 +379,24 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
     const { error, blame } = failure;
     const peer = conn.peer;
     const meta = { peer, slave: identity === "(none)" ? undefined : identity, code: error.code };
-    if (blame === "local") {
-      this.opts.logger.error(
-        `slave link: refused ${peer} (identity ${identity}): ${error.message}`,
-        meta,
-      );
-    } else {
-      this.opts.logger.warn(
-        `slave link: refused ${peer} (identity ${identity}): ${error.message}`,
-        meta,
-      );
-      this.countFailure(address);
+    const line = `slave link: refused ${peer} (identity ${identity}): ${error.message}`;
+    switch (blame) {
+      case "local":
+        this.opts.logger.error(line, meta);
+        break;
+      case "proof":
+        this.opts.logger.warn(line, meta);
+        this.countFailure(address);
+        break;
+      case "peer":
+        this.opts.logger.warn(line, meta);
+        break;
+      default:
+        assertNever(blame);
     }
-    conn.shutdown(error, false);
+    // A peer out of time gets no more: its socket goes once the error
+    // message is flushed, not after the usual linger.
+    conn.shutdown(error, false, error.code === "AUTH_TIMEOUT" ? 0 : undefined);
     this.emit("refused", { peer, identity, error, rateLimited: false });
   }
 
@@ -315,20 +431,28 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
 
   private tlsFailed(err: Error, socket: tls.TLSSocket): void {
     // By now the TLS socket has lost its address; the raw socket under it
-    // (Node's `_parent`, not in the typings) was noted at accept time.
-    const raw = (socket as unknown as { _parent?: net.Socket })._parent;
-    const known = raw === undefined ? undefined : this.peers.get(raw);
-    const address = known?.address ?? socket.remoteAddress;
-    const peer = known?.peer ?? formatPeer(address, socket.remotePort);
+    // was noted at accept time. One not noted, or ended here, was closed on
+    // purpose (over a cap, timed out): the error its end causes is not news.
+    const raw = rawSocketOf(socket);
+    const h = raw === undefined ? undefined : this.handshaking.get(raw);
+    if (raw === undefined || h === undefined || h.ended) {
+      socket.destroy();
+      return;
+    }
+    if ((err as NodeJS.ErrnoException).code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
+      this.tlsTimedOut(raw, h);
+      return;
+    }
+    this.end(raw, h);
+    // Not counted against the address: a TLS failure proves no key wrong.
     const error = new AuthError("TLS", `TLS handshake failed: ${describeError(err)}`, {
       cause: err,
     });
-    this.opts.logger.warn(`slave link: refused ${peer} (identity (none)): ${error.message}`, {
-      peer,
+    this.opts.logger.warn(`slave link: refused ${h.peer} (identity (none)): ${error.message}`, {
+      peer: h.peer,
       code: error.code,
     });
-    if (address !== undefined) this.countFailure(address);
-    this.emit("refused", { peer, identity: "(none)", error, rateLimited: false });
+    this.emit("refused", { peer: h.peer, identity: "(none)", error, rateLimited: false });
   }
 
   private countFailure(address: string): void {
@@ -340,6 +464,11 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
       );
     }
   }
+}
+
+/** The raw socket under a server's TLS socket (Node's `_parent`, not in the typings). */
+function rawSocketOf(socket: tls.TLSSocket): net.Socket | undefined {
+  return (socket as unknown as { _parent?: net.Socket })._parent;
 }
 
 /** `host:port`, with brackets around an IPv6 host. */

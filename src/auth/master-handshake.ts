@@ -26,7 +26,7 @@ import type {
   SlaveLinkMessage,
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
-import type { KerberosAcceptor } from "./kerberos.js";
+import type { KerberosAcceptor, KerberosStep } from "./kerberos.js";
 import { deriveSlaveKey } from "./slave-key.js";
 import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
@@ -246,10 +246,11 @@ export class MasterHandshake {
       );
     }
     if (slaveNonce.equals(masterNonce)) {
-      throw new AuthError(
-        "AUTH_FAILED",
-        "the slave returned the master's own nonce (a reflection)",
+      this.fail(
+        new AuthError("AUTH_FAILED", "the slave returned the master's own nonce (a reflection)"),
+        "proof",
       );
+      return;
     }
     const input = { masterNonce, slaveNonce, name, ekm: this.opts.binding };
     // The slave's key, not the realm key: a MAC proves this one name, and
@@ -257,10 +258,14 @@ export class MasterHandshake {
     const slaveKey = deriveSlaveKey(key, name);
     const expected = realmKeyMac(slaveKey, SLAVE_LABEL, input);
     if (!macMatches(expected, Buffer.from(macText, "base64"))) {
-      throw new AuthError(
-        "AUTH_FAILED",
-        `wrong key: the MAC of slave "${name}" does not verify (the slave does not hold the key of "${name}" made from this master's realm key with \`abs keygen --slave ${name}\`, or a relay sits between them)`,
+      this.fail(
+        new AuthError(
+          "AUTH_FAILED",
+          `wrong key: the MAC of slave "${name}" does not verify (the slave does not hold the key of "${name}" made from this master's realm key with \`abs keygen --slave ${name}\`, or a relay sits between them)`,
+        ),
+        "proof",
       );
+      return;
     }
     const proof = realmKeyMac(slaveKey, MASTER_LABEL, input);
     this.succeed(name, () => this.port.send({ type: "auth-proof", mac: proof.toString("base64") }));
@@ -279,7 +284,14 @@ export class MasterHandshake {
       return;
     }
     if (this.finished()) return; // timed out or closed meanwhile
-    const step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    let step: KerberosStep;
+    try {
+      step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    } catch (err) {
+      // The token does not verify, or its principal is refused.
+      this.fail(asAbsError(err), "proof");
+      return;
+    }
     if (this.finished()) return;
     if (!step.done || step.principal === undefined || step.tokenOut === null) {
       throw new AuthError(

@@ -126,8 +126,12 @@ export interface MasterConfig {
   orphanGraceMs: number;
   /** `heartbeat_interval`: milliseconds between heartbeats on the slave link (at least 100). Default 10,000 (10s). */
   heartbeatIntervalMs: number;
-  /** `handshake_timeout`: milliseconds a connection has to finish TLS and authentication (at least 100). Default 10,000 (10s). */
+  /** `handshake_timeout`: milliseconds a connection has to finish TLS, and then authentication (at least 100). Default 10,000 (10s). */
   handshakeTimeoutMs: number;
+  /** `max_handshakes`: slave-link connections in TLS or authentication at once, in all; more are closed at once. Default 128. */
+  maxHandshakes: number;
+  /** `max_handshakes_per_address`: the same from one address (IPv6: one /64); at most max_handshakes. Default 16. */
+  maxHandshakesPerAddress: number;
   /** `peers`: the other master hosts, for startup voting; port default 7370. Default empty. */
   peers: HostPort[];
   /** `timezone`: the zone job schedules are read in unless they name one. Default: the local zone given to the loader. */
@@ -136,6 +140,10 @@ export interface MasterConfig {
   jobs: JobDefinition[];
 }
 
+/** max_handshakes's default (as src/auth/handshake-limits.ts's). */
+const DEFAULT_MAX_HANDSHAKES = 128;
+/** max_handshakes_per_address's default (as src/auth/handshake-limits.ts's). */
+const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 16;
 export { DEFAULT_ADMIN_SOCKET, DEFAULT_REALM_KEY_FILE };
 
 /** Refuses world-writable modes: on a Unix socket, write permission is the right to administer. */
@@ -174,6 +182,8 @@ const MASTER_SCHEMA = {
   orphan_grace: duration(0),
   heartbeat_interval: duration(100),
   handshake_timeout: duration(100),
+  max_handshakes: integer(1, 100_000),
+  max_handshakes_per_address: integer(1, 100_000),
   peers: list(hostPort(DEFAULT_PORT)),
   timezone: timeZone,
 };
@@ -431,6 +441,18 @@ function checkMaster(
       at(e.line, has, e.value, `needs ${lacks} too (or neither, for a self-signed certificate)`);
     }
   }
+  // A per-address cap above the total one could never be reached: a mistake.
+  const perAddress = v.max_handshakes_per_address;
+  const total = v.max_handshakes?.value ?? DEFAULT_MAX_HANDSHAKES;
+  if (perAddress !== undefined && perAddress.value > total) {
+    const of = v.max_handshakes === undefined ? `${total}, the default` : `${total}`;
+    at(
+      perAddress.line,
+      "max_handshakes_per_address",
+      perAddress.text,
+      `more than max_handshakes (${of}): lower it, or raise max_handshakes`,
+    );
+  }
   if (issues.length > before || realmValue === undefined) return undefined;
   const map: Record<string, string> = {};
   for (const e of slavePrincipals) {
@@ -477,6 +499,9 @@ function fillMasterDefaults(
     orphanGraceMs: v.orphan_grace?.value ?? 600_000,
     heartbeatIntervalMs: v.heartbeat_interval?.value ?? 10_000,
     handshakeTimeoutMs: v.handshake_timeout?.value ?? 10_000,
+    maxHandshakes: v.max_handshakes?.value ?? DEFAULT_MAX_HANDSHAKES,
+    maxHandshakesPerAddress:
+      v.max_handshakes_per_address?.value ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
     peers: v.peers?.value ?? [],
     timezone,
     jobs,

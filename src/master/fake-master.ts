@@ -21,7 +21,9 @@
 //   it as a job of its own and never mistakes it for one of the real
 //   master's.
 // - `abs status`, `abs show jobs` and `abs run` work; the other admin
-//   methods answer that they need the real master.
+//   methods answer that they need the real master. `abs show jobs` shows
+//   the 100,000 attempts reported most recently (reported-jobs.ts): any
+//   slave may report any job id here, and memory must stay bounded.
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -46,6 +48,7 @@ import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
 import { slavesToRun } from "./job-policy.js";
+import { ReportedJobs } from "./reported-jobs.js";
 import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
 
 /**
@@ -84,12 +87,14 @@ export interface FakeMasterOptions {
   logger: Logger;
   accessLog?: Logger;
   hostName: string;
+  /** Attempts `abs show jobs` shows at most (reported-jobs.ts). Default 100,000. */
+  maxReportedAttempts?: number;
 }
 
 export class FakeMaster {
   readonly startedAt = Date.now();
-  /** What the slaves said of each attempt (`slave/job/attempt`), for `abs show jobs`. */
-  private readonly reported = new Map<string, JobView>();
+  /** What the slaves said of each attempt (`slave/job/attempt`), for `abs show jobs`; bounded. */
+  private readonly reported: ReportedJobs;
   private readonly connections = new Set<MasterSideConnection>();
   /** The registered connection of each slave name: where a run by hand goes. */
   private readonly registered = new Map<string, MasterSideConnection>();
@@ -103,6 +108,7 @@ export class FakeMaster {
     private readonly link: LinkServer,
     readonly log: DisasterLog,
   ) {
+    this.reported = new ReportedJobs(opts.maxReportedAttempts);
     link.on("connection", (conn) => this.accept(conn));
     this.heartbeat = setInterval(() => {
       for (const c of this.connections) c.send({ type: "heartbeat", time: Date.now() });

@@ -87,6 +87,8 @@ const RESTART_ONLY: readonly [keyof MasterConfig, string][] = [
   ["tlsCert", "tls_cert"],
   ["tlsKey", "tls_key"],
   ["handshakeTimeoutMs", "handshake_timeout"],
+  ["maxHandshakes", "max_handshakes"],
+  ["maxHandshakesPerAddress", "max_handshakes_per_address"],
   ["peers", "peers"],
 ];
 

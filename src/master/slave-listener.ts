@@ -104,6 +104,8 @@ export async function listenForSlaves(
       ...secrets,
       masterName: hostName,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
+      maxHandshakes: config.maxHandshakes,
+      maxHandshakesPerAddress: config.maxHandshakesPerAddress,
       logger,
     });
   } catch (err) {

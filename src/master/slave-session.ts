@@ -10,7 +10,10 @@
 //
 // A slave speaks only for its own jobs: a report about a job of another
 // slave is logged and acknowledged (so the slave stops repeating it) but
-// changes nothing.
+// changes nothing. Such reports (a job not in the jobs directory, another
+// slave's, another attempt) are logged one a minute with a summary of the
+// rest, and a thousand within a minute disconnect the slave
+// (unexpected-reports.ts).
 //
 // Registration is authoritative: a job the master has on this slave
 // (dispatched, running, orphaned, canceling) that the slave neither runs
@@ -31,6 +34,7 @@ import { lostResult, recordProgress, transition, type Transition } from "../jobs
 import type { JobStore } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { afterFailure } from "./job-policy.js";
+import { UnexpectedReports } from "./unexpected-reports.js";
 import type {
   JobResultReport,
   MasterToSlaveMessage,
@@ -62,6 +66,8 @@ export interface SlaveSessionOptions {
   clock?: () => number;
   /** Called once the slave is registered (its jobs reconciled, `registered` sent). */
   onRegistered?: (session: SlaveSession) => void;
+  /** Bounds on reports about unexpected jobs (unexpected-reports.ts defaults: 1,000 a minute). */
+  unexpectedReports?: { windowMs?: number; max?: number };
 }
 
 export type SlaveSessionState = "awaiting-register" | "registered" | "closed";
@@ -74,10 +80,18 @@ export class SlaveSession {
   lastHeard: number;
   private readonly now: () => number;
   private queue: Promise<void> = Promise.resolve();
+  private readonly unexpected: UnexpectedReports;
 
   constructor(private readonly opts: SlaveSessionOptions) {
     this.now = opts.clock ?? Date.now;
     this.lastHeard = this.now();
+    this.unexpected = new UnexpectedReports({
+      slave: opts.name,
+      logger: opts.logger,
+      now: this.now,
+      windowMs: opts.unexpectedReports?.windowMs,
+      max: opts.unexpectedReports?.max,
+    });
   }
 
   get name(): string {
@@ -145,6 +159,7 @@ export class SlaveSession {
   close(error?: AbsError): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.unexpected.close();
     this.opts.port.close(error);
   }
 
@@ -299,7 +314,7 @@ export class SlaveSession {
       isFinished(job.state)
     ) {
       // Nothing here waits for this attempt: stop it on the slave.
-      this.opts.logger.warn(
+      this.unexpected.note(
         `slave ${this.opts.name} runs job ${report.jobId} attempt ${report.attempt}, which this master does not expect; canceling it`,
         { slave: this.opts.name, job: report.jobId },
       );
@@ -409,21 +424,21 @@ export class SlaveSession {
     const job = this.opts.store.get(jobId);
     const meta = { slave: this.opts.name, job: jobId };
     if (job === undefined) {
-      this.opts.logger.warn(
+      this.unexpected.note(
         `slave ${this.opts.name}: ${what} for job ${jobId}, which is not in the jobs directory`,
         meta,
       );
       return;
     }
     if (job.slave !== this.opts.name) {
-      this.opts.logger.warn(
+      this.unexpected.note(
         `slave ${this.opts.name}: ${what} for job ${jobId}, which belongs to slave ${job.slave}; ignored`,
         meta,
       );
       return;
     }
     if (job.attempt !== attempt) {
-      this.opts.logger.warn(
+      this.unexpected.note(
         `slave ${this.opts.name}: ${what} for job ${jobId} attempt ${attempt}, but the job is at attempt ${job.attempt}; ignored`,
         meta,
       );

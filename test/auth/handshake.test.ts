@@ -141,7 +141,7 @@ t.test("realm key: a different key fails at the master, which tells the slave", 
   });
   await run(m, s);
   t.equal(m.hs.state, "failed");
-  t.equal(m.port.failure?.blame, "peer");
+  t.equal(m.port.failure?.blame, "proof");
   t.match(m.port.failure?.error.message, /^wrong key: the MAC of slave "s1" does not verify/);
   t.equal(s.hs.state, "failed");
   t.equal(s.port.failure?.error.code, "AUTH_FAILED");
@@ -287,7 +287,7 @@ t.test("Kerberos: the acceptor's refusal reaches the slave", async (t) => {
   const s = slave({ mode: "kerberos", initiator: fakeInitiator() });
   await run(m, s);
   t.equal(m.port.failure?.error, refusal);
-  t.equal(m.port.failure?.blame, "peer");
+  t.equal(m.port.failure?.blame, "proof");
   t.equal(s.port.failure?.error.message, `master refused authentication: ${refusal.message}`);
 });
 

@@ -5,6 +5,7 @@
 // link-kerberos.test.ts.
 
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import tls from "node:tls";
 import t, { type Test } from "tap";
 import type { MasterSideConnection, SlaveSideConnection } from "../../src/auth/link-connection.js";
@@ -761,4 +762,139 @@ t.test("close() stops listening and ends connections", async (t) => {
   const err = await rejection(connectToMaster(slaveOptions(master)));
   t.equal(err.code, "UNREACHABLE");
   t.match(err.message, /^cannot connect to the master at 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+});
+
+t.test("only a refused proof counts towards the rate limit", async (t) => {
+  const master = await startMaster(t, {
+    handshakeTimeoutMs: 300,
+    rateLimit: { maxFailures: 2, windowMs: 60_000, cooldownMs: 60_000 },
+  });
+  const from = "127.0.0.2";
+  // Three of each kind of failure that proves nothing, from one address.
+  for (let i = 0; i < 3; i++) {
+    // A slave that gives up by itself (its KDC did not answer, say).
+    const quitter = await RawClient.connect(master.port, from);
+    quitter.send({ type: "hello", version: 1, name: "quitter", mode: "realm-key" });
+    await quitter.next("auth-challenge");
+    quitter.send({ type: "error", code: "KDC_UNREACHABLE", message: "no KDC answered" });
+    await quitter.waitClosed();
+    // A silent one, after TLS, closed at the timeout.
+    const silent = await RawClient.connect(master.port, from);
+    t.match(await silent.next("the timeout"), { type: "error", code: "AUTH_TIMEOUT" });
+    await silent.waitClosed();
+    // Garbage.
+    const garbage = await RawClient.connect(master.port, from);
+    garbage.write("{not json\u0003");
+    t.match(await garbage.next(), { type: "error", code: "PROTOCOL" });
+    await garbage.waitClosed();
+  }
+  t.equal(master.server.limiter.blockedFor(from), 0, "nine failures, no block");
+  const good = await connectBoth(master, { localAddress: from, name: "good" });
+  t.equal(good.onMaster.identity, "good");
+
+  // Two wrong keys do block the address.
+  for (let i = 0; i < 2; i++) {
+    const err = await rejection(
+      connectToMaster(
+        slaveOptions(master, {
+          localAddress: from,
+          name: "guesser",
+          auth: { mode: "realm-key", realmKey: randomBytes(32) },
+        }),
+      ),
+    );
+    t.equal(err.code, "AUTH_FAILED");
+  }
+  t.ok(master.server.limiter.blockedFor(from) > 0, "two wrong MACs block it");
+});
+
+t.test("a TLS handshake that trickles is cut at the deadline from the accept", async (t) => {
+  const master = await startMaster(t, { handshakeTimeoutMs: 300 });
+  const refused = nextEvent<{ error: AbsError }>(master.server, "refused");
+  const socket = net.connect({ port: master.port, host: "127.0.0.1" });
+  socket.on("error", () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  // One byte of a ClientHello every 50 ms: never idle for 300 ms.
+  const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, ...randomBytes(200)]);
+  let sent = 0;
+  const trickle = setInterval(() => {
+    if (sent < hello.length && !socket.destroyed) socket.write(hello.subarray(sent, ++sent));
+  }, 50);
+  t.teardown(() => {
+    clearInterval(trickle);
+    socket.destroy();
+  });
+  t.match((await refused).error, {
+    code: "AUTH_TIMEOUT",
+    message: "the TLS handshake did not complete within 300 ms of the connection",
+  });
+  await within(closed, "the master closing the trickling connection");
+  t.ok(sent < hello.length, "closed before the ClientHello was complete");
+});
+
+t.test("the caps on connections in handshake", async (t) => {
+  const master = await startMaster(t, {
+    maxHandshakes: 3,
+    maxHandshakesPerAddress: 2,
+    shedSummaryMs: 200,
+    handshakeTimeoutMs: 1_000,
+  });
+  const open = (localAddress: string): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ port: master.port, host: "127.0.0.1", localAddress });
+      s.once("connect", () => resolve(s));
+      s.once("error", reject);
+    });
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  const shedNow = async (localAddress: string): Promise<{ cap: string; closed: Promise<void> }> => {
+    const shed = nextEvent<{ cap: string }>(master.server, "shed");
+    const s = await open(localAddress);
+    s.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+    return { cap: (await shed).cap, closed };
+  };
+  const hold = async (localAddress: string): Promise<void> => {
+    const s = await open(localAddress);
+    held.push(s);
+  };
+  await hold("127.0.0.2");
+  await hold("127.0.0.2");
+  const perAddress = await shedNow("127.0.0.2");
+  t.equal(perAddress.cap, "address");
+  await within(perAddress.closed, "the third from 127.0.0.2 closed at once");
+  await hold("127.0.0.3");
+  const total = await shedNow("127.0.0.4");
+  t.equal(total.cap, "total");
+  await within(total.closed, "the fourth in all closed at once");
+  t.equal(master.server.limits.inHandshake, 3);
+  // The first shed is logged at once; the second goes into a summary.
+  const lines = (): string[] =>
+    master.logger.messages("warn").filter((l) => l.startsWith("slave link: closed"));
+  t.match(lines(), [
+    /^slave link: closed a new connection from 127\.0\.0\.2:\d+ at once: 2 connections from 127\.0\.0\.2 are in handshake \(max_handshakes_per_address = 2\); further ones are counted and logged every 0\.2 s$/,
+  ]);
+  const summary = await within(
+    master.logger.next(/^slave link: closed 1 more/),
+    "the summary line",
+  );
+  t.match(
+    summary,
+    /^slave link: closed 1 more new connections at once in the last 0\.2 s, over the handshake limits: 1 over max_handshakes = 3; from 127\.0\.0\.4 1$/,
+  );
+  t.equal(lines().length, 2, "two lines for two connections closed, the second a summary");
+  // Once they are out of time, there is room again.
+  await within(
+    new Promise<void>((resolve) => {
+      let n = 0;
+      master.server.on("refused", () => {
+        if (++n === 3) resolve();
+      });
+    }),
+    "the three held connections timing out",
+  );
+  t.equal(master.server.limits.inHandshake, 0);
+  const { slave } = await connectBoth(master, { localAddress: "127.0.0.2", name: "in-room" });
+  t.equal(slave.identity, "in-room");
+  slave.close();
 });

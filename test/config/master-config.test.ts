@@ -222,6 +222,25 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ['master.conf:3: orphan_grace "-5m": a duration cannot be negative'],
   ],
   [
+    "a per-address handshake cap above the default total",
+    m(`${MASTER}max_handshakes_per_address = 300\n`),
+    [
+      'master.conf:3: max_handshakes_per_address "300": more than max_handshakes (128, the default): lower it, or raise max_handshakes',
+    ],
+  ],
+  [
+    "a per-address handshake cap above the total one",
+    m(`${MASTER}max_handshakes = 8\nmax_handshakes_per_address = 9\n`),
+    [
+      'master.conf:4: max_handshakes_per_address "9": more than max_handshakes (8): lower it, or raise max_handshakes',
+    ],
+  ],
+  [
+    "a handshake cap of 0",
+    m(`${MASTER}max_handshakes = 0\n`),
+    ['master.conf:3: max_handshakes "0": expected an integer from 1 to 100000'],
+  ],
+  [
     "a garbage duration",
     m(`${MASTER}handshake_timeout = soon\n`),
     [
@@ -551,6 +570,8 @@ t.test("defaults are filled in", (t) => {
     orphanGraceMs: 600_000,
     heartbeatIntervalMs: 10_000,
     handshakeTimeoutMs: 10_000,
+    maxHandshakes: 128,
+    maxHandshakesPerAddress: 16,
     peers: [],
     timezone: "Europe/Paris",
   });
@@ -619,6 +640,8 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
         "orphan_grace = 1h30m",
         "heartbeat_interval = 90",
         "handshake_timeout = 250ms",
+        "max_handshakes = 1000",
+        "max_handshakes_per_address = 1000",
         "peers = m2.example.com, [2001:db8::2]:7400",
         "timezone = UTC",
       ].join("\n"),
@@ -660,6 +683,7 @@ t.test("every value read and every duration converted to milliseconds", (t) => {
     db2: "backup/db2.example.com@EXAMPLE.COM",
   });
   t.same([c.orphanGraceMs, c.heartbeatIntervalMs, c.handshakeTimeoutMs], [5_400_000, 90_000, 250]);
+  t.same([c.maxHandshakes, c.maxHandshakesPerAddress], [1000, 1000]);
   t.same(c.peers, [
     { host: "m2.example.com", port: 7370 },
     { host: "2001:db8::2", port: 7400 },

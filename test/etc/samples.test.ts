@@ -1,13 +1,17 @@
 // The sample configs in etc/ stay valid: abs-master -t accepts them as
 // shipped, abs-slave -t accepts etc/slave.conf, and the systemd units check
-// the config before each reload.
+// the config before each reload; etc/abs.logrotate's script makes running
+// daemons reopen their logs.
 
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { MASTER_BIN, runNode } from "../helpers/master-process.js";
-import { SLAVE_BIN } from "../helpers/slave-process.js";
+import { DEFAULT_ADMIN_SOCKET } from "../../src/config/default-paths.js";
+import { loadSlaveConfig } from "../../src/config/slave-config.js";
+import { MASTER_BIN, MasterProcess, runNode } from "../helpers/master-process.js";
+import { SLAVE_BIN, SlaveProcess } from "../helpers/slave-process.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -57,3 +61,57 @@ t.test(
     );
   },
 );
+
+t.test("etc/abs.logrotate: its postrotate makes running daemons reopen their logs", async (t) => {
+  const sample = readFileSync(path.join(repo, "etc", "abs.logrotate"), "utf8");
+  // The files it rotates and the pid files it signals are the defaults.
+  t.match(sample, /^\/var\/log\/abs\/\*\.log \{$/m);
+  t.equal(DEFAULT_ADMIN_SOCKET, "/run/abs/admin.sock");
+  t.match(sample, "/run/abs/abs-master.pid /var/lib/abs/slave/abs-slave.pid");
+  const slaveDefaults = loadSlaveConfig(
+    "slave.conf",
+    "master: m.example.com\nkey_file: /k\nallowed_paths: /\n",
+    { hostName: "s.example.com" },
+  );
+  if ("config" in slaveDefaults) {
+    t.equal(slaveDefaults.config.stateDir, "/var/lib/abs/slave");
+    t.equal(slaveDefaults.config.logDir, "/var/log/abs");
+  } else {
+    t.fail(`slave.conf defaults: ${JSON.stringify(slaveDefaults.errors)}`);
+  }
+
+  // Its script, run as logrotate would after the rename, on a real master
+  // and slave whose pid files stand in for the defaults.
+  const script = /^\s*postrotate\n([\s\S]*?)^\s*endscript$/m.exec(sample)?.[1];
+  if (script === undefined) throw new Error("etc/abs.logrotate has no postrotate script");
+  const m = await MasterProcess.start(t);
+  const s = await SlaveProcess.start(t, { master: { port: m.port, keyFile: m.keyFile } });
+  const logs = [
+    path.join(m.dir, "log", "master-daemon.log"),
+    path.join(m.dir, "log", "admin-access.log"),
+    path.join(s.dir, "log", "slave-daemon.log"),
+  ];
+  for (const f of logs) renameSync(f, `${f}.1`);
+  const run = spawnSync(
+    "sh",
+    [
+      "-c",
+      script
+        .replace("/run/abs/abs-master.pid", path.join(m.dir, "run", "abs-master.pid"))
+        .replace("/var/lib/abs/slave/abs-slave.pid", path.join(s.stateDir, "abs-slave.pid")),
+    ],
+    {
+      encoding: "utf8",
+    },
+  );
+  t.equal(run.status, 0, run.stderr);
+  await m.waitForOutput(/SIGUSR2: log files reopened/);
+  await s.waitForOutput(/SIGUSR2: log files reopened/);
+  await m.call("status");
+  await s.stop();
+  await m.stop();
+  for (const f of logs) t.ok(existsSync(f), `${path.basename(f)} made anew`);
+  t.match(readFileSync(logs[0] ?? "", "utf8"), /SIGUSR2: log files reopened/);
+  t.match(readFileSync(logs[1] ?? "", "utf8"), /admin request/);
+  t.match(readFileSync(logs[2] ?? "", "utf8"), /SIGUSR2: log files reopened/);
+});

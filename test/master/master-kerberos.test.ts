@@ -141,3 +141,49 @@ t.test(
     await open.stop();
   },
 );
+
+t.test("a KDC outage does not lock slaves out once the KDC is back", options, async (t) => {
+  const kdc = await startKdc({ realm: "OUTAGE.TEST" });
+  t.teardown(() => kdc.stop());
+  const keytab = await kdc.addPrincipal(SERVICE);
+  const hostKeytab = await kdc.addPrincipal("host/green-acres.outage.test");
+  const m = await MasterProcess.start(t, {
+    kerberos: { realm: "OUTAGE.TEST", keytab, servicePrincipal: SERVICE },
+    master: "heartbeat_interval = 100ms",
+    env: kdc.env,
+  });
+  const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+  const slave: ConnectOptions = {
+    host: "127.0.0.1",
+    port: m.port,
+    name: "green-acres",
+    auth: { mode: "kerberos", servicePrincipal: SERVICE, keytab: hostKeytab },
+    tls: { pin },
+  };
+
+  // With the KDC stopped, fresh slaves (no ticket yet) give up, twelve
+  // times from 127.0.0.1: more than the rate limit's ten a minute.
+  await kdc.stopServer();
+  for (let round = 0; round < 3; round++) {
+    const outcomes = await Promise.all([1, 2, 3, 4].map(() => runSlave(slave, kdc.env)));
+    for (const o of outcomes) t.equal(o.error?.code, "KDC_UNREACHABLE", "the slave gave up");
+  }
+  // The master logged each one (the last may come after the child's exit).
+  let from = 0;
+  for (let i = 0; i < 12; i++) {
+    const line = await m.waitForOutput(
+      /\(identity green-acres\): the slave gave up: .*no KDC of realm OUTAGE\.TEST answered/,
+      10_000,
+      from,
+    );
+    from += (line.index ?? 0) + line[0].length;
+  }
+  t.notMatch(m.log, /failed to authenticate/, "none counted against the address");
+
+  // Once the KDC is back, a slave with a correct keytab is accepted at once.
+  await kdc.restart();
+  const back = await runSlave(slave, kdc.env);
+  t.same(back.error, undefined);
+  t.equal(back.ok?.identity, "host/green-acres.outage.test@OUTAGE.TEST");
+  await m.stop();
+});

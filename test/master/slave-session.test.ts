@@ -254,10 +254,11 @@ t.test(
       2,
       "acknowledged so the slave stops repeating them",
     );
+    // The first in full; the others of the minute in one line, here when the session ends.
+    session.close();
     t.match(log.messages("warn"), [
       /result for job \d+, which belongs to slave other-host; ignored/,
-      /result for job 999, which is not in the jobs directory/,
-      /progress for job \d+, which belongs to slave other-host; ignored/,
+      /^slave green-acres: 2 more reports about jobs this master does not expect in the 60 s after the one logged; ignored$/,
     ]);
   },
 );
@@ -447,3 +448,60 @@ t.test("protocol errors close the session", async (t) => {
     t.match(closed[0], { code: "PROTOCOL", message: why }, name);
   }
 });
+
+t.test(
+  "a slave that keeps reporting unknown jobs: one line, a summary, then disconnected",
+  async (t) => {
+    const store = await JobStore.open({ dir: tempDir(t) });
+    t.teardown(() => store.close());
+    const own = await running(store);
+    const other = await running(store, "red-barn");
+    let now = 1_000_000;
+    const log = new CollectingLogger();
+    const closed: (AbsError | undefined)[] = [];
+    const sent: MasterToSlaveMessage[] = [];
+    const session = new SlaveSession({
+      name: "green-acres",
+      master: "master.test",
+      heartbeatMs: 10_000,
+      store,
+      logger: log,
+      clock: () => now,
+      port: { send: (m) => (sent.push(m), true), close: (e) => void closed.push(e) },
+      unexpectedReports: { windowMs: 60_000, max: 50 },
+    });
+    await register(session, [{ jobId: own, attempt: 1, state: "running", progress: null }]);
+    const progress = (jobId: number) =>
+      session.handle({ type: "progress", jobId, attempt: 1, files: 1, bytes: 1, path: "/x" });
+    const warnings = () => log.messages("warn");
+
+    // Twenty reports of jobs it does not have, in the first window: one line.
+    for (let i = 0; i < 10; i++) await progress(900_000 + i);
+    for (let i = 0; i < 10; i++) await progress(other);
+    t.same(warnings(), [
+      "slave green-acres: progress for job 900000, which is not in the jobs directory",
+    ]);
+    // Its own job's reports are not affected.
+    await progress(own);
+    t.equal(warnings().length, 1);
+
+    // The next window opens with the summary of the last, then its first line in full.
+    now += 60_000;
+    await progress(900_100);
+    t.same(warnings().slice(1), [
+      "slave green-acres: 19 more reports about jobs this master does not expect in the 60 s after the one logged; ignored",
+      "slave green-acres: progress for job 900100, which is not in the jobs directory",
+    ]);
+
+    // Fifty within one window: disconnected, with a line that says why.
+    for (let i = 1; i < 50 && closed.length === 0; i++) await progress(900_100 + i);
+    t.equal(closed.length, 1, "disconnected");
+    t.equal(closed[0]?.code, "PROTOCOL");
+    t.equal(
+      closed[0]?.message,
+      "50 reports within 60 s about jobs this master does not expect from slave green-acres (the last: slave green-acres: progress for job 900149, which is not in the jobs directory); disconnected",
+    );
+    t.equal(warnings().length, 4, "three lines and the disconnect, for 71 reports");
+    t.match(warnings()[3], /^slave green-acres: 50 reports within 60 s/);
+  },
+);
