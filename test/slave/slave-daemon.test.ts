@@ -45,7 +45,7 @@ async function setup(
   const s = await SlaveProcess.start(t, {
     master: m,
     allowedPaths: data,
-    programs: ["/bin/sh", "/bin/sleep", "/bin/true"],
+    programs: ["/bin/echo", "/bin/sh", "/bin/sleep", "/bin/true"],
   });
   return { m, s, data };
 }
