@@ -355,6 +355,12 @@ function heldPrincipals(entries: readonly KeytabEntry[]): string {
 interface GssExplanation {
   code: "AUTH_FAILED" | "KDC_UNREACHABLE";
   reason: string;
+  /**
+   * True when the fault lies in this side's own keytab (it lacks the key, or
+   * cannot be read), not in the peer's token. On the master, such a failure
+   * is the master's: the slave is not told its detail, and is not blamed.
+   */
+  ownKeytab?: boolean;
 }
 
 const GSS_REASONS: ReadonlyArray<{
@@ -417,12 +423,31 @@ const GSS_REASONS: ReadonlyArray<{
     }),
   },
   {
+    // MIT adds which side is older: here the keytab, so a new ticket would not help.
+    pattern: /kvno (\d+) not found in keytab; keytab is likely out of date/,
+    explain: (m) => ({
+      code: "AUTH_FAILED",
+      reason: `the master's keytab holds no key of version ${m[1]}, the version of the slave's ticket: the KDC has a newer key than the keytab; export it again (kadmin ktadd) and install it`,
+      ownKeytab: true,
+    }),
+  },
+  {
     pattern:
       /not found in keytab|No key table entry found|keytab is likely out of date|Key table entry not found/,
     explain: () => ({
       code: "AUTH_FAILED",
       reason:
         "the master's keytab holds no key matching the slave's ticket (out of date, or a ticket for another service or realm)",
+      ownKeytab: true,
+    }),
+  },
+  {
+    // The keytab changed between ABS's own read and GSSAPI's.
+    pattern: /Key table file '[^']*' not found|Permission denied|No such file or directory/,
+    explain: () => ({
+      code: "AUTH_FAILED",
+      reason: "the keytab cannot be read",
+      ownKeytab: true,
     }),
   },
   {
@@ -447,6 +472,14 @@ export function explainGssError(raw: string): GssExplanation {
   }
   return { code: "AUTH_FAILED", reason: "GSSAPI refused the exchange" };
 }
+
+/**
+ * The acceptor failed for a reason of the master's own (its keytab lacks the
+ * ticket's key, or cannot be read), not because of the slave's token. The
+ * message, for the master's log, names the keytab; the slave is told only
+ * that the master cannot authenticate slaves now.
+ */
+export class MasterKerberosFault extends AuthError {}
 
 function gssError(prefix: string, err: unknown, context: ErrorContext = {}): AuthError {
   const raw = describeError(err);
@@ -716,7 +749,9 @@ export async function createKerberosAcceptor(
     );
   }
   const from = options.peer === undefined ? "" : ` from ${options.peer}`;
-  const prefix = `Kerberos: refused a slave${from} authenticating to ${serviceName} (keytab ${keytab})`;
+  // The keytab is named only in failures of the master's own (the slave is
+  // told those without their detail): the slave has no use for its path.
+  const prefix = `Kerberos: refused a slave${from} authenticating to ${serviceName}`;
   const context =
     options.peer === undefined ? { file: keytab } : { file: keytab, peer: options.peer };
 
@@ -743,6 +778,15 @@ export async function createKerberosAcceptor(
       try {
         out = await server.step(tokenIn.toString("base64"));
       } catch (err) {
+        const raw = describeError(err);
+        const explained = explainGssError(raw);
+        if (explained.ownKeytab === true) {
+          throw new MasterKerberosFault(
+            explained.code,
+            `${prefix}: keytab ${keytab}: ${explained.reason} [GSSAPI: ${raw}]`,
+            { cause: err, context },
+          );
+        }
         throw gssError(prefix, err, context);
       }
       const principal = server.username;

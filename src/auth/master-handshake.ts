@@ -26,7 +26,7 @@ import type {
   SlaveLinkMessage,
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
-import type { KerberosAcceptor } from "./kerberos.js";
+import { MasterKerberosFault, type KerberosAcceptor, type KerberosStep } from "./kerberos.js";
 import { deriveSlaveKey } from "./slave-key.js";
 import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
@@ -279,7 +279,14 @@ export class MasterHandshake {
       return;
     }
     if (this.finished()) return; // timed out or closed meanwhile
-    const step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    let step: KerberosStep;
+    try {
+      step = await acceptor.step(Buffer.from(tokenText, "base64"));
+    } catch (err) {
+      if (!(err instanceof MasterKerberosFault)) throw err;
+      if (!this.finished()) this.fail(err, "local");
+      return;
+    }
     if (this.finished()) return;
     if (!step.done || step.principal === undefined || step.tokenOut === null) {
       throw new AuthError(

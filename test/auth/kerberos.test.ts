@@ -188,6 +188,11 @@ t.test("GSSAPI failures are explained", (t) => {
     [
       "x: Request ticket server abs/h@R kvno 3 not found in keytab; keytab is likely out of date",
       "AUTH_FAILED",
+      /master's keytab holds no key of version 3, the version of the slave's ticket: the KDC has a newer key than the keytab; export it again/,
+    ],
+    [
+      "x: Server abs/h@R not found in keytab",
+      "AUTH_FAILED",
       /master's keytab holds no key matching/,
     ],
     ["x: Decrypt integrity check failed", "AUTH_FAILED", /invalid or was altered/],
@@ -198,6 +203,8 @@ t.test("GSSAPI failures are explained", (t) => {
     const explained = explainGssError(raw);
     t.equal(explained.code, code, raw);
     t.match(explained.reason, reason, raw);
+    // Only the keytab's own faults are the master's; a bad token is the peer's.
+    t.equal(explained.ownKeytab === true, /keytab/.test(raw), `${raw}: whose fault`);
   }
   t.end();
 });
