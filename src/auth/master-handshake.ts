@@ -284,7 +284,7 @@ export class MasterHandshake {
       step = await acceptor.step(Buffer.from(tokenText, "base64"));
     } catch (err) {
       if (!(err instanceof MasterKerberosFault)) throw err;
-      if (!this.finished()) this.fail(err, "local");
+      if (!this.finished()) this.fail(err, "local", true, err.toSlave);
       return;
     }
     if (this.finished()) return;
@@ -311,9 +311,15 @@ export class MasterHandshake {
   /**
    * Ends the handshake: tells the slave why (unless it told us), then the
    * port. A local failure's details stay in the master's log: the slave
-   * learns only that the master could not authenticate it.
+   * learns only that the master could not authenticate it, or `told`, a
+   * message without the master's detail that the slave can act on.
    */
-  private fail(error: AbsError, blame: HandshakeFailure["blame"], tellPeer = true): void {
+  private fail(
+    error: AbsError,
+    blame: HandshakeFailure["blame"],
+    tellPeer = true,
+    told?: { code: string; message: string },
+  ): void {
     if (this.finished()) return;
     this.state = "failed";
     if (tellPeer) {
@@ -321,7 +327,7 @@ export class MasterHandshake {
         blame === "local"
           ? "the master cannot authenticate slaves now (see the master's log)"
           : error.message;
-      this.port.send({ type: "error", code: error.code, message });
+      this.port.send({ type: "error", ...(told ?? { code: error.code, message }) });
     }
     this.port.close({ error, blame });
   }

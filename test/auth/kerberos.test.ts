@@ -8,11 +8,13 @@ import t, { type Test } from "tap";
 import {
   createKerberosAcceptor,
   createKerberosInitiator,
+  dropServiceTickets,
   explainGssError,
   loadKerberos,
   parseKeytab,
   parseServicePrincipal,
   realmOf,
+  withoutServiceTickets,
 } from "../../src/auth/kerberos.js";
 import { AbsError } from "../../src/errors.js";
 import { callAsNobody, runningAsRoot } from "../helpers/as-nobody.js";
@@ -207,6 +209,18 @@ t.test("GSSAPI failures are explained", (t) => {
     t.equal(explained.ownKeytab === true, /keytab/.test(raw), `${raw}: whose fault`);
   }
   t.end();
+});
+
+t.test("a credential cache ABS cannot edit is refused, not mangled", async (t) => {
+  t.throws(() => withoutServiceTickets(Buffer.from([0x05, 0x01, 0, 0]), ["abs", "h"]), {
+    message: "credential cache format 0x0501 is not supported (only 0x0503 and 0x0504)",
+  });
+  // A header, then a principal cut short.
+  t.throws(() => withoutServiceTickets(Buffer.from([0x05, 0x04, 0, 0, 0, 0, 0, 1, 0]), ["a"]), {
+    message: "it is truncated at byte 8",
+  });
+  const memory = await rejectsWith(t, dropServiceTickets("MEMORY:x", "abs/h"), "STALE_TICKET");
+  t.match(memory.message, /from credential cache MEMORY:x: ABS can edit only FILE caches/);
 });
 
 t.test("a missing kerberos package says what to install", async (t) => {
