@@ -434,8 +434,13 @@ export function withoutServiceTickets(
     data();
     need(4 * 4 + 1 + 4); // auth, start, end and renew times; is_skey; flags
     p += 4 * 4 + 1 + 4;
-    for (let n = u32(); n > 0; n--) (u16(), data()); // addresses
-    for (let n = u32(); n > 0; n--) (u16(), data()); // authorization data
+    // Addresses, then authorization data: each a list of (type, data).
+    for (let list = 0; list < 2; list++) {
+      for (let n = u32(); n > 0; n--) {
+        u16();
+        data();
+      }
+    }
     data(); // ticket
     data(); // second ticket
     const matches =
