@@ -30,6 +30,9 @@ export type ErrorCode =
   | "AUTH_RATE_LIMITED"
   | "KERBEROS_UNAVAILABLE"
   | "KDC_UNREACHABLE"
+  // The master has no key of the version of the slave's service ticket (its
+  // key was rotated): the slave gets a new ticket.
+  | "STALE_TICKET"
   | "TLS"
   // The admin link: the master cannot be reached.
   | "UNREACHABLE"
@@ -181,6 +184,7 @@ export class AuthError extends AbsError {
       | "AUTH_RATE_LIMITED"
       | "KERBEROS_UNAVAILABLE"
       | "KDC_UNREACHABLE"
+      | "STALE_TICKET"
       | "TLS",
     message: string,
     options: { cause?: unknown; context?: ErrorContext } = {},
@@ -224,6 +228,7 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   AUTH_RATE_LIMITED: true,
   KERBEROS_UNAVAILABLE: true,
   KDC_UNREACHABLE: true,
+  STALE_TICKET: true,
   TLS: true,
   UNREACHABLE: true,
   VOTE_FAILED: true,

@@ -71,6 +71,7 @@ const KEPT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "AUTH_RATE_LIMITED",
   "KERBEROS_UNAVAILABLE",
   "KDC_UNREACHABLE",
+  "STALE_TICKET",
   "TLS",
 ]);
 

@@ -24,8 +24,9 @@
 // way the realm-key challenge is. A relay between slave and master is
 // stopped by TLS itself: the slave must verify the master's certificate.
 
-import { constants as fsConstants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { constants as fsConstants, mkdtempSync, rmSync } from "node:fs";
+import { access, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import {
   AbsError,
@@ -345,6 +346,159 @@ function heldPrincipals(entries: readonly KeytabEntry[]): string {
 }
 
 // ---------------------------------------------------------------------------
+// The slave's credential cache
+//
+// MIT keeps the slave's service ticket for the master in the cache until it
+// expires (10 h by default). When the master's key is rotated, that ticket
+// is of a key version the master no longer holds: the slave must drop it so
+// that MIT asks the KDC again. The `kerberos` package cannot remove a
+// credential, so ABS edits the cache file itself: only FILE caches, hence a
+// private file rather than a MEMORY cache by default.
+
+let privateCache: string | undefined;
+
+/**
+ * The cache an initiator with these options uses: `ccache`, or else a
+ * private file (in a fresh directory of mode 0700, removed at exit), one per
+ * process like the keytab.
+ */
+export function initiatorCcache(options: { ccache?: string }): string {
+  if (options.ccache !== undefined) return options.ccache;
+  if (privateCache === undefined) {
+    const dir = mkdtempSync(path.join(tmpdir(), "abs-krb5cc-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    privateCache = `FILE:${path.join(dir, "ccache")}`;
+  }
+  return privateCache;
+}
+
+/**
+ * An MIT credential cache file (format 0x0503 or 0x0504) without the
+ * tickets whose server principal has these components (any realm: MIT files
+ * a host-based name's ticket under the referral realm too). Pure: throws a
+ * plain Error describing the first problem.
+ */
+export function withoutServiceTickets(
+  bytes: Uint8Array,
+  components: readonly string[],
+): { bytes: Buffer; removed: number } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let p = 0;
+  const need = (n: number): void => {
+    if (p + n > bytes.length) throw new Error(`it is truncated at byte ${p}`);
+  };
+  const u16 = (): number => {
+    need(2);
+    p += 2;
+    return view.getUint16(p - 2);
+  };
+  const u32 = (): number => {
+    need(4);
+    p += 4;
+    return view.getUint32(p - 4);
+  };
+  const data = (): Uint8Array => {
+    const length = u32();
+    need(length);
+    p += length;
+    return bytes.subarray(p - length, p);
+  };
+  const principal = (): string[] => {
+    u32(); // name type
+    const count = u32();
+    data(); // realm
+    const names: string[] = [];
+    for (let i = 0; i < count; i++) names.push(Buffer.from(data()).toString("utf8"));
+    return names;
+  };
+  const version = u16();
+  if (version !== 0x0503 && version !== 0x0504) {
+    throw new Error(
+      `credential cache format 0x${version.toString(16).padStart(4, "0")} is not supported (only 0x0503 and 0x0504)`,
+    );
+  }
+  if (version === 0x0504) {
+    const headerLength = u16();
+    need(headerLength);
+    p += headerLength;
+  }
+  principal(); // the cache's own principal
+  const kept: Uint8Array[] = [bytes.subarray(0, p)];
+  let removed = 0;
+  while (p < bytes.length) {
+    const start = p;
+    principal(); // client
+    const server = principal();
+    u16(); // key: enctype (twice in 0x0503), then the key
+    if (version === 0x0503) u16();
+    data();
+    need(4 * 4 + 1 + 4); // auth, start, end and renew times; is_skey; flags
+    p += 4 * 4 + 1 + 4;
+    // Addresses, then authorization data: each a list of (type, data).
+    for (let list = 0; list < 2; list++) {
+      for (let n = u32(); n > 0; n--) {
+        u16();
+        data();
+      }
+    }
+    data(); // ticket
+    data(); // second ticket
+    const matches =
+      server.length === components.length && server.every((c, i) => c === components[i]);
+    if (matches) removed++;
+    else kept.push(bytes.subarray(start, p));
+  }
+  return { bytes: Buffer.concat(kept), removed };
+}
+
+/**
+ * Drops the slave's cached tickets for `servicePrincipal` from `ccache`, so
+ * that the next authentication asks the KDC for a new one. Resolves with how
+ * many were dropped; throws AuthError when the cache is not a FILE cache or
+ * cannot be read or written.
+ */
+export async function dropServiceTickets(
+  ccache: string,
+  servicePrincipal: string,
+): Promise<number> {
+  const service = parseServicePrincipal(servicePrincipal);
+  const typed = /^([A-Za-z0-9]+):(.*)$/.exec(ccache);
+  const file = typed === null ? ccache : typed[1] === "FILE" ? typed[2] : undefined;
+  const fail = (reason: string, cause?: unknown): AuthError =>
+    new AuthError(
+      "STALE_TICKET",
+      `cannot drop the cached ticket for ${servicePrincipal} from credential cache ${ccache}: ${reason}`,
+      { cause, ...(file === undefined ? {} : { context: { file } }) },
+    );
+  if (file === undefined) {
+    throw fail("ABS can edit only FILE caches; restart the slave, or use a FILE cache");
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw fail(`it cannot be read: ${describeError(err)}`, err);
+  }
+  let edited: { bytes: Buffer; removed: number };
+  try {
+    edited = withoutServiceTickets(bytes, [service.service, service.host]);
+  } catch (err) {
+    throw fail(describeError(err), err);
+  }
+  if (edited.removed === 0) return 0;
+  // A new file renamed over the old one: MIT never reads half of it.
+  const temporary = `${file}.abs-${process.pid}`;
+  try {
+    await writeFile(temporary, edited.bytes, { mode: 0o600 });
+    await rename(temporary, file);
+  } catch (err) {
+    throw fail(`it cannot be written: ${describeError(err)}`, err);
+  }
+  return edited.removed;
+}
+
+// ---------------------------------------------------------------------------
 // GSSAPI failures
 //
 // The addon reports "<major status>: <minor status>" strings. The minor
@@ -355,6 +509,17 @@ function heldPrincipals(entries: readonly KeytabEntry[]): string {
 interface GssExplanation {
   code: "AUTH_FAILED" | "KDC_UNREACHABLE";
   reason: string;
+  /**
+   * True when the fault lies in this side's own keytab (it lacks the key, or
+   * cannot be read), not in the peer's token. On the master, such a failure
+   * is the master's: the slave is not told its detail, and is not blamed.
+   */
+  ownKeytab?: boolean;
+  /**
+   * The key version of a ticket older than every key of the master's keytab
+   * (the master's key was rotated): a new ticket from the KDC will do.
+   */
+  staleTicketKvno?: number;
 }
 
 const GSS_REASONS: ReadonlyArray<{
@@ -417,12 +582,42 @@ const GSS_REASONS: ReadonlyArray<{
     }),
   },
   {
+    // MIT adds which side is older: here the ticket (the master's key was
+    // rotated and the slave still holds a ticket of the old key).
+    pattern: /kvno (\d+) not found in keytab; ticket is likely out of date/,
+    explain: (m) => ({
+      code: "AUTH_FAILED",
+      reason: `the master's keytab holds no key of version ${m[1]}, the version of the slave's ticket: the ticket is older than the master's key (rotated); the slave must get a new ticket`,
+      ownKeytab: true,
+      staleTicketKvno: Number(m[1]),
+    }),
+  },
+  {
+    // Here the keytab is older, so a new ticket would not help.
+    pattern: /kvno (\d+) not found in keytab; keytab is likely out of date/,
+    explain: (m) => ({
+      code: "AUTH_FAILED",
+      reason: `the master's keytab holds no key of version ${m[1]}, the version of the slave's ticket: the KDC has a newer key than the keytab; export it again (kadmin ktadd) and install it`,
+      ownKeytab: true,
+    }),
+  },
+  {
     pattern:
       /not found in keytab|No key table entry found|keytab is likely out of date|Key table entry not found/,
     explain: () => ({
       code: "AUTH_FAILED",
       reason:
         "the master's keytab holds no key matching the slave's ticket (out of date, or a ticket for another service or realm)",
+      ownKeytab: true,
+    }),
+  },
+  {
+    // The keytab changed between ABS's own read and GSSAPI's.
+    pattern: /Key table file '[^']*' not found|Permission denied|No such file or directory/,
+    explain: () => ({
+      code: "AUTH_FAILED",
+      reason: "the keytab cannot be read",
+      ownKeytab: true,
     }),
   },
   {
@@ -446,6 +641,23 @@ export function explainGssError(raw: string): GssExplanation {
     if (m !== null) return explain(m);
   }
   return { code: "AUTH_FAILED", reason: "GSSAPI refused the exchange" };
+}
+
+/**
+ * The acceptor failed for a reason of the master's own (its keytab lacks the
+ * ticket's key, or cannot be read), not because of the slave's token. The
+ * message, for the master's log, names the keytab; the slave is told only
+ * that the master cannot authenticate slaves now.
+ */
+export class MasterKerberosFault extends AuthError {
+  constructor(
+    message: string,
+    /** What the slave is told instead of the message, when it can act on it. */
+    readonly toSlave: { code: "STALE_TICKET"; message: string } | undefined,
+    options: { cause?: unknown; context?: ErrorContext },
+  ) {
+    super("AUTH_FAILED", message, options);
+  }
 }
 
 function gssError(prefix: string, err: unknown, context: ErrorContext = {}): AuthError {
@@ -490,9 +702,8 @@ export interface KerberosInitiatorOptions {
   keytab?: string;
   /**
    * Credential cache (e.g. "FILE:/var/lib/abs/krb5cc"), for a slave whose
-   * tickets come from kinit or k5start. Default with a keytab: the private
-   * in-memory cache "MEMORY:abs-initiator", which lives and dies with the
-   * process.
+   * tickets come from kinit or k5start. Default with a keytab: a private
+   * file, which lives and dies with the process (initiatorCcache).
    */
   ccache?: string;
   /**
@@ -550,7 +761,7 @@ export async function createKerberosInitiator(
       );
     }
   }
-  const ccache = options.ccache ?? "MEMORY:abs-initiator";
+  const ccache = initiatorCcache(options);
   const source = keytab !== undefined ? `keytab ${keytab}` : `ccache ${ccache}`;
   const who = principal ?? `the principal of ${ccache}`;
   const prefix = `Kerberos authentication of ${who} (${source}) to ${options.servicePrincipal} failed`;
@@ -716,7 +927,9 @@ export async function createKerberosAcceptor(
     );
   }
   const from = options.peer === undefined ? "" : ` from ${options.peer}`;
-  const prefix = `Kerberos: refused a slave${from} authenticating to ${serviceName} (keytab ${keytab})`;
+  // The keytab is named only in failures of the master's own (the slave is
+  // told those without their detail): the slave has no use for its path.
+  const prefix = `Kerberos: refused a slave${from} authenticating to ${serviceName}`;
   const context =
     options.peer === undefined ? { file: keytab } : { file: keytab, peer: options.peer };
 
@@ -743,6 +956,21 @@ export async function createKerberosAcceptor(
       try {
         out = await server.step(tokenIn.toString("base64"));
       } catch (err) {
+        const raw = describeError(err);
+        const explained = explainGssError(raw);
+        if (explained.ownKeytab === true) {
+          const kvno = explained.staleTicketKvno;
+          throw new MasterKerberosFault(
+            `${prefix}: keytab ${keytab}: ${explained.reason} [GSSAPI: ${raw}]`,
+            kvno === undefined
+              ? undefined
+              : {
+                  code: "STALE_TICKET",
+                  message: `the master has no key for this ticket's version (kvno ${kvno}): get a new ticket`,
+                },
+            { cause: err, context },
+          );
+        }
         throw gssError(prefix, err, context);
       }
       const principal = server.username;

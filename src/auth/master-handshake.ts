@@ -26,7 +26,7 @@ import type {
   SlaveLinkMessage,
 } from "../protocol/slave-messages.js";
 import { SLAVE_PROTOCOL_VERSION } from "../protocol/slave-messages.js";
-import type { KerberosAcceptor, KerberosStep } from "./kerberos.js";
+import { MasterKerberosFault, type KerberosAcceptor, type KerberosStep } from "./kerberos.js";
 import { deriveSlaveKey } from "./slave-key.js";
 import { asAbsError, type HandshakeFailure, type HandshakePort } from "./handshake.js";
 import {
@@ -288,6 +288,12 @@ export class MasterHandshake {
     try {
       step = await acceptor.step(Buffer.from(tokenText, "base64"));
     } catch (err) {
+      if (err instanceof MasterKerberosFault) {
+        // The master's own keytab cannot take the ticket: its fault, told
+        // to the slave only as such (or as a stale ticket it can renew).
+        if (!this.finished()) this.fail(err, "local", true, err.toSlave);
+        return;
+      }
       // The token does not verify, or its principal is refused.
       this.fail(asAbsError(err), "proof");
       return;
@@ -316,9 +322,15 @@ export class MasterHandshake {
   /**
    * Ends the handshake: tells the slave why (unless it told us), then the
    * port. A local failure's details stay in the master's log: the slave
-   * learns only that the master could not authenticate it.
+   * learns only that the master could not authenticate it, or `told`, a
+   * message without the master's detail that the slave can act on.
    */
-  private fail(error: AbsError, blame: HandshakeFailure["blame"], tellPeer = true): void {
+  private fail(
+    error: AbsError,
+    blame: HandshakeFailure["blame"],
+    tellPeer = true,
+    told?: { code: string; message: string },
+  ): void {
     if (this.finished()) return;
     this.state = "failed";
     if (tellPeer) {
@@ -326,7 +338,7 @@ export class MasterHandshake {
         blame === "local"
           ? "the master cannot authenticate slaves now (see the master's log)"
           : error.message;
-      this.port.send({ type: "error", code: error.code, message });
+      this.port.send({ type: "error", ...(told ?? { code: error.code, message }) });
     }
     this.port.close({ error, blame });
   }

@@ -68,6 +68,7 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "AUTH_RATE_LIMITED":
     case "KERBEROS_UNAVAILABLE":
     case "KDC_UNREACHABLE":
+    case "STALE_TICKET":
     case "TLS":
     case "PATH_NOT_ALLOWED":
     case "METHOD_NOT_ALLOWED":

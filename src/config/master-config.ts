@@ -414,6 +414,21 @@ function checkMaster(
       at(a.line, "allowed_principals", a.text, `${outside} is not in the realm ${realmValue}`);
     }
   }
+  // The acceptor takes tickets of its own realm only: another realm here
+  // would fail every connection, so -t refuses it.
+  const service = v.service_principal;
+  if (service !== undefined && realmValue !== undefined) {
+    const sign = service.value.lastIndexOf("@");
+    const serviceRealm = sign === -1 ? undefined : service.value.slice(sign + 1);
+    if (serviceRealm !== undefined && serviceRealm !== realmValue) {
+      at(
+        service.line,
+        "service_principal",
+        service.text,
+        `its realm ${serviceRealm} is not the master's realm ${realmValue} (write it without @REALM, or with @${realmValue})`,
+      );
+    }
+  }
   if (realmValue !== undefined) {
     for (const e of slavePrincipals) {
       if (e.text.includes("@") && !e.text.endsWith(`@${realmValue}`)) {

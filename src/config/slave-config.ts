@@ -28,7 +28,7 @@ import {
   name,
   oneOf,
   type Parser,
-  principal,
+  principalWithRealm,
   programPattern,
   servicePrincipal,
   sha256Fingerprint,
@@ -101,7 +101,7 @@ const SLAVE_SCHEMA = {
   // refusal names the fix rather than "unknown key".
   realm_key_file: absolutePath,
   keytab: absolutePath,
-  principal,
+  principal: principalWithRealm,
   ccache: ccacheName,
   master_principal: servicePrincipal,
   master_fingerprint: sha256Fingerprint,

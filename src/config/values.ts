@@ -197,6 +197,21 @@ export const principal: Parser<string> = (t) =>
     ? t
     : new Invalid('expected a Kerberos principal such as "host/client.example.com@EXAMPLE.COM"');
 
+/**
+ * A Kerberos principal with its realm, `name@REALM` (the slave's own
+ * principal: unlike master.conf, slave.conf has no realm to fill in, and
+ * GSSAPI would refuse every connection of a principal without one).
+ */
+export const principalWithRealm: Parser<string> = (t) => {
+  const p = principal(t);
+  if (p instanceof Invalid) return p;
+  return p.includes("@")
+    ? p
+    : new Invalid(
+        `has no realm: write it with the master's realm, as name@REALM (e.g. "${p}@EXAMPLE.COM")`,
+      );
+};
+
 /** The service part of a Kerberos principal (`host` in host/db1.example.com). */
 export const principalService: Parser<string> = (t) =>
   /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(t)

@@ -19,6 +19,7 @@
 
 import { AbsError, ProtocolError, describeError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { dropServiceTickets, initiatorCcache } from "../auth/kerberos.js";
 import { connectToMaster, type ConnectOptions } from "../auth/link-client.js";
 import type { SlaveSideConnection } from "../auth/link-connection.js";
 import { formatHostPort } from "../config/host-port.js";
@@ -119,6 +120,9 @@ export class MasterLink {
   private async loop(gen: number): Promise<void> {
     let failures = 0;
     let lastFailure = "";
+    // One new ticket per failure streak: a master that refuses the new one
+    // too has another problem, and the backoff applies.
+    let ticketDropped = false;
     while (gen === this.generation) {
       const target = this.target;
       const where = formatHostPort(target);
@@ -132,7 +136,12 @@ export class MasterLink {
         }
         registered = await this.session(conn, where);
         lastFailure = "";
+        ticketDropped = false;
       } catch (err) {
+        if (!ticketDropped && err instanceof AbsError && err.code === "STALE_TICKET") {
+          ticketDropped = true;
+          if (await this.dropStaleTicket(target, where, err)) continue; // at once, no backoff
+        }
         const why = describeError(err);
         // The same failure again and again is logged once, then at debug level.
         const line = `cannot reach the master at ${where}: ${why}`;
@@ -153,6 +162,33 @@ export class MasterLink {
         };
       });
       this.wakeUp = null;
+    }
+  }
+
+  /**
+   * The master has no key of the version of the slave's service ticket (its
+   * key was rotated): drops that ticket from the cache so that the next
+   * attempt gets a new one from the KDC. Resolves with whether it did.
+   */
+  private async dropStaleTicket(
+    target: MasterTarget,
+    where: string,
+    err: AbsError,
+  ): Promise<boolean> {
+    const auth = target.auth;
+    if (auth.mode !== "kerberos") return false;
+    const ccache = initiatorCcache(auth);
+    try {
+      const dropped = await dropServiceTickets(ccache, auth.servicePrincipal);
+      this.opts.logger.warn(
+        `the master at ${where} refused our Kerberos ticket: ${err.message}; dropped ${dropped} cached ticket(s) for ${auth.servicePrincipal} from ${ccache}, asking the KDC for a new one`,
+      );
+      return true;
+    } catch (dropErr) {
+      this.opts.logger.warn(
+        `the master at ${where} refused our Kerberos ticket: ${err.message}; ${describeError(dropErr)}`,
+      );
+      return false;
     }
   }
 

@@ -22,6 +22,9 @@ import t from "tap";
 import {
   createKerberosAcceptor,
   createKerberosInitiator,
+  dropServiceTickets,
+  initiatorCcache,
+  MasterKerberosFault,
   parseKeytab,
   type KerberosAcceptor,
   type KerberosInitiatorOptions,
@@ -172,9 +175,20 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
     t.same(final, { tokenOut: null, done: true, principal: "slave1@MAIN.TEST" });
 
     // The tickets came from the keytab through KRB5_CLIENT_KTNAME, into a
-    // private in-memory cache: no kinit.
+    // private cache file: no kinit.
     t.equal(process.env.KRB5_CLIENT_KTNAME, `FILE:${slave1}`);
-    t.equal(process.env.KRB5CCNAME, "MEMORY:abs-initiator");
+    t.match(process.env.KRB5CCNAME, /^FILE:.*\/abs-krb5cc-[^/]+\/ccache$/);
+    t.equal(process.env.KRB5CCNAME, initiatorCcache({}), "one private cache per process");
+
+    // The service ticket is in it; dropping it leaves the cache usable, and
+    // the next exchange gets a new ticket from the KDC.
+    t.equal(await dropServiceTickets(initiatorCcache({}), SERVICE), 1, "the ticket was cached");
+    t.equal(await dropServiceTickets(initiatorCcache({}), SERVICE), 0, "and is gone");
+    const again = await createKerberosInitiator({ servicePrincipal: SERVICE, keytab: slave1 });
+    const request2 = await again.step(null);
+    const reply2 = await (await acceptor()).step(request2.tokenOut!);
+    t.equal((await again.step(reply2.tokenOut)).done, true, "a new ticket authenticates");
+    t.equal(await dropServiceTickets(initiatorCcache({}), SERVICE), 1, "cached again");
     t.equal(process.env.KRB5_KTNAME, `FILE:${masterKeytab}`);
   });
 
@@ -207,8 +221,10 @@ t.test("Kerberos against real MIT KDCs", options, async (t) => {
     t.equal(err.code, "AUTH_FAILED");
     t.match(
       err.message,
-      /^Kerberos: refused a slave from 127.0.0.1:40000 authenticating to abs\/127.0.0.1@MAIN.TEST \(keytab .*\): the token was already used once \(a replayed authentication\) \[GSSAPI: .*Request is a replay\]$/,
+      /^Kerberos: refused a slave from 127.0.0.1:40000 authenticating to abs\/127.0.0.1@MAIN.TEST: the token was already used once \(a replayed authentication\) \[GSSAPI: .*Request is a replay\]$/,
     );
+    // The slave's fault, told to it in full (and without the master's keytab path).
+    t.notOk(err instanceof MasterKerberosFault, "not a fault of the master's own");
     t.same(err.context, { file: masterKeytab, peer: "127.0.0.1:40000" });
   });
 

@@ -8,11 +8,13 @@ import t, { type Test } from "tap";
 import {
   createKerberosAcceptor,
   createKerberosInitiator,
+  dropServiceTickets,
   explainGssError,
   loadKerberos,
   parseKeytab,
   parseServicePrincipal,
   realmOf,
+  withoutServiceTickets,
 } from "../../src/auth/kerberos.js";
 import { AbsError } from "../../src/errors.js";
 import { callAsNobody, runningAsRoot } from "../helpers/as-nobody.js";
@@ -188,6 +190,11 @@ t.test("GSSAPI failures are explained", (t) => {
     [
       "x: Request ticket server abs/h@R kvno 3 not found in keytab; keytab is likely out of date",
       "AUTH_FAILED",
+      /master's keytab holds no key of version 3, the version of the slave's ticket: the KDC has a newer key than the keytab; export it again/,
+    ],
+    [
+      "x: Server abs/h@R not found in keytab",
+      "AUTH_FAILED",
       /master's keytab holds no key matching/,
     ],
     ["x: Decrypt integrity check failed", "AUTH_FAILED", /invalid or was altered/],
@@ -198,8 +205,22 @@ t.test("GSSAPI failures are explained", (t) => {
     const explained = explainGssError(raw);
     t.equal(explained.code, code, raw);
     t.match(explained.reason, reason, raw);
+    // Only the keytab's own faults are the master's; a bad token is the peer's.
+    t.equal(explained.ownKeytab === true, /keytab/.test(raw), `${raw}: whose fault`);
   }
   t.end();
+});
+
+t.test("a credential cache ABS cannot edit is refused, not mangled", async (t) => {
+  t.throws(() => withoutServiceTickets(Buffer.from([0x05, 0x01, 0, 0]), ["abs", "h"]), {
+    message: "credential cache format 0x0501 is not supported (only 0x0503 and 0x0504)",
+  });
+  // A header, then a principal cut short.
+  t.throws(() => withoutServiceTickets(Buffer.from([0x05, 0x04, 0, 0, 0, 0, 0, 1, 0]), ["a"]), {
+    message: "it is truncated at byte 8",
+  });
+  const memory = await rejectsWith(t, dropServiceTickets("MEMORY:x", "abs/h"), "STALE_TICKET");
+  t.match(memory.message, /from credential cache MEMORY:x: ABS can edit only FILE caches/);
 });
 
 t.test("a missing kerberos package says what to install", async (t) => {

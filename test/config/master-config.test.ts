@@ -347,6 +347,15 @@ const MISTAKES: [string, ConfigFile[], string[]][] = [
     ],
   ],
   [
+    "a service principal of another realm: every connection would fail",
+    m(
+      `${MASTER}auth = kerberos\nkeytab = /k\nservice_principal = abs/backup.example.test@OTHER.TEST\n`,
+    ),
+    [
+      'master.conf:5: service_principal "abs/backup.example.test@OTHER.TEST": its realm OTHER.TEST is not the master\'s realm EXAMPLE.COM (write it without @REALM, or with @EXAMPLE.COM)',
+    ],
+  ],
+  [
     "tls_cert without tls_key",
     m(`${MASTER}tls_cert = /etc/abs/cert.pem\n`),
     [

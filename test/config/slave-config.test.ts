@@ -316,6 +316,13 @@ const MISTAKES: [string, string, string[]][] = [
     ],
   ],
   [
+    "a principal without its realm: every connection would fail",
+    "master: a\nauth: kerberos\nkeytab: /k\nmaster_ca: /ca\nprincipal: host/green-acres.example.test\n",
+    [
+      'slave.conf:5: principal "host/green-acres.example.test": has no realm: write it with the master\'s realm, as name@REALM (e.g. "host/green-acres.example.test@EXAMPLE.COM")',
+    ],
+  ],
+  [
     "a key file with kerberos",
     "master: a\nauth: kerberos\nkeytab: /k\nmaster_ca: /ca\nkey_file: /etc/abs/slave.key\n",
     [

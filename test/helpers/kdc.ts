@@ -15,13 +15,13 @@ import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { accessSync, constants as fsConstants, rmSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { Test } from "tap";
-import { loadKerberos } from "../../src/auth/kerberos.js";
+import { loadKerberos, parseKeytab } from "../../src/auth/kerberos.js";
 
 const execFileP = promisify(execFile);
 
@@ -139,6 +139,12 @@ export interface Kdc {
   addPrincipal(name: string, options?: AddPrincipalOptions): Promise<string>;
   /** Deletes `name@REALM` from the database (keytabs already exported stay on disk). */
   deletePrincipal(name: string): Promise<void>;
+  /**
+   * Gives `name@REALM` a new random key, one key version up, as an admin
+   * rotating a key does; `keytab` is replaced by one holding only the new
+   * key (atomically, as a deployment tool would). Returns the new kvno.
+   */
+  rotateKey(name: string, keytab: string): Promise<number>;
   /** Runs `kinit -k -t keytab -c ccache name@REALM`: tickets in a cache, as an operator would. */
   kinit(name: string, keytab: string, ccache: string): Promise<void>;
   /** Stops the krb5kdc process only (SIGTERM); the realm, configs and keytabs stay. */
@@ -377,6 +383,18 @@ class KdcRealm implements Kdc {
 
   async deletePrincipal(name: string): Promise<void> {
     await this.kadmin(`delprinc -force ${name}@${this.realm}`, /Principal ".*" deleted/);
+  }
+
+  async rotateKey(name: string, keytab: string): Promise<number> {
+    const fresh = `${keytab}.new`;
+    await rm(fresh, { force: true });
+    // ktadd re-randomises the key: the KDC now issues tickets of the new kvno.
+    await this.kadmin(`ktadd -k ${fresh} ${name}@${this.realm}`, /added to keytab/);
+    const kvnos = new Set(parseKeytab(await readFile(fresh)).map((e) => e.kvno));
+    if (kvnos.size !== 1)
+      throw new Error(`rotateKey: ${fresh} holds kvnos ${[...kvnos].join(", ")}`);
+    await rename(fresh, keytab);
+    return [...kvnos][0];
   }
 
   async kinit(name: string, keytab: string, ccache: string): Promise<void> {

@@ -95,6 +95,33 @@ t.test("-t prints a summary and exits 0, or every error and exits 1", async (t) 
 });
 
 t.test(
+  "-t refuses a service principal of another realm, which would fail every slave",
+  async (t) => {
+    const dir = tempDir(t);
+    const conf = path.join(dir, "master.conf");
+    writeFileSync(
+      conf,
+      [
+        "[master]",
+        "realm = EXAMPLE.TEST",
+        "auth = kerberos",
+        `keytab = ${dir}/abs.keytab`,
+        "service_principal = abs/backup.example.test@OTHER.TEST",
+        "",
+        HOME,
+      ].join("\n"),
+    );
+    const bad = await runNode([MASTER_BIN, "-t", "-c", conf]);
+    t.equal(bad.status, 1);
+    t.equal(
+      bad.stderr,
+      `${conf}:5: service_principal "abs/backup.example.test@OTHER.TEST": its realm OTHER.TEST is not the master's realm EXAMPLE.TEST (write it without @REALM, or with @EXAMPLE.TEST)\n` +
+        "abs-master: 1 error(s) in the config\n",
+    );
+  },
+);
+
+t.test(
   "an address it cannot listen on: abs-master exits 1 naming the setting and why",
   async (t) => {
     // Another program holds the slave link's port.

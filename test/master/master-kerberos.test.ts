@@ -187,3 +187,50 @@ t.test("a KDC outage does not lock slaves out once the KDC is back", options, as
   t.equal(back.ok?.identity, "host/green-acres.outage.test@OUTAGE.TEST");
   await m.stop();
 });
+
+t.test(
+  "a fault of the master's own keytab reaches the slave only as such; the log keeps the detail",
+  options,
+  async (t) => {
+    const kdc = await startKdc({ realm: "MAIN.TEST" });
+    t.teardown(() => kdc.stop());
+    const keytab = await kdc.addPrincipal(SERVICE);
+    const hostKeytab = await kdc.addPrincipal("host/green-acres.main.test");
+    const m = await MasterProcess.start(t, {
+      kerberos: { realm: "MAIN.TEST", keytab, servicePrincipal: SERVICE },
+      master: "heartbeat_interval = 100ms",
+      env: kdc.env,
+    });
+    const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+    const connect = () =>
+      runSlave(
+        {
+          host: "127.0.0.1",
+          port: m.port,
+          name: "green-acres",
+          auth: { mode: "kerberos", servicePrincipal: SERVICE, keytab: hostKeytab },
+          tls: { pin },
+        },
+        kdc.env,
+      );
+
+    // The KDC's key moves on, but the new keytab never reaches the master:
+    // each new slave's ticket is of a version the master's keytab lacks.
+    const kvno = await kdc.rotateKey(SERVICE, path.join(kdc.dir, "never-deployed.keytab"));
+    const r = await connect();
+    t.same(r.error, {
+      code: "AUTH_FAILED",
+      message:
+        "master refused authentication: the master cannot authenticate slaves now (see the master's log)",
+    });
+    t.notMatch(r.error?.message, keytab, "not the master's keytab path");
+    const logged = await m.waitForOutput(
+      /slave link: refused 127\.0\.0\.1:\d+ \(identity [^)]*\): (.*)/,
+    );
+    t.match(logged[1], keytab, "the master's log names its keytab");
+    t.match(logged[1], `kvno ${kvno}`, "and the ticket's key version");
+
+    // A token that does not verify is the slave's fault, and it is told so.
+    await m.stop();
+  },
+);

@@ -10,6 +10,7 @@ import { runDefinition, waitForState } from "../helpers/admin-wait.js";
 import { kerberosTestOptions, startKdc } from "../helpers/kdc.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
+import { freeLoopbackPort } from "../../src/free-port.js";
 
 const SERVICE = "abs/127.0.0.1";
 
@@ -54,3 +55,53 @@ t.test("an abs-slave authenticates with its keytab and runs a job", options, asy
   t.equal((await impostor.stop()).code, 0, "refused, it keeps trying until stopped");
   await m.stop();
 });
+
+t.test(
+  "a rotated master key: the running slave drops its old ticket and gets a new one at once",
+  options,
+  async (t) => {
+    const kdc = await startKdc({ realm: "ROTATE.TEST" });
+    t.teardown(() => kdc.stop());
+    const keytab = await kdc.addPrincipal(SERVICE);
+    const hostKeytab = await kdc.addPrincipal("host/green-acres.rotate.test");
+    // A fixed port: the slave finds the master where it was after the restart.
+    const listen = `127.0.0.1:${await freeLoopbackPort()}`;
+    const m = await MasterProcess.start(t, {
+      kerberos: { realm: "ROTATE.TEST", keytab, servicePrincipal: SERVICE },
+      listen,
+      jobs: "[job hello]\nslave = green-acres\nmethod = command\ncommand.program = /bin/true\n",
+      env: kdc.env,
+    });
+    const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+    const s = await SlaveProcess.start(t, {
+      master: m,
+      programs: ["/bin/true"],
+      kerberos: { keytab: hostKeytab, masterPrincipal: SERVICE, masterFingerprint: pin },
+      env: kdc.env,
+    });
+    // The slave holds a ticket of the old key; the master's keytab now holds
+    // only the new one (a rotation: kadmin ktadd, keytab deployed).
+    const kvno = await kdc.rotateKey(SERVICE, keytab);
+    await m.stop();
+    const from = s.log.length;
+    await m.launch();
+    const refused = await s.waitForOutput(
+      /the master at \S+ refused our Kerberos ticket: (.*); dropped (\d+) cached ticket\(s\) for abs\/127\.0\.0\.1 from (\S+), asking the KDC for a new one/,
+      30_000,
+      from,
+    );
+    t.equal(
+      refused[1],
+      `master refused authentication: the master has no key for this ticket's version (kvno ${kvno - 1}): get a new ticket`,
+      "the slave is told what to do, without the master's detail",
+    );
+    t.notMatch(refused[1], keytab, "not the master's keytab path");
+    t.ok(Number(refused[2]) >= 1, "the old ticket was in the cache and is gone");
+    await s.waitForOutput(/registered with master \S+ at /, 30_000, from);
+    const [id] = await runDefinition(m, "hello");
+    await waitForState(m, id, "succeeded");
+    t.match(m.log, `kvno ${kvno - 1} not found in keytab; ticket is likely out of date`);
+    await s.stop();
+    await m.stop();
+  },
+);

@@ -217,6 +217,27 @@ t.test(
         "",
       ].join("\n"),
     );
+    // A principal without its realm: GSSAPI would refuse every connection.
+    const noRealm = path.join(dir, "no-realm.conf");
+    writeFileSync(
+      noRealm,
+      [
+        "master: green-acres",
+        "auth: kerberos",
+        `keytab: ${dir}/krb5.keytab`,
+        "principal: host/green-acres.example.test",
+        "master_ca: /ca.pem",
+        "allowed_paths: /srv",
+        "",
+      ].join("\n"),
+    );
+    const r2 = await runNode([SLAVE_BIN, "-t", "-c", noRealm]);
+    t.equal(r2.status, 1);
+    t.equal(
+      r2.stderr,
+      `${noRealm}:4: principal "host/green-acres.example.test": has no realm: write it with the master's realm, as name@REALM (e.g. "host/green-acres.example.test@EXAMPLE.COM")\n` +
+        "abs-slave: the config is invalid\n",
+    );
     const missing = await runNode([SLAVE_BIN, "-t", "-c", path.join(dir, "nope.conf")]);
     t.equal(missing.status, 1);
     t.match(missing.stderr, /nope\.conf: cannot read: .*ENOENT/);
