@@ -8,7 +8,7 @@ import path from "node:path";
 import t from "tap";
 import { adminCall } from "../../src/admin-client.js";
 import { connectToMaster } from "../../src/auth/link-client.js";
-import { generateRealmKey } from "../../src/auth/realm-key.js";
+import { generateRealmKey, loadRealmKey } from "../../src/auth/realm-key.js";
 import { loadMasterConfig } from "../../src/config/master-config.js";
 import { DISASTER_LOG_FILE, FakeMaster } from "../../src/master/fake-master.js";
 import { MAX_REPORTED_ATTEMPTS, ReportedJobs } from "../../src/master/reported-jobs.js";
@@ -66,7 +66,7 @@ t.test("a slave reporting thousands of unknown jobs to the fake master", async (
     host: "127.0.0.1",
     port: fake.linkPort,
     name: "green-acres",
-    auth: { mode: "realm-key", keyFile },
+    auth: { mode: "realm-key", realmKey: await loadRealmKey(keyFile) },
   });
   t.teardown(() => conn.close());
   const n = 500;
