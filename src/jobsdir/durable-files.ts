@@ -117,6 +117,30 @@ export async function publishFiles(fs: FsOps, prepared: PreparedFiles): Promise<
   return { gate, writes };
 }
 
+/**
+ * Publishing of commit groups one after the other, in the order they were
+ * queued, whenever each one's temp files are ready. The place in line is
+ * taken when a group is queued, not when its temp files are done: a group
+ * whose few files are written quickly would otherwise publish before an
+ * earlier group still writing many, and the earlier group's serial would
+ * then be renamed over the later one's, leaving job files above the serial
+ * on disk until the next serial write.
+ */
+export class PublishOrder {
+  private last: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `publish` with what `prepared` resolves to, once every group queued
+   * before has published (or failed). Resolves or rejects as `publish` does,
+   * or as `prepared` rejects; a failure does not hold up the groups behind.
+   */
+  queue<P, R>(prepared: Promise<P>, publish: (p: P) => Promise<R>): Promise<R> {
+    const turn = this.last.then(() => prepared).then(publish);
+    this.last = turn.catch(() => undefined);
+    return turn;
+  }
+}
+
 /** Both phases at once: every file of `writes` atomically, one directory fsync. */
 export async function commitFiles(
   fs: FsOps,

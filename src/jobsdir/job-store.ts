@@ -28,7 +28,13 @@ import {
 } from "../errors.js";
 import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
-import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
+import {
+  type FileWrite,
+  PublishOrder,
+  commitFile,
+  prepareFiles,
+  publishFiles,
+} from "./durable-files.js";
 import { FileReaderThread, looksLarge } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
@@ -199,8 +205,8 @@ export class JobStore {
   private deferredAt = Infinity;
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
   private readonly groupsInFlight = new Set<Promise<void>>();
-  /** Publishing (renames + directory fsync) of one group after the other, in order. */
-  private publishTurn: Promise<unknown> = Promise.resolve();
+  /** Publishing (renames + directory fsync) of one group after the other, in the order they started. */
+  private readonly publishOrder = new PublishOrder();
   private readonly chains = new Map<number, Promise<unknown>>();
   private readonly waiters = new Map<number, Set<Waiter>>();
   private readonly listeners = new Set<ChangeListener>();
@@ -708,7 +714,8 @@ export class JobStore {
    * Group commit, pipelined two deep: everything queued goes out as one
    * group, and while a group is being published (renamed into place and its
    * directory fsynced) the next one is already writing its temp files.
-   * Publishing stays strictly in order, so the serial on disk only grows.
+   * Groups publish strictly in the order they started (whichever finishes
+   * its temp files first), so the serial on disk only grows.
    */
   private startFlush(now = this.monotonicNow()): void {
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
@@ -774,10 +781,14 @@ export class JobStore {
       data: serializeJob(w.job),
       gated: w.isNew,
     }));
-    const prepared = await prepareFiles(this.fs, this.dir, writes, gate);
-    const publishing = this.publishTurn.then(() => publishFiles(this.fs, prepared));
-    this.publishTurn = publishing.catch(() => undefined);
-    const outcome = await publishing;
+    // In line for publishing now, before the first await: groups publish in
+    // the order they took their serial, so the serial on disk only grows and
+    // every job file published is covered by a serial published before it
+    // (see PublishOrder for what went wrong when the line was joined later).
+    const outcome = await this.publishOrder.queue(
+      prepareFiles(this.fs, this.dir, writes, gate),
+      (prepared) => publishFiles(this.fs, prepared),
+    );
     if (outcome.gate !== null) {
       this.logger.error(`cannot persist the job serial: ${outcome.gate.message}`);
     }
