@@ -54,9 +54,7 @@ t.test("a group that fails reaches its caller and holds up no one", async (t) =>
   const events: string[] = [];
   const publish = recorder(events);
   const a = order.queue(Promise.reject(new Error("prepare failed")), publish);
-  const b = order.queue(Promise.resolve("b"), async () => {
-    throw new Error("publish failed");
-  });
+  const b = order.queue(Promise.resolve("b"), () => Promise.reject(new Error("publish failed")));
   const c = order.queue(Promise.resolve("c"), publish);
   await t.rejects(a, { message: "prepare failed" });
   await t.rejects(b, { message: "publish failed" });
