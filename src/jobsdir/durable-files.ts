@@ -135,6 +135,10 @@ export class PublishOrder {
    * or as `prepared` rejects; a failure does not hold up the groups behind.
    */
   queue<P, R>(prepared: Promise<P>, publish: (p: P) => Promise<R>): Promise<R> {
+    // Handled now, not only once its turn comes: a preparation that fails
+    // while an earlier group publishes is not an unhandled rejection (which
+    // would stop the process). It still reaches the caller through `turn`.
+    prepared.catch(() => undefined);
     const turn = this.last.then(() => prepared).then(publish);
     this.last = turn.catch(() => undefined);
     return turn;

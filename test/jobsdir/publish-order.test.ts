@@ -61,3 +61,24 @@ t.test("a group that fails reaches its caller and holds up no one", async (t) =>
   t.equal(await c, "c");
   t.same(events, ["start c", "end c"]);
 });
+
+t.test(
+  "a group whose preparation fails while it waits its turn fails its caller only",
+  async (t) => {
+    const order = new PublishOrder();
+    const events: string[] = [];
+    const publish = recorder(events);
+    const first = deferred<string>();
+    const second = deferred<string>();
+    const a = order.queue(first.promise, publish);
+    const b = order.queue(second.promise, publish);
+    const c = order.queue(Promise.resolve("c"), publish);
+    second.reject(new Error("prepare failed"));
+    await settle();
+    first.resolve("a");
+    t.equal(await a, "a");
+    await t.rejects(b, { message: "prepare failed" });
+    t.equal(await c, "c");
+    t.same(events, ["start a", "end a", "start c", "end c"]);
+  },
+);
