@@ -28,13 +28,7 @@ import {
 } from "../errors.js";
 import { ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
-import {
-  type FileWrite,
-  PublishOrder,
-  commitFile,
-  prepareFiles,
-  publishFiles,
-} from "./durable-files.js";
+import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
 import { FileReaderThread, looksLarge } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
@@ -182,6 +176,8 @@ export class JobStore {
   private lastId: number;
   /** The highest id a serial write has been started for. */
   private scheduledSerial: number;
+  /** The highest serial renamed into place (what `serial` on disk holds). */
+  private publishedSerial: number;
   private isDrained: boolean;
   private lastTriggers: ScheduleState;
   private slaveRecords: SlaveRecord[];
@@ -205,8 +201,8 @@ export class JobStore {
   private deferredAt = Infinity;
   /** Groups being committed: at most MAX_GROUPS_IN_FLIGHT. */
   private readonly groupsInFlight = new Set<Promise<void>>();
-  /** Publishing (renames + directory fsync) of one group after the other, in the order they started. */
-  private readonly publishOrder = new PublishOrder();
+  /** Publishing (renames + directory fsync) of one group after the other, in order. */
+  private publishTurn: Promise<unknown> = Promise.resolve();
   private readonly chains = new Map<number, Promise<unknown>>();
   private readonly waiters = new Map<number, Set<Waiter>>();
   private readonly listeners = new Set<ChangeListener>();
@@ -229,6 +225,8 @@ export class JobStore {
     for (const job of this.jobs.values()) this.unfinished.put(job);
     this.lastId = loaded.lastId;
     this.scheduledSerial = loaded.lastId;
+    // Any serial written from now on is above this, so it is renamed into place.
+    this.publishedSerial = loaded.lastId;
     this.isDrained = loaded.drained;
     this.lastTriggers = loaded.scheduleState;
     this.slaveRecords = loaded.slaves;
@@ -714,8 +712,9 @@ export class JobStore {
    * Group commit, pipelined two deep: everything queued goes out as one
    * group, and while a group is being published (renamed into place and its
    * directory fsynced) the next one is already writing its temp files.
-   * Groups publish strictly in the order they started (whichever finishes
-   * its temp files first), so the serial on disk only grows.
+   * Groups publish one after the other, each as soon as its temp files are
+   * written, so a group started later may publish first; the serial on
+   * disk still only grows (see commitGroup).
    */
   private startFlush(now = this.monotonicNow()): void {
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
@@ -781,14 +780,21 @@ export class JobStore {
       data: serializeJob(w.job),
       gated: w.isNew,
     }));
-    // In line for publishing now, before the first await: groups publish in
-    // the order they took their serial, so the serial on disk only grows and
-    // every job file published is covered by a serial published before it
-    // (see PublishOrder for what went wrong when the line was joined later).
-    const outcome = await this.publishOrder.queue(
-      prepareFiles(this.fs, this.dir, writes, gate),
-      (prepared) => publishFiles(this.fs, prepared),
-    );
+    const prepared = await prepareFiles(this.fs, this.dir, writes, gate);
+    const publishing = this.publishTurn.then(async () => {
+      // A group started after this one, with fewer files to write, may have
+      // published a higher serial already. Renaming this group's serial over
+      // it would leave that group's jobs above the serial on disk (until the
+      // next serial, or for good after a SIGKILL): it is dropped instead, as
+      // the higher serial covers this group's ids too. Decided here, in the
+      // publishing turn, so no other group renames a serial meanwhile.
+      const covered = gate !== undefined && maxNewId <= this.publishedSerial;
+      const published = await publishFiles(this.fs, prepared, covered);
+      if (published.gateRenamed) this.publishedSerial = maxNewId;
+      return published;
+    });
+    this.publishTurn = publishing.catch(() => undefined);
+    const outcome = await publishing;
     if (outcome.gate !== null) {
       this.logger.error(`cannot persist the job serial: ${outcome.gate.message}`);
     }

@@ -87,11 +87,11 @@ t.test("concurrent submissions get distinct ids and share fsyncs", async (t) => 
 });
 
 t.test(
-  "a group that writes its files first still publishes after the groups before it",
+  "a group that publishes first keeps its serial: the earlier group's lower one is not put back",
   async (t) => {
     // Group 1 (job 1 and serial 1) is held in its temp writes; group 2 (job
-    // 2 and serial 2) writes its own meanwhile. Group 2 must not publish
-    // first: group 1's serial would then be renamed over serial 2, leaving
+    // 2 and serial 2) writes its own meanwhile and publishes first. Group
+    // 1's serial must not then be renamed over serial 2, which would leave
     // job-2.json above the serial on disk.
     const dir = tempDir(t);
     const writes = heldWrites((file) => path.basename(file).startsWith(".tmp-job-1.json-"));
@@ -118,8 +118,8 @@ t.test(
     );
     t.same(
       published,
-      ["serial (serial 1)", "job-1.json (serial 1)", "serial (serial 2)", "job-2.json (serial 2)"],
-      "published in the order the groups started, each job after its serial",
+      ["serial (serial 2)", "job-2.json (serial 2)", "job-1.json (serial 2)"],
+      "each job published after a serial that covers it, the serial never lowered",
     );
     t.equal(readFileSync(path.join(dir, "serial"), "utf8"), "2\n");
   },
