@@ -35,8 +35,10 @@ export interface PreparedFiles {
 }
 
 export interface CommitOutcome {
-  /** null when the gate (if any) is durable in place. */
+  /** null when the gate (if any) is durable in place, or was covered (see publishFiles). */
   gate: JobsDirIoError | null;
+  /** True when the gate was renamed into place (even if the directory fsync then failed). */
+  gateRenamed: boolean;
   /** Per write, in order: null when durable in place, else what stopped it. */
   writes: (JobsDirIoError | null)[];
 }
@@ -79,8 +81,16 @@ export async function prepareFiles(
  * files, then one fsync of the directory for all of them. A gated write
  * whose gate failed is abandoned and fails with the gate's error. A failed
  * directory fsync fails everything, since nothing is then known durable.
+ *
+ * `gateCovered`: what the gate would say is already in place (a later
+ * commit published a higher serial first). The gate's temp file is then
+ * removed, not renamed over what covers it, and the gated writes go on.
  */
-export async function publishFiles(fs: FsOps, prepared: PreparedFiles): Promise<CommitOutcome> {
+export async function publishFiles(
+  fs: FsOps,
+  prepared: PreparedFiles,
+  gateCovered = false,
+): Promise<CommitOutcome> {
   const { dir } = prepared;
   const rename = async (w: FileWrite, temp: string): Promise<JobsDirIoError | null> => {
     const target = path.join(dir, w.name);
@@ -93,7 +103,14 @@ export async function publishFiles(fs: FsOps, prepared: PreparedFiles): Promise<
     }
   };
   const g = prepared.gate;
-  const gate = g === undefined ? null : (g.error ?? (await rename(g.write, g.temp)));
+  let gate: JobsDirIoError | null = null;
+  let gateRenamed = false;
+  if (g !== undefined && gateCovered) {
+    if (g.error === null) await fs.unlink(g.temp).catch(() => undefined);
+  } else if (g !== undefined) {
+    gate = g.error ?? (await rename(g.write, g.temp));
+    gateRenamed = g.error === null && gate === null;
+  }
   const writes = await Promise.all(
     prepared.writes.map(async ({ write, temp, error }): Promise<JobsDirIoError | null> => {
       if (error !== null) return error;
@@ -112,9 +129,9 @@ export async function publishFiles(fs: FsOps, prepared: PreparedFiles): Promise<
       dir,
       err,
     );
-    return { gate: failure, writes: writes.map(() => failure) };
+    return { gate: failure, gateRenamed, writes: writes.map(() => failure) };
   }
-  return { gate, writes };
+  return { gate, gateRenamed, writes };
 }
 
 /** Both phases at once: every file of `writes` atomically, one directory fsync. */

@@ -176,6 +176,8 @@ export class JobStore {
   private lastId: number;
   /** The highest id a serial write has been started for. */
   private scheduledSerial: number;
+  /** The highest serial renamed into place (what `serial` on disk holds). */
+  private publishedSerial: number;
   private isDrained: boolean;
   private lastTriggers: ScheduleState;
   private slaveRecords: SlaveRecord[];
@@ -223,6 +225,8 @@ export class JobStore {
     for (const job of this.jobs.values()) this.unfinished.put(job);
     this.lastId = loaded.lastId;
     this.scheduledSerial = loaded.lastId;
+    // Any serial written from now on is above this, so it is renamed into place.
+    this.publishedSerial = loaded.lastId;
     this.isDrained = loaded.drained;
     this.lastTriggers = loaded.scheduleState;
     this.slaveRecords = loaded.slaves;
@@ -708,7 +712,9 @@ export class JobStore {
    * Group commit, pipelined two deep: everything queued goes out as one
    * group, and while a group is being published (renamed into place and its
    * directory fsynced) the next one is already writing its temp files.
-   * Publishing stays strictly in order, so the serial on disk only grows.
+   * Groups publish one after the other, each as soon as its temp files are
+   * written, so a group started later may publish first; the serial on
+   * disk still only grows (see commitGroup).
    */
   private startFlush(now = this.monotonicNow()): void {
     while (this.groupsInFlight.size < MAX_GROUPS_IN_FLIGHT && this.pending.size > 0) {
@@ -775,7 +781,18 @@ export class JobStore {
       gated: w.isNew,
     }));
     const prepared = await prepareFiles(this.fs, this.dir, writes, gate);
-    const publishing = this.publishTurn.then(() => publishFiles(this.fs, prepared));
+    const publishing = this.publishTurn.then(async () => {
+      // A group started after this one, with fewer files to write, may have
+      // published a higher serial already. Renaming this group's serial over
+      // it would leave that group's jobs above the serial on disk (until the
+      // next serial, or for good after a SIGKILL): it is dropped instead, as
+      // the higher serial covers this group's ids too. Decided here, in the
+      // publishing turn, so no other group renames a serial meanwhile.
+      const covered = gate !== undefined && maxNewId <= this.publishedSerial;
+      const published = await publishFiles(this.fs, prepared, covered);
+      if (published.gateRenamed) this.publishedSerial = maxNewId;
+      return published;
+    });
     this.publishTurn = publishing.catch(() => undefined);
     const outcome = await publishing;
     if (outcome.gate !== null) {

@@ -11,6 +11,11 @@ export interface HeldWrites {
   held: Promise<void>;
   /** Lets every held write, and those to come, go on. */
   release: () => void;
+  /**
+   * Resolves once no write other than the held ones is under way (at once
+   * if none is): whatever could be written beside them has been.
+   */
+  othersDone: () => Promise<void>;
 }
 
 export function heldWrites(holds: (file: string) => boolean): HeldWrites {
@@ -18,15 +23,30 @@ export function heldWrites(holds: (file: string) => boolean): HeldWrites {
   const gate = new Promise<void>((resolve) => (release = resolve));
   let started: () => void = () => undefined;
   const held = new Promise<void>((resolve) => (started = resolve));
+  let others = 0;
+  let idle: (() => void)[] = [];
   const fs: FsOps = {
     ...realFsOps,
     async writeSynced(file, data) {
       if (holds(file)) {
         started();
         await gate;
+        return realFsOps.writeSynced(file, data);
       }
-      return realFsOps.writeSynced(file, data);
+      others += 1;
+      try {
+        return await realFsOps.writeSynced(file, data);
+      } finally {
+        others -= 1;
+        if (others === 0) {
+          const woken = idle;
+          idle = [];
+          for (const wake of woken) wake();
+        }
+      }
     },
   };
-  return { fs, held, release };
+  const othersDone = (): Promise<void> =>
+    others === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve));
+  return { fs, held, release, othersDone };
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
-import { commitFiles } from "../../src/jobsdir/durable-files.js";
+import { commitFiles, prepareFiles, publishFiles } from "../../src/jobsdir/durable-files.js";
 import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -23,7 +23,11 @@ t.test("files replace their old content atomically, one directory fsync for all"
   let dirSyncs = 0;
   const fs: FsOps = { ...realFsOps, fsyncDir: (d) => ((dirSyncs += 1), realFsOps.fsyncDir(d)) };
   const writes = Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, data: `v1 ${i}\n` }));
-  t.same(await commitFiles(fs, dir, writes), { gate: null, writes: writes.map(() => null) });
+  t.same(await commitFiles(fs, dir, writes), {
+    gate: null,
+    gateRenamed: false,
+    writes: writes.map(() => null),
+  });
   await commitFiles(fs, dir, [{ name: "f3", data: "v2\n" }]);
   t.equal(readFileSync(path.join(dir, "f3"), "utf8"), "v2\n");
   t.equal(dirSyncs, 2);
@@ -54,6 +58,36 @@ t.test("a gate that fails abandons the writes that depend on it, not the others"
     readdirSync(dir).filter((n) => n.startsWith(".tmp-")),
     [],
     "no temp file left",
+  );
+});
+
+t.test("a covered gate is not renamed over what covers it; its writes go on", async (t) => {
+  const dir = tempDir(t);
+  const gate = { name: "serial", data: "2\n" };
+  const later = await commitFiles(
+    realFsOps,
+    dir,
+    [{ name: "job-2.json", data: "2\n", gated: true }],
+    gate,
+  );
+  t.same(later, { gate: null, gateRenamed: true, writes: [null] });
+  const earlier = await prepareFiles(
+    realFsOps,
+    dir,
+    [{ name: "job-1.json", data: "1\n", gated: true }],
+    { name: "serial", data: "1\n" },
+  );
+  t.same(await publishFiles(realFsOps, earlier, true), {
+    gate: null,
+    gateRenamed: false,
+    writes: [null],
+  });
+  t.equal(readFileSync(path.join(dir, "serial"), "utf8"), "2\n", "the higher serial stays");
+  t.equal(readFileSync(path.join(dir, "job-1.json"), "utf8"), "1\n");
+  t.same(
+    readdirSync(dir).filter((n) => n.startsWith(".tmp-")),
+    [],
+    "the covered gate's temp file is removed",
   );
 });
 

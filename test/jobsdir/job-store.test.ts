@@ -19,6 +19,7 @@ import type { Job, NewJob } from "../../src/jobsdir/job.js";
 import { serializeJob } from "../../src/jobsdir/job-file.js";
 import { JobStore, type JobStoreOptions } from "../../src/jobsdir/job-store.js";
 import type { ProcessProbe } from "../../src/storage/dir-lock.js";
+import { heldWrites } from "../helpers/held-writes.js";
 import { CollectingLogger } from "../helpers/log.js";
 import { sampleJob } from "../helpers/job.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -84,6 +85,45 @@ t.test("concurrent submissions get distinct ids and share fsyncs", async (t) => 
   t.ok(dirSyncs < 200, `200 submissions took ${dirSyncs} directory fsyncs`);
   t.equal(readdirSync(dir).filter((n) => n.startsWith("job-")).length, 200);
 });
+
+t.test(
+  "a group that publishes first keeps its serial: the earlier group's lower one is not put back",
+  async (t) => {
+    // Group 1 (job 1 and serial 1) is held in its temp writes; group 2 (job
+    // 2 and serial 2) writes its own meanwhile and publishes first. Group
+    // 1's serial must not then be renamed over serial 2, which would leave
+    // job-2.json above the serial on disk.
+    const dir = tempDir(t);
+    const writes = heldWrites((file) => path.basename(file).startsWith(".tmp-job-1.json-"));
+    const published: string[] = [];
+    const fs: FsOps = {
+      ...writes.fs,
+      async rename(from, to) {
+        await writes.fs.rename(from, to);
+        const name = path.basename(to);
+        if (name !== "serial" && !name.startsWith("job-")) return;
+        const serial = readFileSync(path.join(dir, "serial"), "utf8").trim();
+        published.push(`${name} (serial ${serial})`);
+      },
+    };
+    const store = await open(t, dir, { fs });
+    const first = store.submit({ ...SPEC, definition: "first" });
+    await writes.held;
+    const second = store.submit({ ...SPEC, definition: "second" });
+    await writes.othersDone();
+    writes.release();
+    t.same(
+      (await Promise.all([first, second])).map((j) => j.id),
+      [1, 2],
+    );
+    t.same(
+      published,
+      ["serial (serial 2)", "job-2.json (serial 2)", "job-1.json (serial 2)"],
+      "each job published after a serial that covers it, the serial never lowered",
+    );
+    t.equal(readFileSync(path.join(dir, "serial"), "utf8"), "2\n");
+  },
+);
 
 t.test("an illegal transition is a typed error and changes nothing", async (t) => {
   const dir = tempDir(t);
