@@ -78,6 +78,10 @@ t.test("the README's first command installs and runs the demo; --stop ends it", 
   if (npx === undefined) throw new Error(`no "npx abs ..." in ${JSON.stringify(command)}`);
   const args = npx.slice("npx abs ".length).split(/\s+/);
 
+  // Under the umask many users have (002, user private groups): the demo's
+  // configs must still be ones its daemons accept (not group-writable).
+  const umask = process.umask(0o002);
+  t.teardown(() => void process.umask(umask));
   const cwd = mkdtempSync(path.join(os.tmpdir(), "abs-demo-test-"));
   const dir = path.join(cwd, "abs-demo");
   const masterPidFile = path.join(dir, "run", "abs-master.pid");

@@ -302,10 +302,12 @@ async function createDemo(l: DemoLayout): Promise<number> {
   // The master's certificate, made now as the master would make it at its
   // first start, so that slave.conf can pin it.
   const tls = await loadOrCreateMasterTls({ stateDir: l.masterState, hostName: os.hostname() });
-  await mkdir(l.jobsD);
+  // The daemons refuse a config that group or others may change (as sshd's
+  // StrictModes), and a user's umask is often 002: the modes are set here.
+  await mkdir(l.jobsD, { mode: 0o755 });
   await writeSample(l.sample);
-  await writeFile(l.masterConf, masterConfText(l, port));
-  await writeFile(l.slaveConf, slaveConfText(l, port, tls.fingerprint));
+  await writeFile(l.masterConf, masterConfText(l, port), { mode: 0o644 });
+  await writeFile(l.slaveConf, slaveConfText(l, port, tls.fingerprint), { mode: 0o644 });
   await writeFile(l.marker, "made by abs demo; abs demo --stop DIR stops its daemons\n");
   return port;
 }
