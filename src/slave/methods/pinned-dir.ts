@@ -169,20 +169,34 @@ export async function openTarget(
         }
         throw err;
       }
-      try {
-        if (asRoot) await checkStep(target, dir, (await child.handle.stat()).uid);
-      } catch (err) {
-        await child.close();
-        throw err;
-      }
-      await dir.close();
-      dir = child;
+      dir = await descend(target, dir, child, asRoot);
     }
     return { dir, missing: [] };
   } catch (err) {
     await dir.close();
     throw err;
   }
+}
+
+/**
+ * Steps from `dir` into its open `child`: as root, checks the step first
+ * (closing the child if it is refused), then closes `dir`. On a refusal
+ * `dir` stays open for the caller to close.
+ */
+async function descend(
+  target: string,
+  dir: PinnedDir,
+  child: PinnedDir,
+  asRoot: boolean,
+): Promise<PinnedDir> {
+  try {
+    if (asRoot) await checkStep(target, dir, (await child.handle.stat()).uid);
+  } catch (err) {
+    await child.close();
+    throw err;
+  }
+  await dir.close();
+  return child;
 }
 
 async function checkStep(target: string, dir: PinnedDir, childUid: number): Promise<void> {
@@ -218,14 +232,7 @@ export async function makeMissing(
         if (errnoCode(err) !== "EEXIST") throw err;
       }
       const child = await dir.open(name);
-      try {
-        if (asRoot) await checkStep(target, dir, (await child.handle.stat()).uid);
-      } catch (err) {
-        await child.close();
-        throw err;
-      }
-      await dir.close();
-      dir = child;
+      dir = await descend(target, dir, child, asRoot);
     }
     return dir;
   } catch (err) {
