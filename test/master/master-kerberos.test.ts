@@ -5,7 +5,7 @@
 // process-wide.
 
 import path from "node:path";
-import t from "tap";
+import t, { type Test } from "tap";
 import type { ConnectOptions } from "../../src/auth/link-client.js";
 import { readCertificateFingerprint } from "../../src/auth/tls.js";
 import { runSlaveChild as runSlave } from "../fixtures/link-harness.js";
@@ -16,21 +16,34 @@ const SERVICE = "abs/127.0.0.1";
 
 const options = await kerberosTestOptions(t);
 
+/**
+ * A real KDC of `realm` with the master's service principal and `host`'s,
+ * and a real master on it (heartbeats every 100 ms: what a slave child
+ * waits for), with the pin of its certificate.
+ */
+async function kerberosMaster(t: Test, realm: string, host: string) {
+  const kdc = await startKdc({ realm });
+  t.teardown(() => kdc.stop());
+  const keytab = await kdc.addPrincipal(SERVICE);
+  const hostKeytab = await kdc.addPrincipal(host);
+  const m = await MasterProcess.start(t, {
+    kerberos: { realm, keytab, servicePrincipal: SERVICE },
+    master: "heartbeat_interval = 100ms",
+    env: kdc.env,
+  });
+  const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+  return { kdc, keytab, hostKeytab, m, pin };
+}
+
 t.test(
   "Kerberos slaves at a real master: the principal vouches for the name",
   options,
   async (t) => {
-    const kdc = await startKdc({ realm: "MAIN.TEST" });
-    t.teardown(() => kdc.stop());
-    const keytab = await kdc.addPrincipal(SERVICE);
-    const hostKeytab = await kdc.addPrincipal("host/green-acres.main.test");
-    const m = await MasterProcess.start(t, {
-      kerberos: { realm: "MAIN.TEST", keytab, servicePrincipal: SERVICE },
-      // The master's heartbeat is what the slave child waits for.
-      master: "heartbeat_interval = 100ms",
-      env: kdc.env,
-    });
-    const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+    const { kdc, hostKeytab, m, pin } = await kerberosMaster(
+      t,
+      "MAIN.TEST",
+      "host/green-acres.main.test",
+    );
     const slave = (name: string): ConnectOptions => ({
       host: "127.0.0.1",
       port: m.port,
@@ -143,16 +156,11 @@ t.test(
 );
 
 t.test("a KDC outage does not lock slaves out once the KDC is back", options, async (t) => {
-  const kdc = await startKdc({ realm: "OUTAGE.TEST" });
-  t.teardown(() => kdc.stop());
-  const keytab = await kdc.addPrincipal(SERVICE);
-  const hostKeytab = await kdc.addPrincipal("host/green-acres.outage.test");
-  const m = await MasterProcess.start(t, {
-    kerberos: { realm: "OUTAGE.TEST", keytab, servicePrincipal: SERVICE },
-    master: "heartbeat_interval = 100ms",
-    env: kdc.env,
-  });
-  const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+  const { kdc, hostKeytab, m, pin } = await kerberosMaster(
+    t,
+    "OUTAGE.TEST",
+    "host/green-acres.outage.test",
+  );
   const slave: ConnectOptions = {
     host: "127.0.0.1",
     port: m.port,
@@ -192,16 +200,11 @@ t.test(
   "a fault of the master's own keytab reaches the slave only as such; the log keeps the detail",
   options,
   async (t) => {
-    const kdc = await startKdc({ realm: "MAIN.TEST" });
-    t.teardown(() => kdc.stop());
-    const keytab = await kdc.addPrincipal(SERVICE);
-    const hostKeytab = await kdc.addPrincipal("host/green-acres.main.test");
-    const m = await MasterProcess.start(t, {
-      kerberos: { realm: "MAIN.TEST", keytab, servicePrincipal: SERVICE },
-      master: "heartbeat_interval = 100ms",
-      env: kdc.env,
-    });
-    const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+    const { kdc, keytab, hostKeytab, m, pin } = await kerberosMaster(
+      t,
+      "MAIN.TEST",
+      "host/green-acres.main.test",
+    );
     const connect = () =>
       runSlave(
         {
