@@ -31,12 +31,14 @@ import { Command } from "commander";
 import {
   collectJobIds,
   collectStates,
+  DEFAULT_WAIT_MS,
   parseAge,
   parseDays,
   parseJobId,
   parseLimit,
   parseName,
   parseOnOff,
+  parseWait,
 } from "../src/cli/args.js";
 import type { ShowJobsOptions } from "../src/cli/commands/show-jobs.js";
 import type { CliContext } from "../src/cli/context.js";
@@ -60,6 +62,8 @@ interface GlobalOptions {
   socket?: string;
   config?: string;
   debug?: boolean;
+  /** --wait, in ms. */
+  wait?: number;
 }
 
 /** Set by a command whose success has more than one status (abs watch). */
@@ -79,11 +83,20 @@ async function contextOf(cmd: Command): Promise<CliContext> {
     env: process.env,
   });
   const { socketContext } = await import("../src/cli/context.js");
-  return socketContext(socket.path, socket.source, {
-    write: (text) => process.stdout.write(text),
-    isTTY: process.stdout.isTTY,
-    columns: process.stdout.columns,
-  });
+  return socketContext(
+    socket.path,
+    socket.source,
+    {
+      write: (text) => process.stdout.write(text),
+      isTTY: process.stdout.isTTY,
+      columns: process.stdout.columns,
+    },
+    Date.now,
+    {
+      waitMs: opts.wait ?? DEFAULT_WAIT_MS,
+      onRetry: (text) => process.stderr.write(text),
+    },
+  );
 }
 
 /** keygen and fingerprint fail with 1 whatever the error's code: they are not about the master. */
@@ -101,6 +114,11 @@ function program(): Command {
     .option("-s, --socket <path>", "the master's admin socket")
     .option("-c, --config <file>", "take the admin socket from this master.conf (admin_socket)")
     .option("-d, --debug", "print the stack trace of an unexpected error")
+    .option(
+      "-w, --wait <seconds>",
+      `when the master's answer is lost (it went away mid-request), retry with the same request id for up to this long; 0: never (default ${DEFAULT_WAIT_MS / 1000})`,
+      parseWait,
+    )
     .exitOverride()
     .showHelpAfterError(false)
     .addHelpText(

@@ -1,14 +1,33 @@
 // The client side of the admin socket, used by `abs`: one request, one reply.
 
+import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { AbsError, errorFromWire } from "./errors.js";
 import type { JsonObject, JsonValue } from "./json-shape.js";
 import { ADMIN_PROTOCOL_VERSION, parseAdminReply } from "./protocol/admin-messages.js";
 import { FrameDecoder, encodeFrame } from "./protocol/frame.js";
+import { type AdminMethodName, CHANGING_METHODS } from "./protocol/admin-api.js";
 
 export interface AdminCallOptions {
   /** Give up after this long, in ms. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * The request id sent with the request (admin-messages.ts). A method that
+   * changes something gets a new one when none is given; a retry must pass
+   * the first attempt's.
+   */
+  requestId?: string;
+}
+
+/**
+ * The master closed the connection after the request was sent and before it
+ * answered (it was killed, say): the request may or may not have been done,
+ * so only a retry with the same request id can tell.
+ */
+export class AnswerLostError extends AbsError {
+  constructor(socketPath: string) {
+    super("PROTOCOL", `the master on ${socketPath} closed the connection without an answer`);
+  }
 }
 
 /**
@@ -95,9 +114,21 @@ function exchange<T>(
         ),
       opts.timeoutMs ?? 30_000,
     );
-    socket.on("connect", () =>
-      socket.write(encodeFrame({ method, args, version: ADMIN_PROTOCOL_VERSION })),
-    );
+    const requestId =
+      opts.requestId ??
+      (CHANGING_METHODS.has(method as AdminMethodName) ? randomUUID() : undefined);
+    let sent = false;
+    socket.on("connect", () => {
+      sent = true;
+      socket.write(
+        encodeFrame({
+          method,
+          args,
+          version: ADMIN_PROTOCOL_VERSION,
+          ...(requestId === undefined ? {} : { requestId }),
+        }),
+      );
+    });
     socket.on("data", (chunk: Buffer) => {
       try {
         const [frame] = decoder.push(chunk);
@@ -110,6 +141,11 @@ function exchange<T>(
       }
     });
     socket.on("error", (err: NodeJS.ErrnoException) => {
+      // Once connected, a reset is the master going away mid-request.
+      if (sent && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
+        finish(() => reject(new AnswerLostError(socketPath)));
+        return;
+      }
       const why =
         err.code === "ENOENT" || err.code === "ECONNREFUSED"
           ? "is abs-master running? (see master.conf admin_socket)"
@@ -124,15 +160,68 @@ function exchange<T>(
         ),
       );
     });
-    socket.on("close", () =>
-      finish(() =>
-        reject(
-          new AbsError(
-            "PROTOCOL",
-            `the master on ${socketPath} closed the connection without an answer`,
-          ),
-        ),
-      ),
-    );
+    socket.on("close", () => finish(() => reject(new AnswerLostError(socketPath))));
   });
+}
+
+/** How a command's requests are retried (adminCallRetrying). */
+export interface RetryOptions {
+  /** Keep retrying for this long, in ms (`abs --wait`); 0: never retry. */
+  waitMs: number;
+  /** Told once, when retrying starts: what happened and what is being done. */
+  onRetry: (text: string) => void;
+  /** The pause before the first retry, in ms, doubling up to 2 s. Default 100. */
+  firstDelayMs?: number;
+}
+
+/**
+ * As adminCall, retrying while the master's answer is lost: the connection
+ * dropped after the request was sent (AnswerLostError), and then while the
+ * master cannot be reached (it is restarting), until `waitMs` has passed.
+ * Every attempt carries the same request id, so a request the master did
+ * before it went away is answered from its record and not done twice. A
+ * first attempt that cannot connect is not retried: nothing was sent, and
+ * the master is plainly not there.
+ */
+export async function adminCallRetrying(
+  socketPath: string,
+  method: string,
+  args: JsonObject,
+  retry: RetryOptions,
+  opts: AdminCallOptions = {},
+  call: typeof adminCall = adminCall,
+): Promise<JsonValue> {
+  const requestId =
+    opts.requestId ?? (CHANGING_METHODS.has(method as AdminMethodName) ? randomUUID() : undefined);
+  const attempt = { ...opts, ...(requestId === undefined ? {} : { requestId }) };
+  const deadline = Date.now() + retry.waitMs;
+  let delay = retry.firstDelayMs ?? 100;
+  let retrying = false;
+  for (;;) {
+    try {
+      return await call(socketPath, method, args, attempt);
+    } catch (err) {
+      const lost =
+        err instanceof AnswerLostError ||
+        (retrying && err instanceof AbsError && err.code === "UNREACHABLE");
+      if (!lost) throw err;
+      if (Date.now() + delay > deadline) {
+        if (!retrying) throw err;
+        throw new AbsError(
+          "UNREACHABLE",
+          `${err.message}; gave up retrying ${method} after ${Math.round(retry.waitMs / 1000)} s (abs --wait)`,
+          { cause: err },
+        );
+      }
+      if (!retrying) {
+        const id = requestId === undefined ? "" : ` with the same request id ${requestId}`;
+        retry.onRetry(
+          `abs: ${err.message}; retrying ${method}${id} for up to ${Math.round(retry.waitMs / 1000)} s\n`,
+        );
+        retrying = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
 }

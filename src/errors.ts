@@ -41,6 +41,8 @@ export type ErrorCode =
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
+  // An admin request id used before for another request (admin-requests.ts).
+  | "REQUEST_ID_REUSED"
   // Backup methods on the slave (UNSAFE_TARGET: a restore target a user
   // other than root could swap, refused as root).
   | "PATH_NOT_ALLOWED"
@@ -234,6 +236,7 @@ const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
   VOTE_FAILED: true,
   CONFIG: true,
   BAD_ARGUMENT: true,
+  REQUEST_ID_REUSED: true,
   PATH_NOT_ALLOWED: true,
   METHOD_NOT_ALLOWED: true,
   PROGRAM_NOT_ALLOWED: true,

@@ -56,6 +56,18 @@ export function parseDays(text: string): number {
   return n;
 }
 
+/** How long `abs` retries a request whose answer was lost, by default (--wait). */
+export const DEFAULT_WAIT_MS = 30_000;
+
+/** --wait SECONDS: 0 to 3600, in milliseconds. */
+export function parseWait(text: string): number {
+  const n = wholeNumber(text, 0, 3600);
+  if (n === undefined) {
+    throw new InvalidArgumentError("expected a whole number of seconds from 0 to 3600");
+  }
+  return n * 1000;
+}
+
 /** A definition or slave name: non-empty, at most 255 characters, as the master takes them. */
 export function parseName(text: string): string {
   if (text === "") throw new InvalidArgumentError("expected a name, got an empty string");

@@ -2,7 +2,13 @@
 // master, a place to write, and the time. bin/abs.ts builds the real one;
 // the commands depend on nothing else.
 
-import { type AdminCallOptions, adminCall, adminCallText } from "../admin-client.js";
+import {
+  type AdminCallOptions,
+  type RetryOptions,
+  adminCall,
+  adminCallRetrying,
+  adminCallText,
+} from "../admin-client.js";
 import { AbsError, BadArgumentError } from "../errors.js";
 import { type JsonObject, ShapeError } from "../json-shape.js";
 import {
@@ -96,18 +102,24 @@ export interface CliContext {
  * as a clear BAD_ARGUMENT here rather than on the master. Results are
  * trusted as typed: the master is the peer the socket's mode already trusts.
  * `source` (where the path came from) is added to "cannot reach" messages,
- * since the usual cause is the wrong socket.
+ * since the usual cause is the wrong socket. With `retry`, a request whose
+ * answer was lost is sent again, with the same request id (abs --wait).
  */
 export function socketContext(
   socketPath: string,
   source: string,
   out: Output,
   now: () => number = Date.now,
+  retry?: RetryOptions,
 ): CliContext {
   return {
     async call<M extends AdminMethodName>(method: M, args: JsonObject, opts?: AdminCallOptions) {
       checkArgs(method, args);
-      const result = await reachable(source, () => adminCall(socketPath, method, args, opts));
+      const result = await reachable(source, () =>
+        retry === undefined
+          ? adminCall(socketPath, method, args, opts)
+          : adminCallRetrying(socketPath, method, args, retry, opts),
+      );
       return result as unknown as AdminResults[M];
     },
     async callText(method: AdminMethodName, args: JsonObject) {

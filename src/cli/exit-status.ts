@@ -40,6 +40,7 @@ export const EXIT_STATUS_HELP = `Exit statuses:
 export function exitStatusForCode(code: ErrorCode): ExitStatus {
   switch (code) {
     case "BAD_ARGUMENT":
+    case "REQUEST_ID_REUSED":
       return EXIT.USAGE;
     case "UNREACHABLE":
       return EXIT.UNREACHABLE;

@@ -18,7 +18,20 @@ export interface FileWrite {
   data: string;
   /** Depends on the gate file of the same commit (see commitFiles). */
   gated?: boolean;
+  /** Depends on the commit's `beforeRenames` step (see publishFiles). */
+  journaled?: boolean;
 }
+
+/**
+ * A step of a commit between the gate's rename and the other files'
+ * (publishFiles): the jobs directory writes the records of the admin
+ * requests the commit carries there. Told how the gate went; answers null,
+ * or the error that abandons the journaled writes.
+ */
+export type BeforeRenames = (gate: {
+  renamed: boolean;
+  error: JobsDirIoError | null;
+}) => Promise<JobsDirIoError | null>;
 
 let tempCounter = 0;
 
@@ -41,6 +54,8 @@ export interface CommitOutcome {
   gateRenamed: boolean;
   /** Per write, in order: null when durable in place, else what stopped it. */
   writes: (JobsDirIoError | null)[];
+  /** What the beforeRenames step answered (null without one). */
+  journal: JobsDirIoError | null;
 }
 
 /**
@@ -85,11 +100,15 @@ export async function prepareFiles(
  * `gateCovered`: what the gate would say is already in place (a later
  * commit published a higher serial first). The gate's temp file is then
  * removed, not renamed over what covers it, and the gated writes go on.
+ *
+ * `beforeRenames`, when given, runs after the gate and before any other
+ * rename; if it fails, the journaled writes are abandoned with its error.
  */
 export async function publishFiles(
   fs: FsOps,
   prepared: PreparedFiles,
   gateCovered = false,
+  beforeRenames?: BeforeRenames,
 ): Promise<CommitOutcome> {
   const { dir } = prepared;
   const rename = async (w: FileWrite, temp: string): Promise<JobsDirIoError | null> => {
@@ -111,12 +130,20 @@ export async function publishFiles(
     gate = g.error ?? (await rename(g.write, g.temp));
     gateRenamed = g.error === null && gate === null;
   }
+  const journal =
+    beforeRenames === undefined ? null : await beforeRenames({ renamed: gateRenamed, error: gate });
   const writes = await Promise.all(
     prepared.writes.map(async ({ write, temp, error }): Promise<JobsDirIoError | null> => {
       if (error !== null) return error;
-      if (write.gated === true && gate !== null) {
+      const abandonedBy =
+        write.gated === true && gate !== null
+          ? gate
+          : write.journaled === true && journal !== null
+            ? journal
+            : null;
+      if (abandonedBy !== null) {
         await fs.unlink(temp).catch(() => undefined);
-        return gate;
+        return abandonedBy;
       }
       return rename(write, temp);
     }),
@@ -129,9 +156,9 @@ export async function publishFiles(
       dir,
       err,
     );
-    return { gate: failure, gateRenamed, writes: writes.map(() => failure) };
+    return { gate: failure, gateRenamed, writes: writes.map(() => failure), journal };
   }
-  return { gate, gateRenamed, writes };
+  return { gate, gateRenamed, writes, journal };
 }
 
 /** Both phases at once: every file of `writes` atomically, one directory fsync. */

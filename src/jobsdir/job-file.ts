@@ -43,15 +43,7 @@ export function parseJobFile(text: string, file: string, expectedId: number): Jo
       text.length === 0 ? "the file is empty" : `not valid JSON (${(err as Error).message})`;
     throw new JobFileError(`${file}: ${why}`, file);
   }
-  let job: Job;
-  try {
-    job = readJob(new Fields(value));
-  } catch (err) {
-    if (err instanceof ShapeError) {
-      throw new JobFileError(`${file}: ${err.field}: ${err.why}`, file, err.field);
-    }
-    throw err;
-  }
+  const job = parseJobValue(value, file);
   if (job.id !== expectedId) {
     throw new JobFileError(
       `${file}: holds job ${job.id}, but its name says job ${expectedId}`,
@@ -65,6 +57,18 @@ export function parseJobFile(text: string, file: string, expectedId: number): Jo
 // The checks below validate the parsed object in place and hand it back as
 // it is: building a second copy of every job would double what the load
 // allocates, for the same content (onlyKeys has ruled out anything extra).
+
+/** A job already parsed from JSON (one embedded in the requests file, say); `where` names it in errors. */
+export function parseJobValue(value: unknown, where: string): Job {
+  try {
+    return readJob(new Fields(value));
+  } catch (err) {
+    if (err instanceof ShapeError) {
+      throw new JobFileError(`${where}: ${err.field}: ${err.why}`, where, err.field);
+    }
+    throw err;
+  }
+}
 
 function readJob(f: Fields): Job {
   f.onlyKeys(JOB_KEYS);

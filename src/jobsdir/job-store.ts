@@ -26,13 +26,27 @@ import {
   QueueFullError,
   describeError,
 } from "../errors.js";
-import { ShapeError } from "../json-shape.js";
+import { type JsonValue, ShapeError } from "../json-shape.js";
 import { type Logger, silentLogger } from "../log.js";
-import { type FileWrite, commitFile, prepareFiles, publishFiles } from "./durable-files.js";
+import {
+  type FileWrite,
+  commitFile,
+  commitFiles,
+  prepareFiles,
+  publishFiles,
+} from "./durable-files.js";
 import { FileReaderThread, looksLarge } from "./file-reader.js";
 import { type FsOps, hasCode, realFsOps } from "../storage/fs-ops.js";
 import { isFinished, type Job, type JobState, NO_POLICY, type NewJob } from "./job.js";
-import { parseJobFile, serializeJob } from "./job-file.js";
+import { parseJobFile, parseJobValue, serializeJob } from "./job-file.js";
+import {
+  type RequestLookup,
+  type RequestRecord,
+  RequestRecords,
+  type RequestTag,
+  parseRequests,
+  requestLine,
+} from "./request-records.js";
 import { type JobQuery, selectJobs } from "./job-query.js";
 import { UnfinishedRuns } from "./unfinished-runs.js";
 import { type Transition, transition } from "./job-state.js";
@@ -55,6 +69,7 @@ import {
   SERIAL_FILE,
   SLAVES_FILE,
   DISASTER_IMPORTS_FILE,
+  REQUESTS_FILE,
   TEMP_PREFIX,
   VERSION_FILE,
   archiveBucket,
@@ -100,6 +115,8 @@ export interface LoadReport {
   quarantined: QuarantinedFile[];
   tempFilesRemoved: number;
   staleLock: LockOwner | null;
+  /** Job files written again from the requests file: the master had stopped before writing them. */
+  restoredFromRequests: number;
 }
 
 export interface ArchiveOutcome {
@@ -136,9 +153,31 @@ export interface UpdateOptions {
    * dispatch while its move to dispatched is written (see dispatcher.ts).
    */
   onApplied?: (job: Job) => void;
+  /**
+   * The admin request making this change: its record is written with the
+   * job's new version, before the job file (see submitAll). A change that
+   * changes nothing writes no record here.
+   */
+  request?: RequestChange<Job>;
 }
 
 type ChangeListener = (job: Job) => void;
+
+/**
+ * An admin request whose record is written in the same write as the jobs it
+ * makes or changes (submitAll, update's `request`): `reply` makes the
+ * answer recorded for it from what it did.
+ */
+export interface RequestChange<T> {
+  tag: RequestTag;
+  reply: (done: T) => JsonValue;
+}
+
+/** A request's record on its way to the requests file, with the jobs its line carries. */
+interface PendingRequest {
+  record: RequestRecord;
+  jobIds: readonly number[];
+}
 
 /** One job file to write: the job's newest version, and everyone waiting for it. */
 interface PendingWrite {
@@ -147,6 +186,8 @@ interface PendingWrite {
   callers: { resolve: () => void; reject: (err: AbsError) => void }[];
   /** Not written before this time (the store's monotonic clock, ms) unless flushed with others; 0: at once. */
   dueAt: number;
+  /** Admin requests whose record goes in the requests file with this write, before its rename. */
+  requests: PendingRequest[];
 }
 
 interface Waiter {
@@ -158,6 +199,13 @@ export const DEFAULT_MAX_JOBS = 100_000;
 
 /** Commit groups under way at once: one publishing, one writing its temp files. */
 const MAX_GROUPS_IN_FLIGHT = 2;
+
+/**
+ * The requests file is rewritten (records expired, job texts dropped) once
+ * this much was appended, or as much as it held after the last rewrite if
+ * that is more: its size stays within twice what it must keep, plus this.
+ */
+const REQUESTS_REWRITE_BYTES = 8 * 1024 * 1024;
 
 export class JobStore {
   state: StoreState = "open";
@@ -207,6 +255,19 @@ export class JobStore {
   private readonly waiters = new Map<number, Set<Waiter>>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly knownBuckets = new Set<string>();
+  /** The admin requests recorded (request-records.ts); the requests file holds them. */
+  private readonly requests: RequestRecords;
+  private requestsFileExists: boolean;
+  private requestBytesSinceRewrite = 0;
+  private requestBytesAtRewrite = 0;
+  /** An append failed: the file may end in part of a line, which the next append must not extend. */
+  private requestsTorn = false;
+  /**
+   * A job file of a recorded request failed to be written after its record
+   * was: the file's copy of it is the only one until a restart writes it
+   * again, so the file is not rewritten (which drops job texts) until then.
+   */
+  private requestsHoldUnwrittenJobs = false;
 
   private constructor(
     opts: Required<
@@ -231,6 +292,8 @@ export class JobStore {
     this.lastTriggers = loaded.scheduleState;
     this.slaveRecords = loaded.slaves;
     this.disasterImports = loaded.disasterImports;
+    this.requests = loaded.requests;
+    this.requestsFileExists = loaded.requestsFileExists;
     this.loadReport = loaded.report;
   }
 
@@ -269,7 +332,7 @@ export class JobStore {
       },
     );
     try {
-      const loaded = await loadDirectory(dir, fs, logger);
+      const loaded = await loadDirectory(dir, fs, logger, opts.clock());
       loaded.report.staleLock = staleLock;
       return new JobStore(opts, lock, loaded);
     } catch (err) {
@@ -341,6 +404,11 @@ export class JobStore {
       throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
     }
     return parseJobFile(text, file, id);
+  }
+
+  /** What the records say of a changing admin request: new, a repeat of one done, or its id reused. */
+  lookupRequest(tag: RequestTag): RequestLookup {
+    return this.requests.lookup(tag);
   }
 
   /** Calls `listener` with every job after each durable change (including new jobs). */
@@ -420,36 +488,67 @@ export class JobStore {
     });
   }
 
+  /**
+   * Creates queued jobs for one admin request, all or nothing: the request's
+   * record, carrying every job, is written before any job file is renamed
+   * into place, and a restart writes the job files the record has and the
+   * directory lacks. So after a crash either the request and all its jobs
+   * are there, or none of them. Refused as a whole when drained or when the
+   * jobs would not all fit.
+   */
+  async submitAll(specs: readonly NewJob[], request: RequestChange<Job[]>): Promise<Job[]> {
+    this.assertOpen();
+    if (this.isDrained) throw new DrainedError();
+    if (this.jobs.size + this.pendingSubmissions + specs.length > this.maxJobs) {
+      throw new QueueFullError(this.maxJobs);
+    }
+    if (specs.length === 0) {
+      await this.recordRequest(request.tag, request.reply([]));
+      return [];
+    }
+    const now = this.clock();
+    const jobs = specs.map((spec, i) => queuedJob(spec, this.lastId + 1 + i, now));
+    this.lastId += jobs.length;
+    const pending: PendingRequest = {
+      record: { ...request.tag, at: now, reply: request.reply(jobs) },
+      jobIds: jobs.map((j) => j.id),
+    };
+    this.pendingSubmissions += jobs.length;
+    try {
+      // Queued together and flushed once, so they go out in one group with
+      // their record (a flush per job would start a group with the first).
+      const written = jobs.map((job) => this.persist(job, true, 0, pending, false));
+      this.startFlush();
+      await Promise.all(written);
+    } finally {
+      this.pendingSubmissions -= jobs.length;
+    }
+    return jobs;
+  }
+
+  /**
+   * Records an admin request on its own, for one whose change is not a job
+   * write (drain, archive, reload...): written after the change, so a crash
+   * in between leaves the change without its record, and a retry does the
+   * request again. Resolves once the record is durable.
+   */
+  async recordRequest(tag: RequestTag, reply: JsonValue): Promise<void> {
+    this.assertOpen();
+    if (this.requests.has(tag.id)) return;
+    const record: RequestRecord = { ...tag, at: this.clock(), reply };
+    const turn = this.publishTurn.then(() => this.writeRequestLines([requestLine(record)]));
+    this.publishTurn = turn.catch(() => undefined);
+    const failure = await turn;
+    if (failure !== null) throw failure;
+    this.requests.add(record);
+  }
+
   /** Gives `spec` the next id, lets `shape` change it, and makes it durable. */
   private async create(spec: NewJob, shape: (queued: Job) => Job): Promise<Job> {
     if (this.jobs.size + this.pendingSubmissions >= this.maxJobs) {
       throw new QueueFullError(this.maxJobs);
     }
-    const now = this.clock();
-    const queued: Job = {
-      id: this.lastId + 1,
-      definition: spec.definition,
-      slave: spec.slave,
-      method: spec.method,
-      params: spec.params,
-      state: "queued",
-      priority: spec.priority,
-      attempt: 1,
-      timestamps: { received: now, dispatched: null, started: null, ended: null, notBefore: null },
-      progress: null,
-      result: null,
-      policy: spec.policy ?? NO_POLICY,
-      log: [
-        {
-          serial: 1,
-          time: now,
-          level: "info",
-          message: spec.message ?? `received: ${spec.definition} on ${spec.slave}`,
-        },
-      ],
-      serial: 1,
-    };
-    const job = shape(queued); // may throw: then no id is used
+    const job = shape(queuedJob(spec, this.lastId + 1, this.clock())); // may throw: then no id is used
     this.lastId = job.id;
     this.pendingSubmissions += 1;
     try {
@@ -491,7 +590,14 @@ export class JobStore {
         );
       }
       this.latest.set(id, next);
-      const written = this.persist(next, false, opts.deferMs ?? 0);
+      const request: PendingRequest | undefined =
+        opts.request === undefined
+          ? undefined
+          : {
+              record: { ...opts.request.tag, at: this.clock(), reply: opts.request.reply(next) },
+              jobIds: [id],
+            };
+      const written = this.persist(next, false, opts.deferMs ?? 0, request);
       opts.onApplied?.(next);
       return Promise.resolve({ done: written.then(() => next) });
     }).then(({ done }) => done);
@@ -684,8 +790,15 @@ export class JobStore {
    * there is one; resolves once it is durable, after the in-memory view is
    * updated and listeners told.
    */
-  private persist(job: Job, isNew: boolean, deferMs = 0): Promise<void> {
-    const dueAt = deferMs > 0 ? this.monotonicNow() + deferMs : 0;
+  private persist(
+    job: Job,
+    isNew: boolean,
+    deferMs = 0,
+    request?: PendingRequest,
+    flush = true,
+  ): Promise<void> {
+    // A request's record must not wait: its client waits for the answer.
+    const dueAt = deferMs > 0 && request === undefined ? this.monotonicNow() + deferMs : 0;
     const written = new Promise<void>((resolve, reject) => {
       const queued = this.pending.get(job.id);
       if (queued !== undefined) {
@@ -694,11 +807,18 @@ export class JobStore {
         queued.callers.push({ resolve, reject });
         // The earlier of the two: a change that may not wait makes the merged write urgent.
         queued.dueAt = Math.min(queued.dueAt, dueAt);
+        if (request !== undefined) queued.requests.push(request);
       } else {
-        this.pending.set(job.id, { job, isNew, callers: [{ resolve, reject }], dueAt });
+        this.pending.set(job.id, {
+          job,
+          isNew,
+          callers: [{ resolve, reject }],
+          dueAt,
+          requests: request === undefined ? [] : [request],
+        });
       }
       if (dueAt > 0) this.armDeferred(dueAt);
-      this.startFlush();
+      if (flush) this.startFlush();
     });
     const settled = written.catch(() => undefined);
     this.lastWrite.set(job.id, settled);
@@ -779,7 +899,9 @@ export class JobStore {
       name: jobFileName(w.job.id),
       data: serializeJob(w.job),
       gated: w.isNew,
+      journaled: w.requests.length > 0,
     }));
+    const requests = this.requestLinesOf(group, writes);
     const prepared = await prepareFiles(this.fs, this.dir, writes, gate);
     const publishing = this.publishTurn.then(async () => {
       // A group started after this one, with fewer files to write, may have
@@ -789,7 +911,12 @@ export class JobStore {
       // the higher serial covers this group's ids too. Decided here, in the
       // publishing turn, so no other group renames a serial meanwhile.
       const covered = gate !== undefined && maxNewId <= this.publishedSerial;
-      const published = await publishFiles(this.fs, prepared, covered);
+      const published = await publishFiles(
+        this.fs,
+        prepared,
+        covered,
+        requests.lines.length === 0 ? undefined : (g) => this.journalRequests(g, requests.lines),
+      );
       if (published.gateRenamed) this.publishedSerial = maxNewId;
       return published;
     });
@@ -798,9 +925,24 @@ export class JobStore {
     if (outcome.gate !== null) {
       this.logger.error(`cannot persist the job serial: ${outcome.gate.message}`);
     }
+    if (requests.lines.length > 0 && outcome.journal === null) {
+      // Before any caller is told: the admin server looks the record up.
+      for (const r of requests.records) this.requests.add(r);
+    }
     group.forEach((w, i) => {
       const id = w.job.id;
-      const failure = outcome.writes[i];
+      let failure = outcome.writes[i];
+      if (failure !== null && w.requests.length > 0 && outcome.journal === null) {
+        // The record, with this version of the job, is durable: the request
+        // happened, and a restart writes the job file from the record. So
+        // the change stands; only the file is behind.
+        this.logger.error(
+          `job ${id}: ${failure.message}; the requests file holds this version of it until a restart writes it`,
+          { job: id },
+        );
+        this.requestsHoldUnwrittenJobs = true;
+        failure = null;
+      }
       if (failure === null) {
         // Memory changes only once the file is durable: the store never
         // answers what a restart would not read back.
@@ -822,6 +964,112 @@ export class JobStore {
       }
       this.latest.delete(id);
     });
+  }
+
+  /** The lines of the requests file a group carries: each request's record with its jobs' new texts. */
+  private requestLinesOf(
+    group: readonly PendingWrite[],
+    writes: readonly { data: string }[],
+  ): { lines: string[]; records: RequestRecord[] } {
+    const texts = new Map<number, string>();
+    const requests = new Set<PendingRequest>();
+    group.forEach((w, i) => {
+      if (w.requests.length === 0) return;
+      texts.set(w.job.id, writes[i].data);
+      for (const r of w.requests) requests.add(r);
+    });
+    const lines: string[] = [];
+    const records: RequestRecord[] = [];
+    for (const r of requests) {
+      // A request's jobs are queued together (submitAll), so they are in one group.
+      const jobs = r.jobIds.flatMap((id) => texts.get(id) ?? []);
+      if (jobs.length !== r.jobIds.length) {
+        this.logger.error(`internal: request ${r.record.id}: its jobs are not in one write`);
+      }
+      lines.push(requestLine(r.record, jobs));
+      records.push(r.record);
+    }
+    return { lines, records };
+  }
+
+  /**
+   * A group's step between the serial's rename and its job files'
+   * (publishFiles): its requests' lines made durable. The serial is
+   * fsynced in place first, so no line names an id the serial on disk
+   * does not cover.
+   */
+  private async journalRequests(
+    gate: { renamed: boolean; error: AbsError | null },
+    lines: readonly string[],
+  ): Promise<JobsDirIoError | null> {
+    if (gate.error !== null) {
+      return new JobsDirIoError(
+        `cannot record the admin request: ${gate.error.message}`,
+        path.join(this.dir, SERIAL_FILE),
+        gate.error,
+      );
+    }
+    if (gate.renamed) {
+      try {
+        await this.fs.fsyncDir(this.dir);
+      } catch (err) {
+        return new JobsDirIoError(
+          `cannot fsync directory ${this.dir}: ${describeError(err)}`,
+          this.dir,
+          err,
+        );
+      }
+    }
+    return this.writeRequestLines(lines);
+  }
+
+  /**
+   * Appends `lines` to the requests file, durably; or, when it is due,
+   * rewrites the file with every record kept (expired ones dropped, without
+   * their jobs' texts, whose files are durable by now) and `lines` at the
+   * end. Only ever called in the publishing turn (publishTurn), so the
+   * lines of one commit never interleave with another's.
+   */
+  private async writeRequestLines(lines: readonly string[]): Promise<JobsDirIoError | null> {
+    let text = lines.join("");
+    const file = path.join(this.dir, REQUESTS_FILE);
+    const rewrite =
+      !this.requestsFileExists ||
+      (!this.requestsHoldUnwrittenJobs &&
+        this.requestBytesSinceRewrite >=
+          Math.max(REQUESTS_REWRITE_BYTES, this.requestBytesAtRewrite));
+    try {
+      if (rewrite) {
+        const expired = this.requests.expire(this.clock());
+        if (expired > 0) this.logger.info(`forgot ${expired} admin requests older than a day`);
+        const kept = this.requests.toText();
+        await commitFile(this.fs, this.dir, REQUESTS_FILE, kept + text);
+        this.requestsFileExists = true;
+        this.requestsTorn = false;
+        this.requestBytesAtRewrite = Buffer.byteLength(kept);
+        this.requestBytesSinceRewrite = Buffer.byteLength(text);
+      } else {
+        // After a failed append the file may end in part of a line: a
+        // newline ends it there, as a line load reports and skips.
+        if (this.requestsTorn) text = "\n" + text;
+        await this.fs.appendSynced(file, text);
+        this.requestsTorn = false;
+        this.requestBytesSinceRewrite += Buffer.byteLength(text);
+      }
+      return null;
+    } catch (err) {
+      if (!rewrite) this.requestsTorn = true;
+      const failure =
+        err instanceof JobsDirIoError
+          ? err
+          : new JobsDirIoError(
+              `cannot record the admin request in ${file}: ${describeError(err)}`,
+              file,
+              err,
+            );
+      this.logger.error(failure.message);
+      return failure;
+    }
   }
 
   private async archiveOne(id: number): Promise<boolean> {
@@ -854,6 +1102,33 @@ export class JobStore {
   }
 }
 
+/** The first version of a job made from `spec`, with id `id`, received at `now`. */
+function queuedJob(spec: NewJob, id: number, now: number): Job {
+  return {
+    id,
+    definition: spec.definition,
+    slave: spec.slave,
+    method: spec.method,
+    params: spec.params,
+    state: "queued",
+    priority: spec.priority,
+    attempt: 1,
+    timestamps: { received: now, dispatched: null, started: null, ended: null, notBefore: null },
+    progress: null,
+    result: null,
+    policy: spec.policy ?? NO_POLICY,
+    log: [
+      {
+        serial: 1,
+        time: now,
+        level: "info",
+        message: spec.message ?? `received: ${spec.definition} on ${spec.slave}`,
+      },
+    ],
+    serial: 1,
+  };
+}
+
 function asIoError(err: unknown, file: string, what?: string): AbsError {
   if (err instanceof AbsError) return err;
   return new JobsDirIoError(`${what ?? `cannot write ${file}`}: ${describeError(err)}`, file, err);
@@ -868,15 +1143,17 @@ interface Loaded {
   scheduleState: ScheduleState;
   slaves: SlaveRecord[];
   disasterImports: ImportedAttempt[];
+  requests: RequestRecords;
+  requestsFileExists: boolean;
   report: LoadReport;
 }
 
-async function loadDirectory(dir: string, fs: FsOps, logger: Logger): Promise<Loaded> {
+async function loadDirectory(dir: string, fs: FsOps, logger: Logger, now: number): Promise<Loaded> {
   // The reader thread starts now, while the directory is listed (see
   // file-reader.ts); with injected file operations (tests) files are read here.
   const reader = fs === realFsOps && (await looksLarge(dir)) ? new FileReaderThread() : null;
   try {
-    return await loadEntries(dir, fs, logger, reader);
+    return await loadEntries(dir, fs, logger, reader, now);
   } finally {
     reader?.stop();
   }
@@ -887,6 +1164,7 @@ async function loadEntries(
   fs: FsOps,
   logger: Logger,
   reader: FileReaderThread | null,
+  now: number,
 ): Promise<Loaded> {
   let entries: Awaited<ReturnType<FsOps["readdir"]>>;
   try {
@@ -903,6 +1181,7 @@ async function loadEntries(
     quarantined: [],
     tempFilesRemoved: 0,
     staleLock: null,
+    restoredFromRequests: 0,
   };
   const jobFiles: { name: string; id: number }[] = [];
   let changedDir = false;
@@ -977,9 +1256,8 @@ async function loadEntries(
   for (let i = read; i < jobFiles.length; i++) parseAt(i, readTextNow(fs, fileOf(i)));
   for (const b of bad) await quarantine(b.name, b.reason);
 
-  const jobs = new Map<number, Job>();
+  let jobs = new Map<number, Job>();
   for (const job of parsed) if (job !== null) jobs.set(job.id, job);
-  report.jobs = jobs.size;
 
   report.archivedMaxId = await highestArchivedId(dir, fs);
   const serial = await readSerial(dir, fs, logger, names.has(SERIAL_FILE));
@@ -991,6 +1269,14 @@ async function loadEntries(
     );
   }
   if (changedDir) await fs.fsyncDir(dir);
+  const requests = await loadRequests(dir, fs, logger, names.has(REQUESTS_FILE), jobs, serial, now);
+  if (requests.restored.length > 0) {
+    // Restored ids may fall between loaded ones: the map stays in id order.
+    for (const job of requests.restored) jobs.set(job.id, job);
+    jobs = new Map([...jobs].sort((a, b) => a[0] - b[0]));
+    report.restoredFromRequests = requests.restored.length;
+  }
+  report.jobs = jobs.size;
   const scheduleState = names.has(SCHEDULE_STATE_FILE)
     ? readStateFile(
         dir,
@@ -1026,13 +1312,98 @@ async function loadEntries(
     : [];
   return {
     jobs,
-    lastId: Math.max(serial, seen),
+    lastId: Math.max(serial, seen, requests.highestId),
     drained: names.has(DRAIN_FILE),
     scheduleState,
     slaves,
     disasterImports,
+    requests: requests.records,
+    requestsFileExists: names.has(REQUESTS_FILE),
     report,
   };
+}
+
+/**
+ * Reads the requests file (request-records.ts). A job a record carries that
+ * the directory lacks, or has in an older version, is written again from
+ * it: the master stopped after the record and before the job's file. Then
+ * the file is rewritten without job texts, so the next start reads only
+ * what came since.
+ */
+async function loadRequests(
+  dir: string,
+  fs: FsOps,
+  logger: Logger,
+  exists: boolean,
+  jobs: ReadonlyMap<number, Job>,
+  serialOnDisk: number,
+  now: number,
+): Promise<{ records: RequestRecords; restored: Job[]; highestId: number }> {
+  const records = new RequestRecords();
+  if (!exists) return { records, restored: [], highestId: 0 };
+  const file = path.join(dir, REQUESTS_FILE);
+  const parsed = parseRequests(readTextNow(fs, file));
+  for (const b of parsed.bad) {
+    logger.warn(`${file}:${b.line}: unusable (${b.reason}); a retry of that request is done again`);
+  }
+  if (parsed.torn !== null && parsed.torn.trim() !== "") {
+    logger.warn(`${file}: ends in part of a line, an append cut short (never answered); dropped`);
+  }
+  const restore = new Map<number, { job: Job; record: RequestRecord }>();
+  let carried = 0;
+  let highestId = 0;
+  for (const { record, jobs: values } of parsed.lines) {
+    records.add(record);
+    for (const [i, value] of values.entries()) {
+      carried += 1;
+      let job: Job;
+      try {
+        job = parseJobValue(value, `${file}: request ${record.id}: jobs[${i}]`);
+      } catch (err) {
+        logger.warn(describeError(err));
+        continue;
+      }
+      highestId = Math.max(highestId, job.id);
+      const current = restore.get(job.id)?.job ?? jobs.get(job.id);
+      if (current !== undefined && current.serial >= job.serial) continue;
+      if (current === undefined && (await isArchived(dir, fs, job.id))) continue;
+      restore.set(job.id, { job, record });
+    }
+  }
+  const restored = [...restore.values()];
+  if (restored.length > 0) {
+    // The serial first, as always, should a damaged one be below these ids.
+    if (highestId > serialOnDisk) await commitFile(fs, dir, SERIAL_FILE, `${highestId}\n`);
+    const outcome = await commitFiles(
+      fs,
+      dir,
+      restored.map(({ job }) => ({ name: jobFileName(job.id), data: serializeJob(job) })),
+    );
+    const failed = outcome.writes.find((w) => w !== null);
+    if (failed !== undefined && failed !== null) throw failed;
+    for (const { job, record } of restored) {
+      logger.warn(
+        `job ${job.id}: written again from the record of admin request ${record.id} (${record.method}): the master stopped before its file was`,
+        { job: job.id },
+      );
+    }
+  }
+  if (carried > 0 || parsed.bad.length > 0 || parsed.torn !== null) {
+    records.expire(now);
+    await commitFile(fs, dir, REQUESTS_FILE, records.toText());
+  }
+  return { records, restored: restored.map((r) => r.job), highestId };
+}
+
+async function isArchived(dir: string, fs: FsOps, id: number): Promise<boolean> {
+  const file = path.join(dir, archiveBucket(id), jobFileName(id));
+  try {
+    await fs.readFile(file);
+    return true;
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return false;
+    throw new JobsDirIoError(`cannot read ${file}: ${describeError(err)}`, file, err);
+  }
 }
 
 async function checkVersion(dir: string, fs: FsOps, names: Set<string>): Promise<void> {

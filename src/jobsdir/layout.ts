@@ -10,6 +10,7 @@
 //   quarantine/             files that could not be used, moved aside at load
 //   schedule-state.json     last trigger per job definition (the master's)
 //   slaves.json             the slaves that have registered
+//   requests                admin requests that changed something, by request id (request-records.ts)
 //   .tmp-*                  a write in progress; removed at load
 
 import path from "node:path";
@@ -26,6 +27,7 @@ export const QUARANTINE_DIR = "quarantine";
 export const SCHEDULE_STATE_FILE = "schedule-state.json";
 export const SLAVES_FILE = "slaves.json";
 export const DISASTER_IMPORTS_FILE = "disaster-imports.json";
+export const REQUESTS_FILE = "requests";
 export const TEMP_PREFIX = ".tmp-";
 
 /** Jobs per archive subdirectory, as in Ganeti's job queue. */
@@ -40,6 +42,7 @@ export const KNOWN_FILES: ReadonlySet<string> = new Set([
   SCHEDULE_STATE_FILE,
   SLAVES_FILE,
   DISASTER_IMPORTS_FILE,
+  REQUESTS_FILE,
 ]);
 
 export function jobFileName(id: number): string {

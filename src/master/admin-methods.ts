@@ -9,6 +9,8 @@ import type { JsonObject, JsonValue } from "../json-shape.js";
 import {
   MAX_SCHEDULE_RUNS,
   type AdminMethodName,
+  type CancelResult,
+  type RunResult,
   type JobDetail,
   type JobView,
   type ScheduleView,
@@ -26,6 +28,7 @@ import {
   parseWatchArgs,
 } from "../protocol/admin-api.js";
 import type { AdminMethod } from "./admin-server.js";
+import type { RequestTag } from "../jobsdir/request-records.js";
 import type { Master } from "./master.js";
 import { slavesToRun } from "./job-policy.js";
 import { expectedTotals } from "./progress-estimate.js";
@@ -34,7 +37,8 @@ import { expectedTotals } from "./progress-estimate.js";
 export const RECENT_MS = 24 * 3600 * 1000;
 
 // The results are typed views; the admin server sends them as JSON.
-type Handler = (args: JsonObject) => unknown;
+// `request` is the request's tag for the changing methods (admin-requests.ts).
+type Handler = (args: JsonObject, request: RequestTag | null) => unknown;
 
 export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
   const view = (job: Job): JobView => jobView(job, master.dispatcher.waitReasonOf(job));
@@ -115,7 +119,7 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
       return { definitions };
     },
 
-    run: async (args) => {
+    run: async (args, request) => {
       const a = parseRunArgs(args);
       const def = master.definition(a.definition);
       if (def === undefined) {
@@ -125,11 +129,16 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
           `no job definition "${a.definition}" (defined: ${known})`,
         );
       }
-      const jobs = await master.runNow(def, slavesToRun(def, a.slave));
-      return { jobs: jobs.map((j) => j.id) };
+      const reply = (jobs: Job[]): RunResult => ({ jobs: jobs.map((j) => j.id) });
+      // The record goes in the jobs' own write: the run is all or nothing.
+      const jobs = await master.runNow(def, slavesToRun(def, a.slave), {
+        tag: changingRequest(request),
+        reply: (made) => reply(made) as unknown as JsonValue,
+      });
+      return reply(jobs);
     },
 
-    cancel: async (args) => {
+    cancel: async (args, request) => {
       const { id } = parseIdArgs(args);
       const job = master.store.get(id);
       if (job === undefined) throw new JobNotFoundError(id);
@@ -138,8 +147,13 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
           context: { jobId: id },
         });
       }
-      const changed = await master.dispatcher.cancel(job, "canceled by an administrator");
-      return { job: view(changed) };
+      // A canceled or canceling job waits for nothing: its view has no wait reason.
+      const reply = (j: Job): CancelResult => ({ job: jobView(j, null) });
+      const changed = await master.dispatcher.cancel(job, "canceled by an administrator", {
+        tag: changingRequest(request),
+        reply: (j) => reply(j) as unknown as JsonValue,
+      });
+      return reply(changed);
     },
 
     watch: async (args) => {
@@ -182,9 +196,16 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
   return new Map(
     Object.entries(handlers).map(([name, handler]) => [
       name,
-      async (args: JsonObject) => (await handler(args)) as JsonValue,
+      async (args: JsonObject, request: RequestTag | null) =>
+        (await handler(args, request)) as JsonValue,
     ]),
   );
+}
+
+/** The tag the admin server gives every changing method (CHANGING_METHODS). */
+function changingRequest(request: RequestTag | null): RequestTag {
+  if (request === null) throw new AbsError("INTERNAL", "a changing admin method got no request id");
+  return request;
 }
 
 export function jobView(job: Job, waitReason: string | null): JobView {

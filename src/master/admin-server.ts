@@ -2,14 +2,16 @@
 // mode decides who may administer (DESIGN.md, "Wire protocol"). ETX-framed
 // JSON, one request and one reply at a time per connection:
 //
-//   request  {method, args, version}
+//   request  {method, args, version, requestId?}
 //   reply    {success: true, result} | {success: false, error: {code, message}}
 //
 // Bad input never reaches a handler: a frame that cannot be decoded or is not
 // a request gets an error reply and the connection is closed (the stream
 // position is lost); an unknown method, a wrong version or bad arguments get
 // an error reply and the connection stays usable. Every request leaves one
-// line in the access log.
+// line in the access log. A method that changes something needs a request id
+// and goes through the request gate, which answers a repeat from its record
+// (admin-requests.ts).
 //
 // States: `listening` from listen() until close(), then `closed`.
 
@@ -28,9 +30,19 @@ import { MAX_REPLY_BYTES } from "../admin-client.js";
 import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
 import { listenError } from "../listen-error.js";
 import { checkSocketDirectory, resolveGroup } from "./admin-socket-access.js";
+import { MemoryRequestLog, type RequestLog, RequestGate } from "./admin-requests.js";
+import { type AdminMethodName, CHANGING_METHODS } from "../protocol/admin-api.js";
+import { REQUEST_ID_RE, type RequestTag, requestDigest } from "../jobsdir/request-records.js";
 
-/** Handles one admin method; throws an AbsError (or ShapeError for bad args) to refuse. */
-export type AdminMethod = (args: JsonObject) => Promise<JsonValue> | JsonValue;
+/**
+ * Handles one admin method; throws an AbsError (or ShapeError for bad args)
+ * to refuse. `request` is the request's tag for a changing method (see
+ * CHANGING_METHODS), null for the others.
+ */
+export type AdminMethod = (
+  args: JsonObject,
+  request: RequestTag | null,
+) => Promise<JsonValue> | JsonValue;
 
 export interface AdminServerOptions {
   /** The socket file. A stale file left by a dead master is replaced. */
@@ -40,6 +52,8 @@ export interface AdminServerOptions {
   /** Group (name or gid) the socket is given, admin_socket_group. Default null: the process's. */
   group?: string | null;
   methods: ReadonlyMap<string, AdminMethod>;
+  /** Where the records of changing requests are kept. Default: memory (the fake master's). */
+  requests?: RequestLog;
   logger: Logger;
   /** One line per request. Default: `logger`. */
   accessLog?: Logger;
@@ -50,11 +64,14 @@ export interface AdminServerOptions {
 export class AdminServer {
   state: "listening" | "closed" = "listening";
   private readonly connections = new Set<net.Socket>();
+  private readonly gate: RequestGate;
 
   private constructor(
     private readonly server: net.Server,
     private readonly opts: AdminServerOptions,
-  ) {}
+  ) {
+    this.gate = new RequestGate(opts.requests ?? new MemoryRequestLog());
+  }
 
   static async listen(opts: AdminServerOptions): Promise<AdminServer> {
     // Before anything is removed or made there (admin-socket-access.ts).
@@ -151,6 +168,7 @@ export class AdminServer {
       return;
     }
     let reply: AdminReply;
+    let outcome: string | undefined;
     if (request.version !== ADMIN_PROTOCOL_VERSION) {
       reply = failure(
         new ProtocolError(
@@ -158,7 +176,7 @@ export class AdminServer {
         ),
       );
     } else {
-      reply = await this.call(request.method, request.args);
+      ({ reply, outcome } = await this.call(request.method, request.args, request.requestId));
     }
     let bytes: Buffer;
     try {
@@ -167,35 +185,71 @@ export class AdminServer {
       reply = failure(err instanceof AbsError ? err : new AbsError("INTERNAL", describeError(err)));
       bytes = encodeFrame(reply);
     }
-    this.access(request.method, reply.success ? "ok" : reply.error.code, elapsed());
+    this.access(
+      request.method,
+      reply.success ? (outcome ?? "ok") : reply.error.code,
+      elapsed(),
+      request.requestId,
+    );
     if (!socket.destroyed) socket.write(bytes);
   }
 
-  private async call(method: string, args: JsonObject): Promise<AdminReply> {
+  private async call(
+    method: string,
+    args: JsonObject,
+    requestId: string | null,
+  ): Promise<{ reply: AdminReply; outcome?: string }> {
     const handler = this.opts.methods.get(method);
     if (handler === undefined) {
-      return failure(new BadArgumentError(`unknown method "${method}"`, "method"));
+      return { reply: failure(new BadArgumentError(`unknown method "${method}"`, "method")) };
     }
     try {
-      // Keys in this order: adminCallText finds the result by this prefix.
-      return { success: true, result: await handler(args) };
+      if (!CHANGING_METHODS.has(method as AdminMethodName)) {
+        // Keys in this order: adminCallText finds the result by this prefix.
+        return { reply: { success: true, result: await handler(args, null) } };
+      }
+      const tag = requestTag(method, args, requestId);
+      const { result, repeat } = await this.gate.run(tag, async () => handler(args, tag));
+      return { reply: { success: true, result }, outcome: repeat ? "repeat" : "ok" };
     } catch (err) {
       if (err instanceof ShapeError) {
-        return failure(new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field));
+        return {
+          reply: failure(new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field)),
+        };
       }
-      if (err instanceof AbsError) return failure(err);
+      if (err instanceof AbsError) return { reply: failure(err) };
       this.opts.logger.error(`admin method ${method} failed: ${describeError(err)}`);
-      return failure(new AbsError("INTERNAL", `${method} failed: ${describeError(err)}`));
+      return {
+        reply: failure(new AbsError("INTERNAL", `${method} failed: ${describeError(err)}`)),
+      };
     }
   }
 
-  private access(method: string, outcome: string, ms: number): void {
+  private access(method: string, outcome: string, ms: number, requestId?: string | null): void {
     (this.opts.accessLog ?? this.opts.logger).info("admin request", {
       method,
       outcome,
       ms: Math.round(ms * 10) / 10,
+      ...(requestId === undefined || requestId === null ? {} : { request: requestId }),
     });
   }
+}
+
+/** The tag of a changing request; refuses one without a usable request id. */
+function requestTag(method: string, args: JsonObject, requestId: string | null): RequestTag {
+  if (requestId === null) {
+    throw new BadArgumentError(
+      `${method} changes something, so its request needs a request id (requestId), which makes a retry safe; abs sends one`,
+      "requestId",
+    );
+  }
+  if (!REQUEST_ID_RE.test(requestId)) {
+    throw new BadArgumentError(
+      `request id ${JSON.stringify(requestId)} is not one: 8 to 64 letters, digits and ._:- starting with a letter or digit`,
+      "requestId",
+    );
+  }
+  return { id: requestId, method, digest: requestDigest(method, args) };
 }
 
 function failure(error: AbsError): AdminReply {

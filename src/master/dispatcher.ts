@@ -29,7 +29,7 @@ import { formatDuration } from "../config/duration.js";
 import { describeError } from "../errors.js";
 import { isFinished, type Job, type JobState } from "../jobsdir/job.js";
 import { lostResult, transition, type Transition } from "../jobsdir/job-state.js";
-import type { JobStore } from "../jobsdir/job-store.js";
+import type { JobStore, RequestChange } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { type SlaveLoad, planDispatch, waitReason } from "./dispatch-plan.js";
 import { afterFailure, type Deadline, nextDeadline } from "./job-policy.js";
@@ -216,32 +216,36 @@ export class Dispatcher {
    * its slave told to stop it if it reports it later. Decided on the job's
    * newest version (a dispatch being written is canceled through its slave).
    */
-  async cancel(job: Job, why: string): Promise<Job> {
+  async cancel(job: Job, why: string, request?: RequestChange<Job>): Promise<Job> {
     const now = this.opts.clock.now();
-    const changed = await this.opts.store.update(job.id, (j) => {
-      switch (j.state) {
-        case "queued":
-        case "orphaned":
-          return transition(j, {
-            to: "canceled",
-            now,
-            message: why,
-            result: { message: why, data: {} },
-          });
-        case "dispatched":
-        case "running":
-          return transition(j, {
-            to: "canceling",
-            now,
-            message: `${why}; asking slave ${j.slave} to stop it`,
-          });
-        case "canceling": // asked again below: the first request may have been lost
-        case "succeeded":
-        case "failed":
-        case "canceled":
-          return j;
-      }
-    });
+    const changed = await this.opts.store.update(
+      job.id,
+      (j) => {
+        switch (j.state) {
+          case "queued":
+          case "orphaned":
+            return transition(j, {
+              to: "canceled",
+              now,
+              message: why,
+              result: { message: why, data: {} },
+            });
+          case "dispatched":
+          case "running":
+            return transition(j, {
+              to: "canceling",
+              now,
+              message: `${why}; asking slave ${j.slave} to stop it`,
+            });
+          case "canceling": // asked again below: the first request may have been lost
+          case "succeeded":
+          case "failed":
+          case "canceled":
+            return j;
+        }
+      },
+      { request },
+    );
     // Sent after the write, so it follows any dispatch written before it.
     if (changed.state === "canceling") {
       this.sessions

@@ -34,7 +34,7 @@ import {
 import { readMasterConfigFiles } from "../config/read-config-files.js";
 import { AbsError, describeError } from "../errors.js";
 import type { Job } from "../jobsdir/job.js";
-import { JobStore } from "../jobsdir/job-store.js";
+import { JobStore, type RequestChange } from "../jobsdir/job-store.js";
 import type { Logger } from "../log.js";
 import { warnIfNoJournal } from "../storage/file-system-journal.js";
 import { tempFilesIn } from "../storage/unnamed-files.js";
@@ -196,6 +196,7 @@ export class Master {
         mode: config.adminSocketMode,
         group: config.adminSocketGroup,
         methods: adminMethods(master),
+        requests: store,
         logger,
         accessLog: opts.accessLog,
       });
@@ -338,28 +339,72 @@ export class Master {
     await Promise.all(def.slaves.map((slave) => this.startRun(def, slave, at, why)));
   }
 
-  /** `abs run`: a run of `def` now, on its slaves or on `slave`. */
-  async runNow(def: JobDefinition, slaves: readonly string[]): Promise<Job[]> {
+  /**
+   * `abs run`: a run of `def` now, on its slaves or on `slave`, all or
+   * nothing: the jobs, one per slave, and the request's record are one
+   * write (JobStore.submitAll), so a crash leaves all of them or none, and a
+   * retry of the request finds the record. Overlap = replace cancels the
+   * runs still going first; forbid does not apply to a run asked for by hand.
+   */
+  async runNow(
+    def: JobDefinition,
+    slaves: readonly string[],
+    request: RequestChange<Job[]>,
+  ): Promise<Job[]> {
     const now = this.clock.now();
-    const why = "run by an administrator (abs run)";
-    const jobs = await Promise.all(slaves.map((s) => this.startRun(def, s, now, why, true)));
-    return jobs.filter((j): j is Job => j !== null);
+    // The request id ties each job to the command that made it.
+    const why = `run by an administrator (abs run, request ${request.tag.id})`;
+    if (def.overlap === "replace") {
+      await Promise.all(slaves.map((slave) => this.replacePrevious(def, slave)));
+    }
+    const { method, params } = methodParams(def.method);
+    const jobs = await this.store.submitAll(
+      slaves.map((slave) => ({
+        definition: def.name,
+        slave,
+        method,
+        params,
+        priority: def.priority,
+        policy: policyFor(def, now),
+        message: `received: ${def.name} on ${slave}, ${why}`,
+      })),
+      request,
+    );
+    for (const job of jobs) {
+      this.opts.logger.info(`job ${job.id}: ${def.name} on ${job.slave} queued, ${why}`, {
+        job: job.id,
+        slave: job.slave,
+      });
+    }
+    return jobs;
+  }
+
+  /** Overlap = replace: the runs of `def` on `slave` still going are canceled. */
+  private async replacePrevious(def: JobDefinition, slave: string): Promise<void> {
+    for (const old of this.store.unfinishedRuns(def.name, slave)) {
+      await this.dispatcher
+        .cancel(old, `replaced by a new run (overlap = replace)`)
+        .catch((err: unknown) =>
+          this.opts.logger.error(`job ${old.id}: cannot cancel: ${describeError(err)}`, {
+            job: old.id,
+          }),
+        );
+    }
   }
 
   /**
-   * Submits one run of `def` on `slave`, after its overlap policy: allow
-   * starts it beside a run still going, forbid skips it, replace cancels the
-   * old one first. A run asked for by hand is not skipped by forbid.
+   * Submits one scheduled run of `def` on `slave`, after its overlap
+   * policy: allow starts it beside a run still going, forbid skips it,
+   * replace cancels the old one first.
    */
   private async startRun(
     def: JobDefinition,
     slave: string,
     at: number,
     why: string,
-    byHand = false,
   ): Promise<Job | null> {
     const previous = this.store.unfinishedRuns(def.name, slave);
-    if (previous.length > 0 && def.overlap === "forbid" && !byHand) {
+    if (previous.length > 0 && def.overlap === "forbid") {
       const ids = previous.map((j) => j.id).join(", ");
       this.opts.logger.warn(
         `${def.name} on ${slave}: run ${why} skipped: job ${ids} still unfinished (overlap = forbid)`,
@@ -367,17 +412,7 @@ export class Master {
       );
       return null;
     }
-    if (def.overlap === "replace") {
-      for (const old of previous) {
-        await this.dispatcher
-          .cancel(old, `replaced by a new run (overlap = replace)`)
-          .catch((err: unknown) =>
-            this.opts.logger.error(`job ${old.id}: cannot cancel: ${describeError(err)}`, {
-              job: old.id,
-            }),
-          );
-      }
-    }
+    if (def.overlap === "replace") await this.replacePrevious(def, slave);
     const { method, params } = methodParams(def.method);
     const job = await this.store.submit({
       definition: def.name,

@@ -26,6 +26,20 @@ export const ADMIN_METHODS = [
 ] as const;
 export type AdminMethodName = (typeof ADMIN_METHODS)[number];
 
+/**
+ * The methods that create or change something: each request of one carries
+ * a request id, and a repeat of it changes nothing (admin-requests.ts).
+ */
+export const CHANGING_METHODS: ReadonlySet<AdminMethodName> = new Set<AdminMethodName>([
+  "run",
+  "cancel",
+  "archive",
+  "autoarchive",
+  "drain",
+  "reload",
+  "import-disaster-log",
+]);
+
 /** `status`: who answers, and how busy it is. */
 export interface StatusResult {
   master: string;

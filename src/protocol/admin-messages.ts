@@ -2,7 +2,7 @@
 // with the same ETX framing as the slave link. One request, one reply, as in
 // Ganeti's LUXI:
 //
-//   request  {method, args, version}
+//   request  {method, args, version, requestId?}
 //   reply    {success: true, result} | {success: false, error: {code, message, context?}}
 //
 // The validators check shape only; whether a method exists and what its args
@@ -13,14 +13,26 @@ import type { WireError } from "../errors.js";
 import { Fields, type JsonObject, type JsonValue } from "../json-shape.js";
 import { label, MAX_NAME_LENGTH, present, readShape, wireError } from "./message-fields.js";
 
-/** Version of the admin link spoken by this build; sent in every request. */
-export const ADMIN_PROTOCOL_VERSION = 1;
+/**
+ * Version of the admin link spoken by this build; sent in every request.
+ * 2: requests that change something carry a request id.
+ */
+export const ADMIN_PROTOCOL_VERSION = 2;
+
+/** Request ids are at most this long (request-records.ts says what they may hold). */
+export const MAX_REQUEST_ID_LENGTH = 64;
 
 export interface AdminRequest {
   /** e.g. "show-jobs", "run", "cancel". */
   method: string;
   args: JsonObject;
   version: number;
+  /**
+   * Chosen by the client, the same in every retry of one request: a repeat
+   * is answered as the first was (src/master/admin-requests.ts). Required
+   * by the methods that change something; null when not sent.
+   */
+  requestId: string | null;
 }
 
 export type AdminReply =
@@ -37,6 +49,7 @@ export function parseAdminRequest(value: unknown): AdminRequest {
       method: label(f, "method", MAX_NAME_LENGTH),
       args: f.jsonObject("args"),
       version: f.int("version", { min: 1 }),
+      requestId: f.optionalString("requestId", { maxLength: MAX_REQUEST_ID_LENGTH }) ?? null,
     };
   });
 }

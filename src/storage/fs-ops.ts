@@ -18,6 +18,8 @@ export interface FsOps {
    * once written (unnamed-files.ts).
    */
   writeSynced(file: string, data: string): Promise<void>;
+  /** Appends `data` to `file` (which must exist) and fdatasyncs it. */
+  appendSynced(file: string, data: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   unlink(file: string): Promise<void>;
   mkdir(dir: string): Promise<void>;
@@ -35,6 +37,18 @@ export const realFsOps: FsOps = {
     return entries.map((e) => ({ name: e.name, isFile: e.isFile(), isDirectory: e.isDirectory() }));
   },
   writeSynced: (file, data) => writeSyncedFile(file, data, linkFdFor(path.dirname(file))),
+  async appendSynced(file, data) {
+    // "r+" and not "a": the file must exist already (its directory entry
+    // made durable by whoever created it); O_APPEND would create it.
+    const handle = await fsp.open(file, "r+");
+    try {
+      const { size } = await handle.stat();
+      await handle.write(data, size, "utf8");
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  },
   rename: (from, to) => fsp.rename(from, to),
   unlink: (file) => fsp.unlink(file),
   mkdir: async (dir) => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
+import { JobsDirIoError } from "../../src/errors.js";
 import { commitFiles, prepareFiles, publishFiles } from "../../src/jobsdir/durable-files.js";
 import { type FsOps, realFsOps } from "../../src/storage/fs-ops.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -27,6 +28,7 @@ t.test("files replace their old content atomically, one directory fsync for all"
     gate: null,
     gateRenamed: false,
     writes: writes.map(() => null),
+    journal: null,
   });
   await commitFiles(fs, dir, [{ name: "f3", data: "v2\n" }]);
   t.equal(readFileSync(path.join(dir, "f3"), "utf8"), "v2\n");
@@ -70,7 +72,7 @@ t.test("a covered gate is not renamed over what covers it; its writes go on", as
     [{ name: "job-2.json", data: "2\n", gated: true }],
     gate,
   );
-  t.same(later, { gate: null, gateRenamed: true, writes: [null] });
+  t.same(later, { gate: null, gateRenamed: true, writes: [null], journal: null });
   const earlier = await prepareFiles(
     realFsOps,
     dir,
@@ -81,6 +83,7 @@ t.test("a covered gate is not renamed over what covers it; its writes go on", as
     gate: null,
     gateRenamed: false,
     writes: [null],
+    journal: null,
   });
   t.equal(readFileSync(path.join(dir, "serial"), "utf8"), "2\n", "the higher serial stays");
   t.equal(readFileSync(path.join(dir, "job-1.json"), "utf8"), "1\n");
@@ -105,3 +108,46 @@ t.test("a failed rename or directory fsync is reported, never success", async (t
   const all = await commitFiles(syncFails, dir, [{ name: "c", data: "c\n" }]);
   t.match(all.writes[0], { code: "JOBSDIR_IO", message: /cannot fsync directory .*: EIO/ });
 });
+
+t.test(
+  "the step before the renames runs after the gate's; if it fails, the journaled writes are abandoned",
+  async (t) => {
+    const dir = tempDir(t);
+    const failure = new JobsDirIoError("the requests file is full", path.join(dir, "requests"), null);
+    for (const fails of [false, true]) {
+      const n = fails ? 2 : 1;
+      const prepared = await prepareFiles(
+        realFsOps,
+        dir,
+        [
+          { name: `job-${n}.json`, data: "new\n", gated: true, journaled: true },
+          { name: `other-${n}`, data: "other\n" },
+        ],
+        { name: "serial", data: `${n}\n` },
+      );
+      let seen: { renamed: boolean; serial: string; jobThere: boolean } | undefined;
+      const outcome = await publishFiles(realFsOps, prepared, false, (gate) => {
+        seen = {
+          renamed: gate.renamed,
+          serial: readFileSync(path.join(dir, "serial"), "utf8"),
+          jobThere: existsSync(path.join(dir, `job-${n}.json`)),
+        };
+        return Promise.resolve(fails ? failure : null);
+      });
+      t.same(
+        seen,
+        { renamed: true, serial: `${n}\n`, jobThere: false },
+        "after the gate, before the job",
+      );
+      t.equal(outcome.journal, fails ? failure : null);
+      t.equal(outcome.writes[0], fails ? failure : null, "the journaled write follows the step");
+      t.equal(outcome.writes[1], null, "the other write goes on");
+      t.equal(existsSync(path.join(dir, `job-${n}.json`)), !fails);
+    }
+    t.same(
+      readdirSync(dir).filter((n) => n.startsWith(".tmp-")),
+      [],
+      "no temp file is left behind",
+    );
+  },
+);

@@ -69,7 +69,10 @@ t.test("abs run, show jobs, watch, show job, cancel, archive against a real mast
   r = await m.abs(["show", "job", "1"]);
   t.equal(r.status, 0);
   t.match(r.stdout, /state:\s+succeeded/);
-  t.match(r.stdout, /received: home on green-acres, run by an administrator \(abs run\)/);
+  t.match(
+    r.stdout,
+    /received: home on green-acres, run by an administrator \(abs run, request [0-9a-f-]{36}\)/,
+  );
 
   r = await m.abs(["show", "jobs", "--json"]);
   const listed = JSON.parse(r.stdout) as { jobs: { id: number; state: string }[] };

@@ -100,19 +100,19 @@ t.test("bad input gets a clear error and the master keeps serving", async (t) =>
     ["not a request", Buffer.from('{"hello": 1}\x03'), true, /request\.method: expected a string/],
     [
       "unknown method",
-      Buffer.from('{"method":"frobnicate","args":{},"version":1}\x03'),
+      Buffer.from('{"method":"frobnicate","args":{},"version":2}\x03'),
       false,
       /unknown method "frobnicate"/,
     ],
     [
       "wrong version",
-      Buffer.from('{"method":"echo","args":{},"version":2}\x03'),
+      Buffer.from('{"method":"echo","args":{},"version":3}\x03'),
       false,
-      /admin protocol version 2 is not spoken by this master \(it speaks 1\)/,
+      /admin protocol version 3 is not spoken by this master \(it speaks 2\)/,
     ],
     [
       "arguments of the wrong type",
-      Buffer.from('{"method":"show-job","args":{"id":"seven"},"version":1}\x03'),
+      Buffer.from('{"method":"show-job","args":{"id":"seven"},"version":2}\x03'),
       false,
       /show-job: args\.id: expected an integer >= 1, got "seven"/,
     ],
@@ -134,7 +134,7 @@ t.test("bad input gets a clear error and the master keeps serving", async (t) =>
 t.test("two requests on one connection are answered in order", async (t) => {
   const { socketPath } = await start(t);
   const two = Buffer.from(
-    '{"method":"echo","args":{"n":1},"version":1}\x03{"method":"echo","args":{"n":2},"version":1}\x03',
+    '{"method":"echo","args":{"n":1},"version":2}\x03{"method":"echo","args":{"n":2},"version":2}\x03',
   );
   const { replies } = await raw(socketPath, two, 2);
   t.same(replies, [

@@ -271,13 +271,25 @@ t.test(
       ],
       [
         "a wrong version",
-        Buffer.from('{"method":"status","args":{},"version":2}\x03'),
-        /admin protocol version 2 is not spoken by this master \(it speaks 1\)/,
+        Buffer.from('{"method":"status","args":{},"version":1}\x03'),
+        /admin protocol version 1 is not spoken by this master \(it speaks 2\)/,
       ],
       [
         "args of the wrong type",
-        Buffer.from('{"method":"cancel","args":{"id":[1]},"version":1}\x03'),
+        Buffer.from(
+          '{"method":"cancel","args":{"id":[1]},"version":2,"requestId":"test-0001"}\x03',
+        ),
         /cancel: args\.id: expected an integer >= 1/,
+      ],
+      [
+        "a changing request without a request id",
+        Buffer.from('{"method":"cancel","args":{"id":1},"version":2}\x03'),
+        /cancel changes something, so its request needs a request id \(requestId\)/,
+      ],
+      [
+        "a request id that is not one",
+        Buffer.from('{"method":"cancel","args":{"id":1},"version":2,"requestId":"a b"}\x03'),
+        /request id "a b" is not one/,
       ],
     ];
     for (const [what, bytes, message] of cases) {

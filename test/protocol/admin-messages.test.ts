@@ -13,6 +13,7 @@ t.test("valid requests and replies parse to themselves", (t) => {
     method: "show-jobs",
     args: { state: ["running"] },
     version: ADMIN_PROTOCOL_VERSION,
+    requestId: "3f2a9c1e-0b7d-4e55-9a61-2c8f0d4b7e19",
   };
   const ok = { success: true, result: [{ id: 1 }, { id: 2 }] };
   const okNull = { success: true, result: null };
@@ -45,7 +46,17 @@ t.test("unknown extra fields are dropped", (t) => {
     method: "run",
     args: {},
     version: 1,
+    requestId: null,
   });
+  t.strictSame(
+    parseAdminRequest({ method: "run", args: {}, version: 2, requestId: "r-12345678" }),
+    {
+      method: "run",
+      args: {},
+      version: 2,
+      requestId: "r-12345678",
+    },
+  );
   t.strictSame(
     parseAdminReply({ success: false, error: { code: "DRAINED", message: "m", hint: "x" } }),
     { success: false, error: { code: "DRAINED", message: "m" } },
@@ -70,6 +81,11 @@ t.test("bad requests name the field", (t) => {
       'request.method: expected no control characters, got "run\\r\\nforged"',
     ],
     ["args an array", { ...good, args: [] }, "request.args: expected an object, got []"],
+    [
+      "requestId a number",
+      { ...good, requestId: 7 },
+      "request.requestId: expected a string, got 7",
+    ],
     ["args missing", { ...good, args: undefined }, "request.args: expected an object, got nothing"],
     [
       "version a string",
