@@ -101,6 +101,8 @@ export interface JobStoreOptions {
   monotonic?: () => number;
   fs?: FsOps;
   probe?: ProcessProbe;
+  /** Appended bytes after which the requests file is rewritten. Default 8 MiB; tests pass less. */
+  requestsRewriteBytes?: number;
 }
 
 export interface QuarantinedFile {
@@ -268,6 +270,7 @@ export class JobStore {
    * again, so the file is not rewritten (which drops job texts) until then.
    */
   private requestsHoldUnwrittenJobs = false;
+  private readonly requestsRewriteBytes: number;
 
   private constructor(
     opts: Required<
@@ -275,6 +278,7 @@ export class JobStore {
     >,
     private readonly lock: DirLock,
     loaded: Loaded,
+    requestsRewriteBytes: number,
   ) {
     this.dir = opts.dir;
     this.fs = opts.fs;
@@ -294,6 +298,7 @@ export class JobStore {
     this.disasterImports = loaded.disasterImports;
     this.requests = loaded.requests;
     this.requestsFileExists = loaded.requestsFileExists;
+    this.requestsRewriteBytes = requestsRewriteBytes;
     this.loadReport = loaded.report;
   }
 
@@ -334,7 +339,12 @@ export class JobStore {
     try {
       const loaded = await loadDirectory(dir, fs, logger, opts.clock());
       loaded.report.staleLock = staleLock;
-      return new JobStore(opts, lock, loaded);
+      return new JobStore(
+        opts,
+        lock,
+        loaded,
+        options.requestsRewriteBytes ?? REQUESTS_REWRITE_BYTES,
+      );
     } catch (err) {
       await lock.release().catch(() => undefined);
       throw err;
@@ -1037,7 +1047,7 @@ export class JobStore {
       !this.requestsFileExists ||
       (!this.requestsHoldUnwrittenJobs &&
         this.requestBytesSinceRewrite >=
-          Math.max(REQUESTS_REWRITE_BYTES, this.requestBytesAtRewrite));
+          Math.max(this.requestsRewriteBytes, this.requestBytesAtRewrite));
     try {
       if (rewrite) {
         const expired = this.requests.expire(this.clock());
