@@ -113,7 +113,11 @@ t.test(
   "the step before the renames runs after the gate's; if it fails, the journaled writes are abandoned",
   async (t) => {
     const dir = tempDir(t);
-    const failure = new JobsDirIoError("the requests file is full", path.join(dir, "requests"), null);
+    const failure = new JobsDirIoError(
+      "the requests file is full",
+      path.join(dir, "requests"),
+      null,
+    );
     for (const fails of [false, true]) {
       const n = fails ? 2 : 1;
       const prepared = await prepareFiles(
