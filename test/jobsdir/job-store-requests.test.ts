@@ -112,7 +112,7 @@ t.test("a run is all or nothing: refused whole when drained or when not all fit"
 function crashChild(
   dir: string,
   mode: "run" | "cancel",
-  killAt: "before-record" | "after-record",
+  killAt: "before-record" | "after-record" | "mid-renames",
 ): void {
   const store = new URL("../../src/jobsdir/job-store.js", import.meta.url).href;
   const fsOps = new URL("../../src/storage/fs-ops.js", import.meta.url).href;
@@ -126,6 +126,18 @@ function crashChild(
         if (killAt === "before-record") process.kill(process.pid, "SIGKILL");
         await realFsOps.appendSynced(file, data);
         if (killAt === "after-record") process.kill(process.pid, "SIGKILL");
+      },
+      firstTwo: [],
+      async rename(from, to) {
+        if (killAt !== "mid-renames" || !/job-\\d+\\.json$/.test(to)) return realFsOps.rename(from, to);
+        // The run's first two job files go in place; at the third, the kill.
+        if (fs.firstTwo.length < 2) {
+          const done = realFsOps.rename(from, to);
+          fs.firstTwo.push(done);
+          return done;
+        }
+        await Promise.all(fs.firstTwo);
+        process.kill(process.pid, "SIGKILL");
       },
     };
     const store = await JobStore.open({ dir: ${JSON.stringify(dir)}, fs });
@@ -195,6 +207,15 @@ t.test(
     t.equal((await store.submit(specs()[0])).id, 51, "ids go on after them");
   },
 );
+
+t.test("SIGKILL in the middle of a run's job renames: a restart has all 25", async (t) => {
+  const dir = await seeded(t);
+  crashChild(dir, "run", "mid-renames");
+  t.equal(jobFiles(dir).length, 27, "the crash left 2 of the 25");
+  const store = await open(t, dir);
+  t.equal(store.loadReport.restoredFromRequests, 23);
+  t.equal(store.query({ definition: "later" }).length, 25);
+});
 
 t.test("SIGKILL before a run's record: none of its jobs, no record", async (t) => {
   const dir = await seeded(t);
