@@ -39,6 +39,7 @@ import { ConfigError, describeError } from "../src/errors.js";
 import { createDaemonLogger } from "../src/log.js";
 import type { FakeMaster } from "../src/master/fake-master.js";
 import { Master } from "../src/master/master.js";
+import { describeSlaveAuth } from "../src/master/slave-listener.js";
 import { runStartupVote } from "../src/master/startup-vote.js";
 import { removePidFile, writePidFile } from "../src/pid-file.js";
 import { handleSignals } from "../src/signals.js";
@@ -286,8 +287,8 @@ async function main(): Promise<number> {
   }
   logger.info(
     disaster
-      ? `abs-master pid ${process.pid} serving as the fake master (disaster mode)`
-      : `abs-master pid ${process.pid} serving (${summarizeMasterConfig(config)})`,
+      ? `abs-master pid ${process.pid} serving as the fake master (disaster mode; auth ${describeSlaveAuth(config)})`
+      : `abs-master pid ${process.pid} serving (auth ${describeSlaveAuth(config)}; ${summarizeMasterConfig(config)})`,
   );
   if (isDaemonChild()) reportToParent({ ready: true, pid: process.pid });
   return exited;

@@ -509,6 +509,8 @@ export async function dropServiceTickets(
 interface GssExplanation {
   code: "AUTH_FAILED" | "KDC_UNREACHABLE";
   reason: string;
+  /** True when the KDC has no service principal of the name asked for. */
+  unknownService?: boolean;
   /**
    * True when the fault lies in this side's own keytab (it lacks the key, or
    * cannot be read), not in the peer's token. On the master, such a failure
@@ -555,6 +557,7 @@ const GSS_REASONS: ReadonlyArray<{
       reason:
         `the KDC has no service principal ${m[1]}: the slave principal must belong to the ` +
         "master's realm (ABS does not use cross-realm trust), and the master's service principal must exist there",
+      unknownService: true,
     }),
   },
   {
@@ -660,10 +663,20 @@ export class MasterKerberosFault extends AuthError {
   }
 }
 
-function gssError(prefix: string, err: unknown, context: ErrorContext = {}): AuthError {
+function gssError(
+  prefix: string,
+  err: unknown,
+  context: ErrorContext = {},
+  unknownServiceFix?: string,
+): AuthError {
   const raw = describeError(err);
-  const { code, reason } = explainGssError(raw);
-  return new AuthError(code, `${prefix}: ${reason} [GSSAPI: ${raw}]`, { cause: err, context });
+  const { code, reason, unknownService } = explainGssError(raw);
+  const fix =
+    unknownService === true && unknownServiceFix !== undefined ? `; ${unknownServiceFix}` : "";
+  return new AuthError(code, `${prefix}: ${reason}${fix} [GSSAPI: ${raw}]`, {
+    cause: err,
+    context,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -711,6 +724,12 @@ export interface KerberosInitiatorOptions {
    * keytab; with only a cache, the cache's principal.
    */
   principal?: string;
+  /**
+   * Added to the failure when the KDC has no service principal of that
+   * name: where the name came from and how to change it (the slave's
+   * config). Default: nothing added.
+   */
+  unknownServiceFix?: string;
 }
 
 export interface KerberosInitiator {
@@ -808,7 +827,7 @@ export async function createKerberosInitiator(
           try {
             out = await client.step("");
           } catch (err) {
-            throw gssError(prefix, err, context);
+            throw gssError(prefix, err, context, options.unknownServiceFix);
           }
           // With GSS_C_MUTUAL_FLAG the context cannot be complete before the
           // master's reply; if it is, mutual authentication did not happen.

@@ -54,6 +54,8 @@ export type SlaveAuthOptions =
       ccache?: string;
       /** The slave principal, `name@REALM`. Default: the keytab's first, or the cache's. */
       principal?: string;
+      /** What to change when the KDC has no such service principal (KerberosInitiatorOptions). */
+      unknownServiceFix?: string;
       /** Replaces createKerberosInitiator (tests). */
       initiator?: () => Promise<KerberosInitiator>;
     };
@@ -164,7 +166,7 @@ async function handshakeAuth(auth: SlaveAuthOptions, name: string): Promise<Slav
       return { mode: "realm-key", key };
     }
     case "kerberos": {
-      const { servicePrincipal, keytab, ccache, principal } = auth;
+      const { servicePrincipal, keytab, ccache, principal, unknownServiceFix } = auth;
       const initiator =
         auth.initiator ??
         (() =>
@@ -173,6 +175,7 @@ async function handshakeAuth(auth: SlaveAuthOptions, name: string): Promise<Slav
             ...(keytab === undefined ? {} : { keytab }),
             ...(ccache === undefined ? {} : { ccache }),
             ...(principal === undefined ? {} : { principal }),
+            ...(unknownServiceFix === undefined ? {} : { unknownServiceFix }),
           }));
       return { mode: "kerberos", initiator };
     }

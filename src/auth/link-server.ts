@@ -23,7 +23,9 @@
 // gave up by itself (its KDC did not answer) does not, so neither a flood
 // of empty connections nor a KDC outage locks good slaves out. A blocked
 // address's new connections are refused with AUTH_RATE_LIMITED right after
-// the TLS handshake, before any authentication work.
+// the TLS handshake, before any authentication work; they are logged at
+// debug level one by one, and in one summary line per address and period
+// (blocked-refusals.ts).
 //
 // States: `listening` from listen() until close(), then `closed`.
 
@@ -41,6 +43,7 @@ import {
 } from "./kerberos.js";
 import { LinkConnection, type MasterSideConnection } from "./link-connection.js";
 import { MasterHandshake } from "./master-handshake.js";
+import { BlockedRefusals } from "./blocked-refusals.js";
 import { type HandshakeCap, HandshakeLimits } from "./handshake-limits.js";
 import { FailureRateLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { EKM_BYTES, EKM_LABEL, type RealmKey } from "./realm-key.js";
@@ -78,6 +81,8 @@ export interface LinkServerOptions {
   shedSummaryMs?: number;
   /** Limits on failed attempts per address (rate-limit.ts defaults), or a limiter to share. */
   rateLimit?: RateLimitOptions | FailureRateLimiter;
+  /** Period of the summary line about connections refused from a blocked address, in ms. Default 60,000. */
+  blockedSummaryMs?: number;
   /** Largest frame accepted, in bytes. Default 1 MiB. */
   maxFrameBytes?: number;
   logger: Logger;
@@ -122,6 +127,7 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
   state: LinkServerState = "listening";
   readonly limiter: FailureRateLimiter;
   readonly limits: HandshakeLimits;
+  readonly blockedRefusals: BlockedRefusals;
   private readonly timeoutMs: number;
   private readonly opts: LinkServerOptions;
   private readonly server: tls.Server;
@@ -155,6 +161,14 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
         maxTotal: opts.maxHandshakes,
         maxPerAddress: opts.maxHandshakesPerAddress,
         summaryMs: opts.shedSummaryMs,
+      },
+      opts.logger,
+    );
+    this.blockedRefusals = new BlockedRefusals(
+      {
+        summaryMs: opts.blockedSummaryMs,
+        maxAddresses: this.limiter.maxAddresses,
+        rule: { maxFailures: this.limiter.maxFailures, windowMs: this.limiter.windowMs },
       },
       opts.logger,
     );
@@ -210,6 +224,7 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
     this.state = "closed";
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.limits.close();
+    this.blockedRefusals.close();
     for (const [raw, h] of this.handshaking) {
       if (h.phase === "tls") this.end(raw, h);
     }
@@ -321,6 +336,7 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
         { context: { peer } },
       );
       logger.debug(`slave link: refused ${peer} (identity (none)): ${error.message}`, { peer });
+      this.blockedRefusals.note(address, blockedMs);
       conn.close(error);
       this.emit("refused", { peer, identity: "(none)", error, rateLimited: true });
       return;

@@ -61,6 +61,8 @@ export interface SlaveConfig {
   ccache: string | null;
   /** `master_principal`: the master's service principal (kerberos only). Default "abs/<master host>". */
   masterPrincipal: string | null;
+  /** True when master_principal is not written and masterPrincipal is its default (kerberos only). */
+  masterPrincipalIsDefault: boolean;
   /** `master_fingerprint`: SHA-256 pin of the master's certificate, upper-case colon hex. Default null. */
   masterFingerprint: string | null;
   /** `master_ca`: PEM CA file to verify the master's certificate with. Default null. */
@@ -271,6 +273,7 @@ export function loadSlaveConfig(
       principal: v.principal?.value ?? null,
       ccache: v.ccache?.value ?? null,
       masterPrincipal: kerberos ? (v.master_principal?.value ?? `abs/${master.host}`) : null,
+      masterPrincipalIsDefault: kerberos && v.master_principal === undefined,
       masterFingerprint: v.master_fingerprint?.value ?? null,
       masterCa: v.master_ca?.value ?? null,
       maxJobs: v.max_jobs?.value ?? 2,

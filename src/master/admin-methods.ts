@@ -32,6 +32,7 @@ import type { RequestTag } from "../jobsdir/request-records.js";
 import type { Master } from "./master.js";
 import { slavesToRun } from "./job-policy.js";
 import { expectedTotals } from "./progress-estimate.js";
+import { servicePrincipalOf } from "./slave-listener.js";
 
 /** Without --all, `show jobs` lists finished jobs that ended this recently. */
 export const RECENT_MS = 24 * 3600 * 1000;
@@ -54,6 +55,8 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
         pid: process.pid,
         startedAt: master.startedAt,
         listen: `${c.listen.host}:${master.linkPort}`,
+        auth: c.auth,
+        servicePrincipal: servicePrincipalOf(c),
         jobsDir: master.store.directory,
         jobs: master.store.size,
         drained: master.store.drained,

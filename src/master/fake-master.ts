@@ -49,7 +49,12 @@ import { type AdminMethod, AdminServer } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
 import { slavesToRun } from "./job-policy.js";
 import { ReportedJobs } from "./reported-jobs.js";
-import { listenForSlaves, loadSlaveLinkSecrets, vouchedFor } from "./slave-listener.js";
+import {
+  listenForSlaves,
+  loadSlaveLinkSecrets,
+  servicePrincipalOf,
+  vouchedFor,
+} from "./slave-listener.js";
 
 /**
  * The first id of a job run by hand on the fake master at `now`: the time in
@@ -393,6 +398,8 @@ export class FakeMaster {
         pid: process.pid,
         startedAt: this.startedAt,
         listen: `${c.listen.host}:${this.link.port}`,
+        auth: c.auth,
+        servicePrincipal: servicePrincipalOf(c),
         jobsDir: null,
         jobs: this.reported.size,
         drained: false,

@@ -74,6 +74,23 @@ function acceptedPrincipals(config: MasterConfig): string[] {
   ];
 }
 
+/**
+ * The service principal slaves get tickets for, as the acceptor names it
+ * (`service/host@REALM`, the master's realm when service_principal has
+ * none); null with realm-key.
+ */
+export function servicePrincipalOf(config: MasterConfig): string | null {
+  if (config.auth !== "kerberos" || config.servicePrincipal === null) return null;
+  const { service, host } = parseServicePrincipal(config.servicePrincipal);
+  return `${service}/${host}@${config.realm}`;
+}
+
+/** How slaves authenticate, for the startup line (as `abs status` says it). */
+export function describeSlaveAuth(config: MasterConfig): string {
+  const principal = servicePrincipalOf(config);
+  return principal === null ? config.auth : `${config.auth}, service principal ${principal}`;
+}
+
 function masterService(config: MasterConfig): string | undefined {
   return config.servicePrincipal === null
     ? undefined

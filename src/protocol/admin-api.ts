@@ -8,6 +8,7 @@
 
 import { JOB_STATES, type JobLogEntry, type JobState } from "../jobsdir/job.js";
 import { Fields, type JsonObject, ShapeError, showValue } from "../json-shape.js";
+import type { AuthMode } from "./slave-messages.js";
 
 export const ADMIN_METHODS = [
   "status",
@@ -50,6 +51,10 @@ export interface StatusResult {
   startedAt: number;
   /** The slave link's address, e.g. "0.0.0.0:7370". */
   listen: string;
+  /** How slaves authenticate (master.conf `auth`). */
+  auth: AuthMode;
+  /** With kerberos, the service principal slaves get tickets for, `service/host@REALM`; else null. */
+  servicePrincipal: string | null;
   jobsDir: string | null;
   /** Unarchived jobs. */
   jobs: number;

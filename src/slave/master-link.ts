@@ -57,6 +57,18 @@ export function backoffDelay(failures: number, random: () => number): number {
   return Math.round(step / 2 + (random() * step) / 2);
 }
 
+/**
+ * What makes two failures to reach the master the same one, for the log:
+ * the error's code and its message with every number blanked. What
+ * changes from one attempt to the next of one failure is numbers: the
+ * source port the master's refusal names ("from 127.0.0.1:41234"), the
+ * seconds a block of the address has left, the milliseconds waited.
+ */
+export function failureKey(err: unknown): string {
+  const code = err instanceof AbsError ? err.code : "";
+  return `${code}: ${describeError(err).replace(/\d+/g, "N")}`;
+}
+
 export class MasterLink {
   state: LinkState = "idle";
   private target: MasterTarget;
@@ -142,12 +154,12 @@ export class MasterLink {
           ticketDropped = true;
           if (await this.dropStaleTicket(target, where, err)) continue; // at once, no backoff
         }
-        const why = describeError(err);
         // The same failure again and again is logged once, then at debug level.
-        const line = `cannot reach the master at ${where}: ${why}`;
-        if (why === lastFailure) this.opts.logger.debug(line);
+        const line = `cannot reach the master at ${where}: ${describeError(err)}`;
+        const key = failureKey(err);
+        if (key === lastFailure) this.opts.logger.debug(line);
         else this.opts.logger.warn(line);
-        lastFailure = why;
+        lastFailure = key;
       }
       if (gen !== this.generation) return;
       failures = registered ? 0 : failures + 1;

@@ -14,6 +14,7 @@
 // log_dir, keytab and ccache need a restart: a reload keeps their old values
 // and says so.
 
+import net from "node:net";
 import type { SlaveConfig } from "../config/slave-config.js";
 import type { Logger } from "../log.js";
 import type { SlaveAuthOptions } from "../auth/link-client.js";
@@ -149,6 +150,20 @@ function limitsOf(c: SlaveConfig): RunnerLimits {
   };
 }
 
+/**
+ * The README's fix for a master_principal left to its default that the KDC
+ * does not know: the default is made of `master:` as written, which is
+ * often an IP address or a short name, not the host of the master's
+ * service principal.
+ */
+function defaultPrincipalFix(c: SlaveConfig): string {
+  const what = net.isIP(c.master.host) === 0 ? "" : ", an IP address";
+  return (
+    `${c.file} sets no master_principal, so the slave asks for abs/ followed by the host of master: (${c.master.host}${what}); ` +
+    "write master: as the host name of the master's service principal, or set master_principal"
+  );
+}
+
 /** Where and how to connect, from the config. */
 export function targetOf(c: SlaveConfig): MasterTarget {
   let auth: SlaveAuthOptions;
@@ -159,6 +174,7 @@ export function targetOf(c: SlaveConfig): MasterTarget {
       ...(c.keytab === null ? {} : { keytab: c.keytab }),
       ...(c.ccache === null ? {} : { ccache: c.ccache }),
       ...(c.principal === null ? {} : { principal: c.principal }),
+      ...(c.masterPrincipalIsDefault ? { unknownServiceFix: defaultPrincipalFix(c) } : {}),
     };
   } else {
     auth = { mode: "realm-key", keyFile: c.keyFile ?? "" };

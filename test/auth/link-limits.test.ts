@@ -12,7 +12,7 @@ import tls from "node:tls";
 import t from "tap";
 import { connectToMaster } from "../../src/auth/link-client.js";
 import { loadRealmKey } from "../../src/auth/realm-key.js";
-import { within } from "../fixtures/link-harness.js";
+import { rejection, within } from "../fixtures/link-harness.js";
 import { MasterProcess } from "../helpers/master-process.js";
 import { SlaveProcess } from "../helpers/slave-process.js";
 
@@ -197,4 +197,39 @@ t.test("300 silent connections under ulimit -n 256 leave the admin socket workin
   t.equal(status.status, 0, status.stderr);
   t.match(status.stdout, /TEST\.ABS/);
   await m.waitForOutput(/over the handshake limits: \d+ over max_handshakes = 128/);
+});
+
+t.test("connections from a blocked address leave a summary line in the master's log", async (t) => {
+  const m = await MasterProcess.start(t);
+  const realmKey = await loadRealmKey(m.keyFile);
+  // Ten wrong MACs from 127.0.0.2 within the minute (another realm key): blocked.
+  const wrong = {
+    host: "127.0.0.1",
+    port: m.port,
+    localAddress: "127.0.0.2",
+    name: "intruder",
+    auth: { mode: "realm-key" as const, realmKey: Buffer.alloc(32, 7) },
+  };
+  for (let i = 0; i < 10; i++) {
+    t.equal((await rejection(connectToMaster(wrong))).code, "AUTH_FAILED", `failure ${i + 1}`);
+  }
+  await m.waitForOutput(/slave link: 127\.0\.0\.2 failed to authenticate 10 times/);
+  // Its further connections, even with the right key, are refused at once.
+  for (let i = 0; i < 4; i++) {
+    const refused = await rejection(
+      connectToMaster({ ...wrong, auth: { mode: "realm-key", realmKey } }),
+    );
+    t.equal(refused.code, "AUTH_RATE_LIMITED");
+  }
+  t.notMatch(
+    m.log,
+    /refused \d+ new connections? from 127\.0\.0\.2/,
+    "no line yet: the period runs",
+  );
+  // A stopping master logs what it counted; its period is a minute.
+  t.equal((await m.stop()).code, 0);
+  t.match(
+    m.log,
+    /warn slave link: refused 4 new connections from 127\.0\.0\.2 between \S+Z and \S+Z while it was blocked \(10 failed authentications within 60 s; blocked until \S+Z\) peer=127\.0\.0\.2/,
+  );
 });

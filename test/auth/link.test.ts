@@ -667,6 +667,55 @@ t.test("rate limiting of failed attempts per address", async (t) => {
   t.equal(master.server.openConnections, 2);
 });
 
+t.test("connections refused from a blocked address are summed up in the log", async (t) => {
+  const master = await startMaster(t, {
+    rateLimit: { maxFailures: 3, windowMs: 60_000, cooldownMs: 60_000 },
+    // Longer than the test: the line below comes from close().
+    blockedSummaryMs: 3_600_000,
+  });
+  const badKey = { mode: "realm-key" as const, realmKey: randomBytes(32) };
+  const from = (localAddress: string): ConnectOptions =>
+    slaveOptions(master, { localAddress, name: "bad", auth: badKey });
+  for (let i = 0; i < 3; i++) await rejection(connectToMaster(from("127.0.0.2")));
+  for (let i = 0; i < 3; i++) await rejection(connectToMaster(from("127.0.0.3")));
+  for (let i = 0; i < 5; i++) {
+    t.equal((await rejection(connectToMaster(from("127.0.0.2")))).code, "AUTH_RATE_LIMITED");
+  }
+  t.equal((await rejection(connectToMaster(from("127.0.0.3")))).code, "AUTH_RATE_LIMITED");
+  t.equal(master.server.blockedRefusals.size, 2, "two addresses counted");
+  const before = master.logger.messages("warn").filter((m) => /while it was blocked/.test(m));
+  t.same(before, [], "nothing logged before the period ends");
+
+  await master.server.close();
+  const lines = master.logger.messages("warn").filter((m) => /while it was blocked/.test(m));
+  const time = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ";
+  t.equal(lines.length, 2, "one line per address");
+  t.match(
+    lines[0],
+    new RegExp(
+      `^slave link: refused 5 new connections from 127\\.0\\.0\\.2 between ${time} and ${time} while it was blocked \\(3 failed authentications within 60 s; blocked until ${time}\\)$`,
+    ),
+  );
+  t.match(lines[1], /^slave link: refused 1 new connection from 127\.0\.0\.3 between /);
+  t.equal(master.server.blockedRefusals.size, 0, "the counts are gone once logged");
+});
+
+t.test("the summary of a blocked address comes at the end of its period", async (t) => {
+  const master = await startMaster(t, {
+    rateLimit: { maxFailures: 2, windowMs: 60_000, cooldownMs: 60_000 },
+    blockedSummaryMs: 200,
+  });
+  const badKey = { mode: "realm-key" as const, realmKey: randomBytes(32) };
+  const bad = slaveOptions(master, { localAddress: "127.0.0.2", name: "bad", auth: badKey });
+  for (let i = 0; i < 2; i++) await rejection(connectToMaster(bad));
+  const summary = master.logger.next(/while it was blocked/);
+  t.equal((await rejection(connectToMaster(bad))).code, "AUTH_RATE_LIMITED");
+  t.match(
+    await within(summary, "the summary line"),
+    /^slave link: refused 1 new connection from 127\.0\.0\.2 between .* while it was blocked \(2 failed authentications within 60 s; blocked until /,
+  );
+});
+
 t.test("a good slave authenticates while a bad one keeps failing", async (t) => {
   const master = await startMaster(t, {
     rateLimit: { maxFailures: 5, windowMs: 60_000, cooldownMs: 60_000 },

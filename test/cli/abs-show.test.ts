@@ -34,12 +34,29 @@ t.test("abs status", async (t) => {
   t.equal(run.stderr, "");
   t.match(run.stdout, /^master: {3}backup\.example\.com \(pid 4242\)\n/);
   t.match(run.stdout, /\nstarted: {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 \(3h ago\)\n/);
+  t.match(
+    run.stdout,
+    /\nrealm: {4}EXAMPLE\.COM\nauth: {5}kerberos, service principal abs\/backup\.example\.com@EXAMPLE\.COM\n/,
+  );
   t.match(run.stdout, /\ndrained: {2}no\nslaves: {3}3 slaves connected\n$/);
   t.same(master.calls, [{ method: "status", args: {} }]);
 
   const json = await runAbs(["status", "--json", "--socket", master.socketPath]);
   t.equal(json.code, 0);
   t.same(JSON.parse(json.stdout), statusResult(now), "--json prints the result");
+});
+
+t.test("abs status of a realm-key master: no service principal", async (t) => {
+  const now = Date.now();
+  const master = await scriptedMaster(t, {
+    status: (args) => (
+      parseNoArgs(args),
+      statusResult(now, { auth: "realm-key", servicePrincipal: null })
+    ),
+  });
+  const run = await runAbs(["-s", master.socketPath, "status"]);
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /\nauth: {5}realm-key\n/);
 });
 
 t.test("abs show jobs: the table, one INFO per kind of state", async (t) => {

@@ -36,6 +36,7 @@ t.test(
       principal: null,
       ccache: null,
       masterPrincipal: null,
+      masterPrincipalIsDefault: false,
       masterFingerprint: null,
       masterCa: null,
       maxJobs: 2,
@@ -101,6 +102,7 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
     principal: "host/client7.example.com@EXAMPLE.COM",
     ccache: "FILE:/srv/abs/krb5cc",
     masterPrincipal: "abs/backup.example.com@EXAMPLE.COM",
+    masterPrincipalIsDefault: false,
     masterFingerprint: PIN.toUpperCase(),
     masterCa: "/etc/abs/ca.pem",
     maxJobs: 4,
@@ -109,13 +111,15 @@ t.test("every setting in either form, with an optional [slave] header", (t) => {
     allowedPrograms: ["/usr/bin/pg_dump", "/usr/local/lib/abs/*", "/opt/hooks/**/run"],
     heartbeatIntervalMs: 2000,
   });
+  const defaulted = configOf(
+    `master: m.example.com\nauth = kerberos\nccache = FILE:/x\nmaster_fingerprint = ${PIN}\n${PATHS}`,
+  );
   t.equal(
-    configOf(
-      `master: m.example.com\nauth = kerberos\nccache = FILE:/x\nmaster_fingerprint = ${PIN}\n${PATHS}`,
-    ).masterPrincipal,
+    defaulted.masterPrincipal,
     "abs/m.example.com",
     "the master's principal defaults to abs/<master host>",
   );
+  t.equal(defaulted.masterPrincipalIsDefault, true);
   t.end();
 });
 

@@ -102,6 +102,8 @@ export function statusResult(now: number, over: Partial<StatusResult> = {}): Sta
     pid: 4242,
     startedAt: now - 3 * HOUR - 30_000,
     listen: "0.0.0.0:7370",
+    auth: "kerberos",
+    servicePrincipal: "abs/backup.example.com@EXAMPLE.COM",
     jobsDir: "/var/lib/abs/jobs",
     jobs: 12,
     drained: false,

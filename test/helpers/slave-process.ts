@@ -36,8 +36,11 @@ export interface SlaveSetup {
   programs?: string[];
   /** Extra `key: value` lines. */
   extra?: string;
-  /** Kerberos instead of the realm key: the slave's keytab, the master's principal and certificate pin. */
-  kerberos?: { keytab: string; masterPrincipal: string; masterFingerprint: string };
+  /**
+   * Kerberos instead of the realm key: the slave's keytab, the master's
+   * principal (none: no master_principal line) and certificate pin.
+   */
+  kerberos?: { keytab: string; masterPrincipal?: string; masterFingerprint: string };
   env?: Record<string, string>;
   /** Start it without tap's preloads (see DaemonProcess), so the programs it starts do not get them either. */
   withoutPreloads?: boolean;
@@ -97,7 +100,9 @@ export class SlaveProcess extends DaemonProcess {
           : [
               "auth: kerberos",
               `keytab: ${setup.kerberos.keytab}`,
-              `master_principal: ${setup.kerberos.masterPrincipal}`,
+              ...(setup.kerberos.masterPrincipal === undefined
+                ? []
+                : [`master_principal: ${setup.kerberos.masterPrincipal}`]),
               `master_fingerprint: ${setup.kerberos.masterFingerprint}`,
             ]),
         setup.extra ?? "",

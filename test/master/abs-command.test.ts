@@ -24,6 +24,9 @@ const JOBS = [
 
 t.test("abs run, show jobs, watch, show job, cancel, archive against a real master", async (t) => {
   const m = await MasterProcess.start(t, { jobs: JOBS });
+  t.match(m.log, /abs-master pid \d+ serving \(auth realm-key; \S+master\.conf: OK; /);
+  const status = await m.abs(["status", "--json"]);
+  t.match(JSON.parse(status.stdout), { auth: "realm-key", servicePrincipal: null });
 
   // Nothing yet.
   let r = await m.abs(["show", "jobs"]);

@@ -107,6 +107,10 @@ t.test(
     const from = green.log.length;
     const blueFrom = blue.log.length;
     await m.launch(["--disaster"]);
+    t.match(
+      m.log,
+      /serving as the fake master \(disaster mode; auth kerberos, service principal abs\/127\.0\.0\.1@MAIN\.TEST\)/,
+    );
     await green.waitForOutput(
       /registered with master \S+ at .*: 1 running, 0 results reported/,
       60_000,
@@ -153,7 +157,12 @@ t.test(
       string,
       unknown
     >;
-    t.match(status, { mode: "disaster", slavesConnected: 2 });
+    t.match(status, {
+      mode: "disaster",
+      slavesConnected: 2,
+      auth: "kerberos",
+      servicePrincipal: "abs/127.0.0.1@MAIN.TEST",
+    });
 
     // The real master is back: the job is lost, until the log is imported.
     const copy = path.join(data, "disaster-log.jsonl");

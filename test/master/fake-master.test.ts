@@ -85,6 +85,7 @@ t.test(
     const from = s.log.length;
     await m.launch(["--disaster"]);
     t.match(m.log, /disaster mode: no jobs directory/);
+    t.match(m.log, /serving as the fake master \(disaster mode; auth realm-key\)/);
     await s.waitForOutput(
       /registered with master \S+ at .*: 1 running, 0 results reported/,
       60_000,
@@ -121,7 +122,13 @@ t.test(
     });
 
     const status = await m.abs(["status", "--json"]);
-    t.match(JSON.parse(status.stdout), { mode: "disaster", jobsDir: null, slavesConnected: 1 });
+    t.match(JSON.parse(status.stdout), {
+      mode: "disaster",
+      jobsDir: null,
+      slavesConnected: 1,
+      auth: "realm-key",
+      servicePrincipal: null,
+    });
     const shown = await m.abs(["show", "jobs"]);
     t.equal(shown.status, 0, shown.stderr);
     t.match(shown.stdout, new RegExp(`^\\s*${id}\\s+\\?\\s+green-acres\\s+succeeded\\s+1\\b`, "m"));

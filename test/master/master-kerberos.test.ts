@@ -66,6 +66,13 @@ t.test(
     await m.waitForOutput(/slave link: 127\.0\.0\.1:\d+ refused: principal host\/green-acres/);
     const status = (await m.call("status")) as { mode: string; realm: string };
     t.same([status.mode, status.realm], ["real", "MAIN.TEST"], "still serving");
+    t.match(status, { auth: "kerberos", servicePrincipal: "abs/127.0.0.1@MAIN.TEST" });
+    const shown = await m.abs(["status"]);
+    t.match(shown.stdout, /\nauth: {5}kerberos, service principal abs\/127\.0\.0\.1@MAIN\.TEST\n/);
+    t.match(
+      m.log,
+      /abs-master pid \d+ serving \(auth kerberos, service principal abs\/127\.0\.0\.1@MAIN\.TEST; /,
+    );
     await m.stop();
   },
 );

@@ -105,3 +105,34 @@ t.test(
     await m.stop();
   },
 );
+
+t.test(
+  "master: an IP address and no master_principal: the failure says what to write",
+  options,
+  async (t) => {
+    const kdc = await startKdc({ realm: "BYIP.TEST" });
+    t.teardown(() => kdc.stop());
+    // The master's service principal names its host; the slave's default,
+    // abs/ and master: as written, would be abs/127.0.0.1.
+    const keytab = await kdc.addPrincipal("abs/backup.byip.test");
+    const hostKeytab = await kdc.addPrincipal("host/green-acres.byip.test");
+    const m = await MasterProcess.start(t, {
+      kerberos: { realm: "BYIP.TEST", keytab, servicePrincipal: "abs/backup.byip.test" },
+      env: kdc.env,
+    });
+    const pin = await readCertificateFingerprint(path.join(m.dir, "state", "tls-cert.pem"));
+    const s = SlaveProcess.prepare(t, {
+      master: m,
+      kerberos: { keytab: hostKeytab, masterFingerprint: pin },
+      env: kdc.env,
+    });
+    await s.launch();
+    const conf = s.confPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    await s.waitForOutput(
+      new RegExp(
+        `warn cannot reach the master at 127\\.0\\.0\\.1:\\d+: Kerberos authentication of host/green-acres\\.byip\\.test@BYIP\\.TEST \\(keytab \\S+\\) to abs/127\\.0\\.0\\.1 failed: the KDC has no service principal abs/127\\.0\\.0\\.1@BYIP\\.TEST: .*; ${conf} sets no master_principal, so the slave asks for abs/ followed by the host of master: \\(127\\.0\\.0\\.1, an IP address\\); write master: as the host name of the master's service principal, or set master_principal \\[GSSAPI: `,
+      ),
+    );
+    t.equal((await s.stop()).code, 0, "refused, it keeps trying until stopped");
+  },
+);

@@ -13,6 +13,10 @@ export function formatStatus(s: StatusResult, now: number): string {
       s.mode === "disaster" ? "disaster (abs-master --disaster: no jobs directory)" : "real",
     ],
     ["realm", s.realm],
+    [
+      "auth",
+      s.servicePrincipal === null ? s.auth : `${s.auth}, service principal ${s.servicePrincipal}`,
+    ],
     ["started", formatWhen(s.startedAt, now)],
     ["listen", s.listen],
     ["jobs dir", s.jobsDir ?? "none"],
