@@ -9,6 +9,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
+import { adminCall } from "../../src/admin-client.js";
 import type { Job } from "../../src/jobsdir/job.js";
 import { MasterProcess, type RunResult } from "../helpers/master-process.js";
 
@@ -22,6 +23,11 @@ const JOBS = [
   "command.program = /bin/true",
   "",
 ].join("\n");
+
+/** The master's admin access log (log_dir/admin-access.log). */
+function accessLog(m: MasterProcess): string {
+  return readFileSync(path.join(m.dir, "log", "admin-access.log"), "utf8");
+}
 
 /** Connections to the admin socket the kernel holds, the listener's included (Linux). */
 function socketEntries(socket: string): number {
@@ -156,3 +162,50 @@ t.test("200 abs runs of 25 slaves across two SIGKILLs: each run whole or not at 
     `${byRequest.size} runs recorded: ${matched.size} printed, the rest (${byRequest.size - matched.size}) no more than the ${failed} commands that failed`,
   );
 });
+
+t.test(
+  "a repeated request id gets the first answer, across a restart; reused, it is refused",
+  async (t) => {
+    const m = await MasterProcess.start(t, { jobs: JOBS });
+    const first = await adminCall(
+      m.socket,
+      "run",
+      { definition: "home" },
+      { requestId: "nightly-0001" },
+    );
+    const again = await adminCall(
+      m.socket,
+      "run",
+      { definition: "home" },
+      { requestId: "nightly-0001" },
+    );
+    t.same(again, first, "the same jobs, not new ones");
+    m.signal("SIGKILL");
+    await m.exit();
+    await m.launch();
+    t.same(
+      await adminCall(m.socket, "run", { definition: "home" }, { requestId: "nightly-0001" }),
+      first,
+      "after a SIGKILL and a restart too",
+    );
+    const { jobs } = (await m.call("show-jobs", { all: true })) as { jobs: unknown[] };
+    t.equal(jobs.length, 25, "one run's jobs only");
+    await t.rejects(
+      adminCall(
+        m.socket,
+        "run",
+        { definition: "home", slave: "s01" },
+        { requestId: "nightly-0001" },
+      ),
+      {
+        code: "REQUEST_ID_REUSED",
+        message: /request id nightly-0001 was used at .* for run with other arguments/,
+      },
+    );
+    await t.rejects(adminCall(m.socket, "cancel", { id: 1 }, { requestId: "nightly-0001" }), {
+      code: "REQUEST_ID_REUSED",
+    });
+    await m.stop();
+    t.match(accessLog(m), /run.*repeat.*nightly-0001/, "the access log says it was a repeat");
+  },
+);
