@@ -142,3 +142,30 @@ export interface NewJob {
   /** The first log line. Default "received: DEFINITION on SLAVE". */
   message?: string;
 }
+
+/** The first version of a job made from `spec`, with id `id`, received at `now`. */
+export function newQueuedJob(spec: NewJob, id: number, now: number): Job {
+  return {
+    id,
+    definition: spec.definition,
+    slave: spec.slave,
+    method: spec.method,
+    params: spec.params,
+    state: "queued",
+    priority: spec.priority,
+    attempt: 1,
+    timestamps: { received: now, dispatched: null, started: null, ended: null, notBefore: null },
+    progress: null,
+    result: null,
+    policy: spec.policy ?? NO_POLICY,
+    log: [
+      {
+        serial: 1,
+        time: now,
+        level: "info",
+        message: spec.message ?? `received: ${spec.definition} on ${spec.slave}`,
+      },
+    ],
+    serial: 1,
+  };
+}
