@@ -6,7 +6,8 @@ import { AbsError, errorFromWire } from "./errors.js";
 import type { JsonObject, JsonValue } from "./json-shape.js";
 import { ADMIN_PROTOCOL_VERSION, parseAdminReply } from "./protocol/admin-messages.js";
 import { FrameDecoder, encodeFrame } from "./protocol/frame.js";
-import { type AdminMethodName, CHANGING_METHODS } from "./protocol/admin-api.js";
+import type { AdminMethodName } from "./protocol/admin-api.js";
+import { CHANGING_METHODS } from "./protocol/admin-contract.js";
 
 export interface AdminCallOptions {
   /** Give up after this long, in ms. Default 30 s. */

@@ -19,6 +19,23 @@ export class ShapeError extends Error {
 export type JsonObject = { [key: string]: JsonValue };
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 
+/**
+ * `T` where it is JSON all through, `never` where it is not (undefined, a
+ * function, a Date, a Map): `T extends JsonCompatible<T>` holds only for a
+ * type whose values JSON.stringify writes as they are. Unlike JsonValue it
+ * takes interfaces, which TypeScript never gives an index signature: the
+ * admin methods' results are interfaces (protocol/admin-contract.ts).
+ */
+export type JsonCompatible<T> = T extends null | boolean | number | string
+  ? T
+  : T extends (...args: never[]) => unknown
+    ? never
+    : T extends readonly (infer U)[]
+      ? readonly JsonCompatible<U>[]
+      : T extends object
+        ? { [K in keyof T]: JsonCompatible<T[K]> }
+        : never;
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

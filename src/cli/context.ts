@@ -11,66 +11,8 @@ import {
 } from "../admin-client.js";
 import { AbsError, BadArgumentError } from "../errors.js";
 import { type JsonObject, ShapeError } from "../json-shape.js";
-import {
-  type AdminMethodName,
-  type ArchiveResult,
-  type AutoarchiveResult,
-  type CancelResult,
-  type DrainResult,
-  type ImportDisasterLogResult,
-  type ReloadResult,
-  type RunResult,
-  type ShowJobResult,
-  type ShowJobsResult,
-  type ShowScheduleResult,
-  type ShowSlavesResult,
-  type StatusResult,
-  type WatchResult,
-  parseArchiveArgs,
-  parseAutoarchiveArgs,
-  parseDrainArgs,
-  parseIdArgs,
-  parseImportDisasterLogArgs,
-  parseNoArgs,
-  parseRunArgs,
-  parseShowJobsArgs,
-  parseShowScheduleArgs,
-  parseWatchArgs,
-} from "../protocol/admin-api.js";
-
-/** What each admin method answers (admin-api.ts). */
-export interface AdminResults {
-  status: StatusResult;
-  "show-jobs": ShowJobsResult;
-  "show-job": ShowJobResult;
-  "show-slaves": ShowSlavesResult;
-  "show-schedule": ShowScheduleResult;
-  run: RunResult;
-  cancel: CancelResult;
-  watch: WatchResult;
-  archive: ArchiveResult;
-  autoarchive: AutoarchiveResult;
-  drain: DrainResult;
-  reload: ReloadResult;
-  "import-disaster-log": ImportDisasterLogResult;
-}
-
-/** The master's own argument checks, run here too before sending (see call()). */
-const ARG_CHECKS: Record<AdminMethodName, (args: JsonObject) => unknown> = {
-  status: parseNoArgs,
-  "show-jobs": parseShowJobsArgs,
-  "show-job": parseIdArgs,
-  "show-slaves": parseNoArgs,
-  "show-schedule": parseShowScheduleArgs,
-  run: parseRunArgs,
-  cancel: parseIdArgs,
-  watch: parseWatchArgs,
-  archive: parseArchiveArgs,
-  autoarchive: parseAutoarchiveArgs,
-  drain: parseDrainArgs,
-  reload: parseNoArgs,
-  "import-disaster-log": parseImportDisasterLogArgs,
-};
+import type { AdminMethodName } from "../protocol/admin-api.js";
+import { ADMIN_CONTRACT, type ResultOf } from "../protocol/admin-contract.js";
 
 export interface Output {
   write(text: string): void;
@@ -86,7 +28,7 @@ export interface CliContext {
     method: M,
     args: JsonObject,
     opts?: AdminCallOptions,
-  ): Promise<AdminResults[M]>;
+  ): Promise<ResultOf<M>>;
   /**
    * As call, but answers the result's JSON text unparsed (for --json over
    * many jobs). Optional: without it, callers stringify what call answers.
@@ -120,7 +62,7 @@ export function socketContext(
           ? adminCall(socketPath, method, args, opts)
           : adminCallRetrying(socketPath, method, args, retry, opts),
       );
-      return result as unknown as AdminResults[M];
+      return ADMIN_CONTRACT[method].fromWire(result);
     },
     async callText(method: AdminMethodName, args: JsonObject) {
       checkArgs(method, args);
@@ -133,7 +75,8 @@ export function socketContext(
 
 function checkArgs(method: AdminMethodName, args: JsonObject): void {
   try {
-    ARG_CHECKS[method](args);
+    // The master's own argument checks (admin-contract.ts), run here too before sending.
+    ADMIN_CONTRACT[method].parse(args);
   } catch (err) {
     if (err instanceof ShapeError) {
       throw new BadArgumentError(`${method}: ${err.field}: ${err.why}`, err.field);

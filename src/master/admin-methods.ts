@@ -1,52 +1,95 @@
-// The admin methods of the real master (src/protocol/admin-api.ts has the
-// contract): each checks its arguments, asks the master's parts, and
-// answers plain JSON.
+// The admin methods of the real master (src/protocol/admin-contract.ts has
+// the contract): each gets its arguments checked by the contract's parser,
+// asks the master's parts, and answers its typed result.
 
+import type { Clock } from "../clock.js";
+import type { JobDefinition } from "../config/job-definition.js";
+import type { MasterConfig } from "../config/master-config.js";
 import { AbsError, JobNotFoundError } from "../errors.js";
 import { isFinished, type Job } from "../jobsdir/job.js";
 import type { JobQuery } from "../jobsdir/job-query.js";
-import type { JsonObject, JsonValue } from "../json-shape.js";
+import type { JobStore, RequestChange } from "../jobsdir/job-store.js";
+import type { JsonObject } from "../json-shape.js";
 import {
   MAX_SCHEDULE_RUNS,
-  type AdminMethodName,
   type CancelResult,
+  type ImportDisasterLogResult,
   type RunResult,
   type JobDetail,
   type JobView,
   type ScheduleView,
   type SlaveView,
   type StatusResult,
-  parseArchiveArgs,
-  parseAutoarchiveArgs,
-  parseDrainArgs,
-  parseIdArgs,
-  parseImportDisasterLogArgs,
-  parseNoArgs,
-  parseRunArgs,
-  parseShowJobsArgs,
-  parseShowScheduleArgs,
-  parseWatchArgs,
 } from "../protocol/admin-api.js";
-import type { AdminMethod } from "./admin-server.js";
+import { ADMIN_CONTRACT } from "../protocol/admin-contract.js";
+import { type AdminHandlers, type AdminMethod, bindAdminHandlers } from "./admin-server.js";
 import type { RequestTag } from "../jobsdir/request-records.js";
-import type { Master } from "./master.js";
+import type { Dispatcher } from "./dispatcher.js";
 import { slavesToRun } from "./job-policy.js";
 import { expectedTotals } from "./progress-estimate.js";
+import type { Scheduler } from "./scheduler.js";
 import { servicePrincipalOf } from "./slave-listener.js";
+import type { SlaveRegistry } from "./slave-registry.js";
 
 /** Without --all, `show jobs` lists finished jobs that ended this recently. */
 export const RECENT_MS = 24 * 3600 * 1000;
 
-// The results are typed views; the admin server sends them as JSON.
-// `request` is the request's tag for the changing methods (admin-requests.ts).
-type Handler = (args: JsonObject, request: RequestTag | null) => unknown;
+/** What the admin methods use of the master itself (Master has it all). */
+export interface AdminMaster {
+  readonly hostName: string;
+  readonly startedAt: number;
+  /** The port slaves connect to. */
+  readonly linkPort: number;
+  /** The running config: a reload replaces it. */
+  readonly currentConfig: MasterConfig;
+  definition(name: string): JobDefinition | undefined;
+  runNow(
+    def: JobDefinition,
+    slaves: readonly string[],
+    request: RequestChange<Job[]>,
+  ): Promise<Job[]>;
+  reload(): Promise<string>;
+  importDisasterLog(file: string): Promise<ImportDisasterLogResult>;
+}
 
-export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
-  const view = (job: Job): JobView => jobView(job, master.dispatcher.waitReasonOf(job));
+/**
+ * What the admin methods use, and nothing more: the master and its parts,
+ * each narrowed to the calls made here. The master builds it (master.ts),
+ * so that its parts stay its own and this file need not import it.
+ */
+export interface AdminBackend {
+  readonly master: AdminMaster;
+  readonly store: Pick<
+    JobStore,
+    | "directory"
+    | "size"
+    | "drained"
+    | "query"
+    | "get"
+    | "readArchived"
+    | "waitForChange"
+    | "archive"
+    | "autoarchive"
+    | "setDrain"
+  >;
+  readonly dispatcher: Pick<
+    Dispatcher,
+    "connectedSlaves" | "waitReasonOf" | "session" | "maxJobsOf" | "activeOn" | "cancel"
+  >;
+  readonly registry: Pick<SlaveRegistry, "all">;
+  readonly scheduler: Pick<Scheduler, "upcoming" | "lastTriggers">;
+  readonly clock: Pick<Clock, "now">;
+}
 
-  const handlers: Record<AdminMethodName, Handler> = {
-    status: (args): StatusResult => {
-      parseNoArgs(args);
+// The results are typed views (admin-contract.ts); the admin server sends
+// them as JSON. `request` is the request's tag for the changing methods
+// (admin-requests.ts).
+export function adminMethods(backend: AdminBackend): ReadonlyMap<string, AdminMethod> {
+  const { master, store, dispatcher, registry, scheduler, clock } = backend;
+  const view = (job: Job): JobView => jobView(job, dispatcher.waitReasonOf(job));
+
+  const handlers: AdminHandlers = {
+    status: (): StatusResult => {
       const c = master.currentConfig;
       return {
         master: master.hostName,
@@ -57,38 +100,35 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
         listen: `${c.listen.host}:${master.linkPort}`,
         auth: c.auth,
         servicePrincipal: servicePrincipalOf(c),
-        jobsDir: master.store.directory,
-        jobs: master.store.size,
-        drained: master.store.drained,
-        slavesConnected: master.dispatcher.connectedSlaves.size,
+        jobsDir: store.directory,
+        jobs: store.size,
+        drained: store.drained,
+        slavesConnected: dispatcher.connectedSlaves.size,
       };
     },
 
-    "show-jobs": (args) => {
-      const a = parseShowJobsArgs(args);
+    "show-jobs": (a) => {
       const q: JobQuery = {
         states: a.states ?? undefined,
         slave: a.slave ?? undefined,
         definition: a.definition ?? undefined,
       };
-      let jobs = master.store.query(q);
+      let jobs = store.query(q);
       if (!a.all) {
-        const since = master.clock.now() - RECENT_MS;
+        const since = clock.now() - RECENT_MS;
         jobs = jobs.filter((j) => !isFinished(j.state) || (j.timestamps.ended ?? 0) >= since);
       }
       if (a.limit !== null && jobs.length > a.limit) jobs = jobs.slice(jobs.length - a.limit);
       return { jobs: jobs.map(view) };
     },
 
-    "show-job": async (args) => {
-      const { id } = parseIdArgs(args);
-      return { job: await detail(master, id) };
+    "show-job": async ({ id }) => {
+      return { job: await detail(backend, id) };
     },
 
-    "show-slaves": (args) => {
-      parseNoArgs(args);
-      const slaves: SlaveView[] = master.registry.all().map((r) => {
-        const session = master.dispatcher.session(r.name);
+    "show-slaves": () => {
+      const slaves: SlaveView[] = registry.all().map((r) => {
+        const session = dispatcher.session(r.name);
         return {
           name: r.name,
           identity: r.identity,
@@ -96,20 +136,19 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
           connected: session !== undefined,
           registeredAt: r.lastSeen,
           lastSeen: session === undefined ? r.lastSeen : session.lastHeard,
-          maxJobs: session === undefined ? r.maxJobs : master.dispatcher.maxJobsOf(session),
-          active: master.dispatcher.activeOn(r.name),
+          maxJobs: session === undefined ? r.maxJobs : dispatcher.maxJobsOf(session),
+          active: dispatcher.activeOn(r.name),
         };
       });
       return { slaves };
     },
 
-    "show-schedule": (args) => {
-      const { days } = parseShowScheduleArgs(args);
-      const until = master.clock.now() + days * 24 * 3600 * 1000;
+    "show-schedule": ({ days }) => {
+      const until = clock.now() + days * 24 * 3600 * 1000;
       const next = new Map(
-        master.scheduler.upcoming(until, MAX_SCHEDULE_RUNS).map((u) => [u.name, u.times]),
+        scheduler.upcoming(until, MAX_SCHEDULE_RUNS).map((u) => [u.name, u.times]),
       );
-      const last = master.scheduler.lastTriggers;
+      const last = scheduler.lastTriggers;
       const definitions: ScheduleView[] = master.currentConfig.jobs.map((d) => ({
         definition: d.name,
         slaves: d.slaves,
@@ -122,8 +161,7 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
       return { definitions };
     },
 
-    run: async (args, request) => {
-      const a = parseRunArgs(args);
+    run: async (a, request) => {
       const def = master.definition(a.definition);
       if (def === undefined) {
         const known = master.currentConfig.jobs.map((d) => d.name).join(", ") || "none";
@@ -136,14 +174,13 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
       // The record goes in the jobs' own write: the run is all or nothing.
       const jobs = await master.runNow(def, slavesToRun(def, a.slave), {
         tag: changingRequest(request),
-        reply: (made) => reply(made) as unknown as JsonValue,
+        reply: (made) => ADMIN_CONTRACT.run.toWire(reply(made)),
       });
       return reply(jobs);
     },
 
-    cancel: async (args, request) => {
-      const { id } = parseIdArgs(args);
-      const job = master.store.get(id);
+    cancel: async ({ id }, request) => {
+      const job = store.get(id);
       if (job === undefined) throw new JobNotFoundError(id);
       if (isFinished(job.state)) {
         throw new AbsError("ILLEGAL_TRANSITION", `job ${id} is already ${job.state}`, {
@@ -152,57 +189,45 @@ export function adminMethods(master: Master): ReadonlyMap<string, AdminMethod> {
       }
       // A canceled or canceling job waits for nothing: its view has no wait reason.
       const reply = (j: Job): CancelResult => ({ job: jobView(j, null) });
-      const changed = await master.dispatcher.cancel(job, "canceled by an administrator", {
+      const changed = await dispatcher.cancel(job, "canceled by an administrator", {
         tag: changingRequest(request),
-        reply: (j) => reply(j) as unknown as JsonValue,
+        reply: (j) => ADMIN_CONTRACT.cancel.toWire(reply(j)),
       });
       return reply(changed);
     },
 
-    watch: async (args) => {
-      const a = parseWatchArgs(args);
-      const changed = await master.store.waitForChange(a.id, a.serial, a.timeoutMs);
-      const job = await detail(master, a.id);
+    watch: async (a) => {
+      const changed = await store.waitForChange(a.id, a.serial, a.timeoutMs);
+      const job = await detail(backend, a.id);
       return {
         changed: changed !== "nochange",
         job,
-        expected: expectedTotals(master.store, job),
+        expected: expectedTotals(store, job),
       };
     },
 
-    archive: async (args) => {
-      const { ids } = parseArchiveArgs(args);
-      return { archived: await master.store.archive(ids) };
+    archive: async ({ ids }) => {
+      return { archived: await store.archive(ids) };
     },
 
-    autoarchive: async (args) => {
-      const { ageMs } = parseAutoarchiveArgs(args);
-      return master.store.autoarchive(ageMs);
+    autoarchive: async ({ ageMs }) => {
+      return store.autoarchive(ageMs);
     },
 
-    drain: async (args) => {
-      const { on } = parseDrainArgs(args);
-      await master.store.setDrain(on);
-      return { drained: master.store.drained };
+    drain: async ({ on }) => {
+      await store.setDrain(on);
+      return { drained: store.drained };
     },
 
-    reload: async (args) => {
-      parseNoArgs(args);
+    reload: async () => {
       return { summary: await master.reload() };
     },
 
-    "import-disaster-log": (args) => {
-      const { file } = parseImportDisasterLogArgs(args);
+    "import-disaster-log": ({ file }) => {
       return master.importDisasterLog(file);
     },
   };
-  return new Map(
-    Object.entries(handlers).map(([name, handler]) => [
-      name,
-      async (args: JsonObject, request: RequestTag | null) =>
-        (await handler(args, request)) as JsonValue,
-    ]),
-  );
+  return bindAdminHandlers(handlers);
 }
 
 /** The tag the admin server gives every changing method (CHANGING_METHODS). */
@@ -246,11 +271,14 @@ export function paramsForView(params: JsonObject): JsonObject {
 }
 
 /** Job `id` with its log, live or archived; `id` was checked by the method's argument parser. */
-async function detail(master: Master, id: number): Promise<JobDetail> {
-  const live = master.store.get(id);
-  const job = live ?? (await master.store.readArchived(id));
+async function detail(
+  { store, dispatcher }: Pick<AdminBackend, "store" | "dispatcher">,
+  id: number,
+): Promise<JobDetail> {
+  const live = store.get(id);
+  const job = live ?? (await store.readArchived(id));
   return {
-    ...jobView(job, live === undefined ? null : master.dispatcher.waitReasonOf(job)),
+    ...jobView(job, live === undefined ? null : dispatcher.waitReasonOf(job)),
     params: paramsForView(job.params),
     resultData: job.result?.data ?? null,
     policy: job.policy,

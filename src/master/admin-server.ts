@@ -31,18 +31,62 @@ import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
 import { listenError } from "../listen-error.js";
 import { checkSocketDirectory, resolveGroup } from "./admin-socket-access.js";
 import { MemoryRequestLog, type RequestLog, RequestGate } from "./admin-requests.js";
-import { type AdminMethodName, CHANGING_METHODS } from "../protocol/admin-api.js";
+import { ADMIN_METHODS, type AdminMethodName } from "../protocol/admin-api.js";
+import {
+  ADMIN_CONTRACT,
+  type ArgsOf,
+  CHANGING_METHODS,
+  type ResultOf,
+} from "../protocol/admin-contract.js";
 import { REQUEST_ID_RE, type RequestTag, requestDigest } from "../jobsdir/request-records.js";
 
 /**
- * Handles one admin method; throws an AbsError (or ShapeError for bad args)
- * to refuse. `request` is the request's tag for a changing method (see
- * CHANGING_METHODS), null for the others.
+ * Handles one admin method as the wire has it: the arguments unchecked, the
+ * result as JSON. Throws an AbsError (or ShapeError for bad args) to refuse.
+ * `request` is the request's tag for a changing method (see
+ * CHANGING_METHODS), null for the others. The masters' methods are typed
+ * AdminHandlers, made into these by bindAdminHandlers; the server itself
+ * takes any, so that its tests may serve methods of their own.
  */
 export type AdminMethod = (
   args: JsonObject,
   request: RequestTag | null,
 ) => Promise<JsonValue> | JsonValue;
+
+/** Handles admin method `M`: its arguments as the contract parsed them, its result as the contract says. */
+export type AdminHandler<M extends AdminMethodName> = (
+  args: ArgsOf<M>,
+  request: RequestTag | null,
+) => Promise<ResultOf<M>> | ResultOf<M>;
+
+/** A handler for every admin method (src/protocol/admin-contract.ts). */
+export type AdminHandlers = { [M in AdminMethodName]: AdminHandler<M> };
+
+/**
+ * The wire methods of `handlers`: each checks its arguments with the
+ * contract's parser, then calls the handler. The fake master leaves out
+ * the methods it does not serve.
+ */
+export function bindAdminHandlers(
+  handlers: Partial<AdminHandlers>,
+): Map<AdminMethodName, AdminMethod> {
+  const methods = new Map<AdminMethodName, AdminMethod>();
+  for (const name of ADMIN_METHODS) {
+    const method = bindHandler(name, handlers);
+    if (method !== undefined) methods.set(name, method);
+  }
+  return methods;
+}
+
+function bindHandler<M extends AdminMethodName>(
+  name: M,
+  handlers: Partial<AdminHandlers>,
+): AdminMethod | undefined {
+  const handler: AdminHandler<M> | undefined = handlers[name];
+  if (handler === undefined) return undefined;
+  const spec = ADMIN_CONTRACT[name];
+  return async (args, request) => spec.toWire(await handler(spec.parse(args), request));
+}
 
 export interface AdminServerOptions {
   /** The socket file. A stale file left by a dead master is replaced. */

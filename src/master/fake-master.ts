@@ -33,19 +33,11 @@ import type { MasterSideConnection } from "../auth/link-connection.js";
 import type { MasterConfig } from "../config/master-config.js";
 import { AbsError, describeError } from "../errors.js";
 import type { JobState } from "../jobsdir/job.js";
-import type { JsonObject, JsonValue } from "../json-shape.js";
 import type { Logger } from "../log.js";
-import {
-  ADMIN_METHODS,
-  type JobView,
-  type StatusResult,
-  parseNoArgs,
-  parseRunArgs,
-  parseShowJobsArgs,
-} from "../protocol/admin-api.js";
+import { ADMIN_METHODS, type JobView, type StatusResult } from "../protocol/admin-api.js";
 import { methodParams } from "../config/job-definition.js";
 import type { SlaveToMasterMessage } from "../protocol/slave-messages.js";
-import { type AdminMethod, AdminServer } from "./admin-server.js";
+import { type AdminMethod, AdminServer, bindAdminHandlers } from "./admin-server.js";
 import { DisasterLog, type DisasterRecord } from "./disaster-log.js";
 import { slavesToRun } from "./job-policy.js";
 import { ReportedJobs } from "./reported-jobs.js";
@@ -379,6 +371,7 @@ export class FakeMaster {
   }
 
   private methods(): ReadonlyMap<string, AdminMethod> {
+    // The others are refused before their arguments are looked at.
     const map = new Map<string, AdminMethod>();
     for (const name of ADMIN_METHODS) {
       map.set(name, () => {
@@ -388,39 +381,36 @@ export class FakeMaster {
         );
       });
     }
-    map.set("status", (args: JsonObject): JsonValue => {
-      parseNoArgs(args);
-      const c = this.opts.config;
-      const status: StatusResult = {
-        master: this.opts.hostName,
-        realm: c.realm,
-        mode: "disaster",
-        pid: process.pid,
-        startedAt: this.startedAt,
-        listen: `${c.listen.host}:${this.link.port}`,
-        auth: c.auth,
-        servicePrincipal: servicePrincipalOf(c),
-        jobsDir: null,
-        jobs: this.reported.size,
-        drained: false,
-        slavesConnected: new Set([...this.connections].map((x) => x.name)).size,
-      };
-      return status as unknown as JsonValue;
+    const served = bindAdminHandlers({
+      status: (): StatusResult => {
+        const c = this.opts.config;
+        return {
+          master: this.opts.hostName,
+          realm: c.realm,
+          mode: "disaster",
+          pid: process.pid,
+          startedAt: this.startedAt,
+          listen: `${c.listen.host}:${this.link.port}`,
+          auth: c.auth,
+          servicePrincipal: servicePrincipalOf(c),
+          jobsDir: null,
+          jobs: this.reported.size,
+          drained: false,
+          slavesConnected: new Set([...this.connections].map((x) => x.name)).size,
+        };
+      },
+      run: async (a) => ({ jobs: await this.runByHand(a.definition, a.slave) }),
+      "show-jobs": (a) => {
+        const jobs = [...this.reported.values()]
+          .filter((v) => a.states === null || a.states.includes(v.state))
+          .filter((v) => a.slave === null || v.slave === a.slave)
+          .filter((v) => a.definition === null || v.definition === a.definition)
+          .sort((x, y) => x.id - y.id || x.attempt - y.attempt);
+        const limited = a.limit === null ? jobs : jobs.slice(-a.limit);
+        return { jobs: limited };
+      },
     });
-    map.set("run", async (args: JsonObject): Promise<JsonValue> => {
-      const a = parseRunArgs(args);
-      return { jobs: await this.runByHand(a.definition, a.slave) };
-    });
-    map.set("show-jobs", (args: JsonObject): JsonValue => {
-      const a = parseShowJobsArgs(args);
-      const jobs = [...this.reported.values()]
-        .filter((v) => a.states === null || a.states.includes(v.state))
-        .filter((v) => a.slave === null || v.slave === a.slave)
-        .filter((v) => a.definition === null || v.definition === a.definition)
-        .sort((x, y) => x.id - y.id || x.attempt - y.attempt);
-      const limited = a.limit === null ? jobs : jobs.slice(-a.limit);
-      return { jobs: limited } as unknown as JsonValue;
-    });
+    for (const [name, method] of served) map.set(name, method);
     return map;
   }
 }

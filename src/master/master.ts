@@ -99,16 +99,19 @@ export class Master {
   private reloading: Promise<unknown> = Promise.resolve();
   private importing: Promise<unknown> = Promise.resolve();
 
+  // `store` and `scheduler` are read by the in-process tests
+  // (test/master/master-clock.test.ts); the admin methods get the parts
+  // they use through their AdminBackend, built in start().
   private constructor(
     private readonly opts: MasterOptions,
     readonly store: JobStore,
-    readonly dispatcher: Dispatcher,
-    readonly registry: SlaveRegistry,
+    private readonly dispatcher: Dispatcher,
+    private readonly registry: SlaveRegistry,
     private readonly link: LinkServer,
     private readonly links: SlaveLinks,
     readonly scheduler: Scheduler,
     private admin: AdminServer | null,
-    readonly clock: Clock,
+    private readonly clock: Clock,
   ) {
     this.config = opts.config;
     this.startedAt = clock.now();
@@ -195,7 +198,7 @@ export class Master {
         path: config.adminSocket,
         mode: config.adminSocketMode,
         group: config.adminSocketGroup,
-        methods: adminMethods(master),
+        methods: adminMethods({ master, store, dispatcher, registry, scheduler, clock }),
         requests: store,
         logger,
         accessLog: opts.accessLog,

@@ -1,8 +1,9 @@
 // The admin methods: their names, what each takes and what each answers.
 // The master implements them (src/master/admin-methods.ts), `abs` calls them
-// (src/cli). Arguments are checked here, purely, so both sides agree on
-// them; a bad argument throws ShapeError, which the admin server turns into
-// BAD_ARGUMENT naming the field.
+// (src/cli); admin-contract.ts ties each name to its parser and result.
+// Arguments are checked here, purely, so both sides agree on them; a bad
+// argument throws ShapeError, which the admin server turns into BAD_ARGUMENT
+// naming the field.
 //
 // Times are milliseconds since the epoch; durations are milliseconds.
 
@@ -26,20 +27,6 @@ export const ADMIN_METHODS = [
   "import-disaster-log",
 ] as const;
 export type AdminMethodName = (typeof ADMIN_METHODS)[number];
-
-/**
- * The methods that create or change something: each request of one carries
- * a request id, and a repeat of it changes nothing (admin-requests.ts).
- */
-export const CHANGING_METHODS: ReadonlySet<AdminMethodName> = new Set<AdminMethodName>([
-  "run",
-  "cancel",
-  "archive",
-  "autoarchive",
-  "drain",
-  "reload",
-  "import-disaster-log",
-]);
 
 /** `status`: who answers, and how busy it is. */
 export interface StatusResult {
@@ -389,7 +376,10 @@ export function parseImportDisasterLogArgs(args: JsonObject): ImportDisasterLogA
   return { file };
 }
 
-export function parseNoArgs(args: JsonObject): Record<string, never> {
+/** The arguments of a method that takes none. */
+export type NoArgs = Record<string, never>;
+
+export function parseNoArgs(args: JsonObject): NoArgs {
   new Fields(args, "args").onlyKeys([]);
   return {};
 }

@@ -5,7 +5,13 @@ import t, { type Test } from "tap";
 import { adminCall } from "../../src/admin-client.js";
 import { QueueFullError } from "../../src/errors.js";
 import { Fields } from "../../src/json-shape.js";
-import { type AdminMethod, AdminServer } from "../../src/master/admin-server.js";
+import {
+  type AdminMethod,
+  AdminServer,
+  type AdminHandler,
+  type AdminHandlers,
+  bindAdminHandlers,
+} from "../../src/master/admin-server.js";
 import { FrameDecoder } from "../../src/protocol/frame.js";
 import { CollectingLogger } from "../helpers/log.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -174,4 +180,38 @@ t.test("no master: a clear error", async (t) => {
     code: "UNREACHABLE",
     message: `cannot reach the master on ${socketPath}: is abs-master running? (see master.conf admin_socket)`,
   });
+});
+
+t.test(
+  "bound handlers get the contract's parsed arguments; bad ones never reach them",
+  async (t) => {
+    const got: unknown[] = [];
+    const methods = bindAdminHandlers({
+      "show-schedule": (args) => {
+        got.push(args);
+        return { definitions: [] };
+      },
+    });
+    t.same([...methods.keys()], ["show-schedule"], "only the methods given");
+    const show = methods.get("show-schedule");
+    if (show === undefined) throw new Error("show-schedule is not bound");
+    t.same(await show({}, null), { definitions: [] });
+    t.same(got, [{ days: 1 }], "the parser's default");
+    await t.rejects(async () => show({ days: 0 }, null), {
+      name: "ShapeError",
+      field: "args.days",
+    });
+    t.equal(got.length, 1, "the handler was not called");
+  },
+);
+
+t.test("a handler that answers the wrong shape does not compile", (t) => {
+  // @ts-expect-error: status answers a StatusResult, which has more than this
+  const short: AdminHandler<"status"> = () => ({ master: "m" });
+  // @ts-expect-error: a job id is a number
+  const wrongType: AdminHandler<"run"> = () => ({ jobs: ["1"] });
+  // @ts-expect-error: every method of the contract needs a handler
+  const missing: AdminHandlers = { status: short };
+  t.equal(bindAdminHandlers({ ...missing, run: wrongType }).size, 2);
+  t.end();
 });

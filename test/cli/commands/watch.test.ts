@@ -6,9 +6,10 @@ process.env.TZ = "UTC";
 
 import t from "tap";
 import { humanView, watch } from "../../../src/cli/commands/watch.js";
-import type { AdminResults, CliContext, Output } from "../../../src/cli/context.js";
+import type { CliContext, Output } from "../../../src/cli/context.js";
 import type { JsonObject } from "../../../src/json-shape.js";
-import type { WatchResult } from "../../../src/protocol/admin-api.js";
+import type { AdminMethodName, WatchResult } from "../../../src/protocol/admin-api.js";
+import type { ResultOf } from "../../../src/protocol/admin-contract.js";
 import { jobDetail } from "../../helpers/admin-views.js";
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -31,12 +32,12 @@ function context(out: Output, answers: WatchResult[]): CliContext & { args: Json
     args,
     out,
     now: () => NOW,
-    call<M extends keyof AdminResults>(method: M, a: JsonObject): Promise<AdminResults[M]> {
+    call<M extends AdminMethodName>(method: M, a: JsonObject): Promise<ResultOf<M>> {
       if (method !== "watch") throw new Error(`unexpected ${method}`);
       args.push(a);
       const answer = answers.shift();
       if (answer === undefined) throw new Error("no more answers");
-      return Promise.resolve(answer as AdminResults[M]);
+      return Promise.resolve(answer as ResultOf<M>);
     },
   };
 }
