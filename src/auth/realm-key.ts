@@ -44,6 +44,7 @@ import { constants as fsConstants } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { AbsError, BadArgumentError, ConfigError, describeError } from "../errors.js";
+import { fsyncDir } from "../storage/durable-file.js";
 
 /** Bytes in a realm key. */
 export const REALM_KEY_BYTES = 32;
@@ -210,6 +211,16 @@ export async function writeSecretFile(
     throw new ConfigError(`cannot write ${what} ${file}: ${describeError(err)}`, { file });
   } finally {
     await handle.close();
+  }
+  // Created in place, not renamed (O_EXCL is the refusal to overwrite), so
+  // the new name is durable only once its directory is fsynced.
+  try {
+    await fsyncDir(path.dirname(file));
+  } catch (err) {
+    throw new ConfigError(
+      `cannot fsync directory ${path.dirname(file)} of ${what} ${file}: ${describeError(err)}`,
+      { file },
+    );
   }
 }
 

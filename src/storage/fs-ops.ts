@@ -5,6 +5,7 @@
 
 import { promises as fsp, readFileSync } from "node:fs";
 import path from "node:path";
+import { fsyncDir } from "./durable-file.js";
 import { linkFdFor, writeSyncedFile } from "./unnamed-files.js";
 
 export interface FsOps {
@@ -54,14 +55,7 @@ export const realFsOps: FsOps = {
   mkdir: async (dir) => {
     await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
   },
-  async fsyncDir(dir) {
-    const handle = await fsp.open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
+  fsyncDir,
   link: (from, to) => fsp.link(from, to),
 };
 

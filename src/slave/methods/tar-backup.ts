@@ -48,7 +48,8 @@ import {
   newestManifest,
   rememberManifest,
 } from "./backup-set.js";
-import { fsyncDir, removeQuietly } from "./durable.js";
+import { fsyncDir } from "../../storage/durable-file.js";
+import { removeQuietly } from "./durable.js";
 import { compileExclude } from "./exclude.js";
 import { openArchiveOutput } from "./archive-output.js";
 import { ManifestCache } from "./manifest-cache.js";
