@@ -38,6 +38,11 @@ export type ErrorCode =
   | "UNREACHABLE"
   // The startup vote found another master, or too few peers.
   | "VOTE_FAILED"
+  // An admin command the fake master of disaster mode does not do.
+  | "NEEDS_REAL_MASTER"
+  // A daemon's own file outside its data directories (the pid file, the
+  // disaster log) cannot be opened or written.
+  | "FILE_IO"
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
@@ -241,6 +246,8 @@ const WIRE_CLASSES: Record<ErrorCode, AbsErrorClass> = {
   TLS: AuthError,
   UNREACHABLE: AbsError,
   VOTE_FAILED: AbsError,
+  NEEDS_REAL_MASTER: AbsError,
+  FILE_IO: AbsError,
   CONFIG: ConfigError,
   BAD_ARGUMENT: BadArgumentError,
   REQUEST_ID_REUSED: AbsError,

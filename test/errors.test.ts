@@ -67,6 +67,8 @@ t.test("every code comes back from the wire as the class it was raised as", (t) 
     TLS: new AuthError("TLS", "fingerprint"),
     UNREACHABLE: new AbsError("UNREACHABLE", "no master"),
     VOTE_FAILED: new AbsError("VOTE_FAILED", "another master"),
+    NEEDS_REAL_MASTER: new AbsError("NEEDS_REAL_MASTER", "cancel needs the real master"),
+    FILE_IO: new AbsError("FILE_IO", "cannot write the pid file"),
     CONFIG: new ConfigError("abs.conf:3: bad", { file: "abs.conf", line: 3 }),
     BAD_ARGUMENT: new BadArgumentError("bad --at", "at"),
     REQUEST_ID_REUSED: new AbsError("REQUEST_ID_REUSED", "used before"),
