@@ -294,6 +294,18 @@ export function assertNever(value: never): never {
   throw new AbsError("INTERNAL", `unexpected value ${JSON.stringify(value)}`);
 }
 
+/** True when `err` is a Node system error with this code (ENOENT, EEXIST, ...). */
+export function hasCode(err: unknown, code: string): boolean {
+  return errorCode(err) === code;
+}
+
+/** The `code` of a Node system error (ENOENT, EEXIST, ...), if `err` has one. */
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
+}
+
 /** The message of anything thrown, for log lines. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -43,7 +43,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { AbsError, BadArgumentError, ConfigError, describeError } from "../errors.js";
+import { AbsError, BadArgumentError, ConfigError, describeError, errorCode } from "../errors.js";
 import { fsyncDir } from "../storage/durable-file.js";
 
 /** Bytes in a realm key. */
@@ -142,7 +142,7 @@ export async function readSecretFile(file: string, what: string, create: string)
   try {
     info = await stat(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === "ENOENT") {
       throw new ConfigError(`${what} ${file} does not exist; ${create}`, { file });
     }
@@ -158,7 +158,7 @@ export async function readSecretFile(file: string, what: string, create: string)
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     const why =
       code === "EACCES"
         ? `is not readable by this process (uid ${process.getuid?.() ?? "?"})`
@@ -186,7 +186,7 @@ export async function writeSecretFile(
       0o600,
     );
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === "EEXIST") {
       throw new ConfigError(
         `${what} ${file} already exists; it was not overwritten (remove it first if you really mean to replace it: ${replacing})`,

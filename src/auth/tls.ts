@@ -28,7 +28,7 @@ import { mkdir, open, readFile, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type tls from "node:tls";
-import { AuthError, ConfigError, describeError } from "../errors.js";
+import { AuthError, ConfigError, describeError, errorCode, hasCode } from "../errors.js";
 import { replaceFile } from "../storage/durable-file.js";
 import { type FsOps, realFsOps } from "../storage/fs-ops.js";
 
@@ -211,7 +211,7 @@ async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     const why =
       code === "ENOENT"
         ? "does not exist"
@@ -227,7 +227,7 @@ async function exists(file: string): Promise<boolean> {
     await stat(file);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    if (hasCode(err, "ENOENT")) return false;
     throw new ConfigError(`cannot read ${file}: ${describeError(err)}`, { file });
   }
 }

@@ -59,10 +59,9 @@ export const realFsOps: FsOps = {
   link: (from, to) => fsp.link(from, to),
 };
 
-/** True when `err` is a Node system error with this code (ENOENT, EEXIST, ...). */
-export function hasCode(err: unknown, code: string): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
-}
+// hasCode lives in errors.ts (config and protocol code use it without
+// reaching for node:fs); re-exported for the storage layer's users.
+export { hasCode } from "../errors.js";
 
 /**
  * realFsOps with temp files always named from the start: for the slave's
