@@ -53,7 +53,7 @@ import { removeQuietly } from "./durable.js";
 import { compileExclude } from "./exclude.js";
 import { openArchiveOutput } from "./archive-output.js";
 import { ManifestCache } from "./manifest-cache.js";
-import { type FileOpener, type ReadableFile, openForReading } from "./file-reader.js";
+import { type FileOpener, type ReadableFile, openForReading } from "./source-file-reader.js";
 import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
 import { absolute, absolutePath, readParams, stringArray } from "./params.js";
 import { ProgressThrottle } from "./progress.js";
