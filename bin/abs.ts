@@ -11,7 +11,8 @@
 //    3  the master cannot be reached
 //    4  not found (no such job or job definition)
 //    5  refused in the master's present state (drained, queue full, the
-//       job's state does not allow it, the job has not finished)
+//       job's state does not allow it, the job has not finished, the fake
+//       master of disaster mode)
 //    6  configuration error (abs reload with a bad config, a bad master.conf)
 //   10  abs watch: the job failed
 //   11  abs watch: the job was canceled

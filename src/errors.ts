@@ -38,6 +38,11 @@ export type ErrorCode =
   | "UNREACHABLE"
   // The startup vote found another master, or too few peers.
   | "VOTE_FAILED"
+  // An admin command the fake master of disaster mode does not do.
+  | "NEEDS_REAL_MASTER"
+  // A daemon's own file outside its data directories (the pid file, the
+  // disaster log) cannot be opened or written.
+  | "FILE_IO"
   // Configuration and arguments.
   | "CONFIG"
   | "BAD_ARGUMENT"
@@ -207,58 +212,77 @@ export class BadArgumentError extends AbsError {
   }
 }
 
-// A Record rather than a list: a code added to ErrorCode and forgotten here
-// does not compile (a forgotten one would arrive from the wire as INTERNAL).
-const KNOWN_CODE_TABLE: Record<ErrorCode, true> = {
-  ILLEGAL_TRANSITION: true,
-  JOB_NOT_FOUND: true,
-  DEFINITION_NOT_FOUND: true,
-  JOB_NOT_FINISHED: true,
-  QUEUE_FULL: true,
-  DRAINED: true,
-  JOBSDIR_LOCKED: true,
-  JOBSDIR_VERSION: true,
-  JOBSDIR_IO: true,
-  JOBSDIR_CLOSED: true,
-  BAD_JOB_FILE: true,
-  STATE_DIR_LOCKED: true,
-  STATE_DIR_IO: true,
-  PROTOCOL: true,
-  FRAME_TOO_LARGE: true,
-  AUTH_FAILED: true,
-  AUTH_TIMEOUT: true,
-  AUTH_RATE_LIMITED: true,
-  KERBEROS_UNAVAILABLE: true,
-  KDC_UNREACHABLE: true,
-  STALE_TICKET: true,
-  TLS: true,
-  UNREACHABLE: true,
-  VOTE_FAILED: true,
-  CONFIG: true,
-  BAD_ARGUMENT: true,
-  REQUEST_ID_REUSED: true,
-  PATH_NOT_ALLOWED: true,
-  METHOD_NOT_ALLOWED: true,
-  PROGRAM_NOT_ALLOWED: true,
-  SOURCE_MISSING: true,
-  BACKUP_IO: true,
-  ARCHIVE_INVALID: true,
-  UNSAFE_ENTRY: true,
-  UNSAFE_TARGET: true,
-  COMMAND_FAILED: true,
-  CANCELED: true,
-  INTERNAL: true,
+/** An error class, whatever its constructor's arguments. */
+type AbsErrorClass = abstract new (...args: never[]) => AbsError;
+
+// The class each code comes back as from the wire. A Record rather than a
+// list: a code added to ErrorCode and forgotten here does not compile (a
+// forgotten one would arrive from the wire as INTERNAL). AbsError itself
+// for a code no class of this file carries (REQUEST_ID_REUSED and
+// COMMAND_FAILED have theirs beside what raises them, which this file,
+// at the bottom of the layers, cannot import).
+const WIRE_CLASSES: Record<ErrorCode, AbsErrorClass> = {
+  ILLEGAL_TRANSITION: IllegalTransitionError,
+  JOB_NOT_FOUND: JobNotFoundError,
+  DEFINITION_NOT_FOUND: AbsError,
+  JOB_NOT_FINISHED: JobNotFinishedError,
+  QUEUE_FULL: QueueFullError,
+  DRAINED: DrainedError,
+  JOBSDIR_LOCKED: JobsDirLockedError,
+  JOBSDIR_VERSION: JobsDirVersionError,
+  JOBSDIR_IO: JobsDirIoError,
+  JOBSDIR_CLOSED: JobsDirClosedError,
+  BAD_JOB_FILE: JobFileError,
+  STATE_DIR_LOCKED: AbsError,
+  STATE_DIR_IO: AbsError,
+  PROTOCOL: ProtocolError,
+  FRAME_TOO_LARGE: FrameTooLargeError,
+  AUTH_FAILED: AuthError,
+  AUTH_TIMEOUT: AuthError,
+  AUTH_RATE_LIMITED: AuthError,
+  KERBEROS_UNAVAILABLE: AuthError,
+  KDC_UNREACHABLE: AuthError,
+  STALE_TICKET: AuthError,
+  TLS: AuthError,
+  UNREACHABLE: AbsError,
+  VOTE_FAILED: AbsError,
+  NEEDS_REAL_MASTER: AbsError,
+  FILE_IO: AbsError,
+  CONFIG: ConfigError,
+  BAD_ARGUMENT: BadArgumentError,
+  REQUEST_ID_REUSED: AbsError,
+  PATH_NOT_ALLOWED: AbsError,
+  METHOD_NOT_ALLOWED: AbsError,
+  PROGRAM_NOT_ALLOWED: AbsError,
+  SOURCE_MISSING: AbsError,
+  BACKUP_IO: AbsError,
+  ARCHIVE_INVALID: AbsError,
+  UNSAFE_ENTRY: AbsError,
+  UNSAFE_TARGET: AbsError,
+  COMMAND_FAILED: AbsError,
+  CANCELED: AbsError,
+  INTERNAL: AbsError,
 };
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(KNOWN_CODE_TABLE));
 
 /**
- * Turns a `{code, message, context}` received from a peer back into an
- * AbsError. An unknown code (a newer peer) keeps its message under INTERNAL
- * rather than being dropped.
+ * Turns a `{code, message, context}` received from a peer back into the
+ * class its code has (WIRE_CLASSES), with the peer's message and context as
+ * they came: the class's own constructor, which may compose the message
+ * from its arguments, is skipped (Reflect.construct runs AbsError's with the
+ * class as `new.target`, so `instanceof` and `name` are the class's). An
+ * unknown code (a newer peer) keeps its message under INTERNAL rather than
+ * being dropped.
  */
 export function errorFromWire(wire: WireError): AbsError {
-  const code: ErrorCode = KNOWN_CODES.has(wire.code) ? (wire.code as ErrorCode) : "INTERNAL";
-  return new AbsError(code, wire.message, { context: wire.context ?? {} });
+  const code: ErrorCode = Object.hasOwn(WIRE_CLASSES, wire.code)
+    ? (wire.code as ErrorCode)
+    : "INTERNAL";
+  const args: ConstructorParameters<typeof AbsError> = [
+    code,
+    wire.message,
+    { context: wire.context ?? {} },
+  ];
+  return Reflect.construct(AbsError, args, WIRE_CLASSES[code]) as AbsError;
 }
 
 /**
@@ -268,6 +292,18 @@ export function errorFromWire(wire: WireError): AbsError {
  */
 export function assertNever(value: never): never {
   throw new AbsError("INTERNAL", `unexpected value ${JSON.stringify(value)}`);
+}
+
+/** True when `err` is a Node system error with this code (ENOENT, EEXIST, ...). */
+export function hasCode(err: unknown, code: string): boolean {
+  return errorCode(err) === code;
+}
+
+/** The `code` of a Node system error (ENOENT, EEXIST, ...), if `err` has one. */
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
 }
 
 /** The message of anything thrown, for log lines. */

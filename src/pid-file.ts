@@ -14,7 +14,7 @@ export async function writePidFile(file: string): Promise<void> {
     await rename(temp, file);
   } catch (err) {
     await unlink(temp).catch(() => undefined);
-    throw new AbsError("CONFIG", `cannot write the pid file ${file}: ${describeError(err)}`, {
+    throw new AbsError("FILE_IO", `cannot write the pid file ${file}: ${describeError(err)}`, {
       context: { file },
     });
   }

@@ -35,6 +35,8 @@ import {
   assertNever,
   describeError,
   type ErrorContext,
+  errorCode,
+  hasCode,
 } from "../errors.js";
 
 // ---------------------------------------------------------------------------
@@ -324,7 +326,7 @@ async function readKeytab(file: string, role: string): Promise<KeytabEntry[]> {
     await access(file, fsConstants.R_OK);
   } catch (err) {
     if (err instanceof AuthError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === "ENOENT") throw fail("does not exist", err);
     if (code === "EACCES") {
       throw fail(`is not readable by this process (uid ${process.getuid?.() ?? "?"})`, err);
@@ -477,7 +479,7 @@ export async function dropServiceTickets(
   try {
     bytes = await readFile(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    if (hasCode(err, "ENOENT")) return 0;
     throw fail(`it cannot be read: ${describeError(err)}`, err);
   }
   let edited: { bytes: Buffer; removed: number };

@@ -42,7 +42,7 @@ export interface SlaveLinkConnection<In extends SlaveLinkMessage, Out extends Sl
   readonly master: string;
   /** The other end's address, `host:port`. */
   readonly peer: string;
-  readonly state: LinkState;
+  readonly state: LinkConnectionState;
   /**
    * Sends one message. Returns false (and drops it) when the connection is
    * closed. Throws FrameTooLargeError for a message over the frame limit.
@@ -68,7 +68,7 @@ export type MasterSideConnection = SlaveLinkConnection<SlaveToMasterMessage, Mas
 /** The slave's view of its connection to the master. */
 export type SlaveSideConnection = SlaveLinkConnection<MasterToSlaveMessage, SlaveToMasterMessage>;
 
-export type LinkState = "authenticating" | "open" | "closed";
+export type LinkConnectionState = "authenticating" | "open" | "closed";
 
 /** Message types each side may receive after authentication. */
 const INBOUND: Record<"master" | "slave", ReadonlySet<SlaveLinkMessageType>> = {
@@ -119,7 +119,7 @@ export class LinkConnection<
   In extends SlaveLinkMessage,
   Out extends SlaveLinkMessage,
 > implements SlaveLinkConnection<In, Out> {
-  state: LinkState = "authenticating";
+  state: LinkConnectionState = "authenticating";
   readonly peer: string;
   private result: HandshakeResult | undefined;
   private readonly socket: tls.TLSSocket;
@@ -280,7 +280,7 @@ export class LinkConnection<
     }
     for (const frame of frames) {
       // A message handled in this loop may have closed the connection.
-      if ((this.state as LinkState) === "closed") return;
+      if ((this.state as LinkConnectionState) === "closed") return;
       let message: SlaveLinkMessage;
       try {
         message = parseSlaveMessage(frame);

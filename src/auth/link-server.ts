@@ -32,7 +32,7 @@
 import { EventEmitter } from "node:events";
 import type net from "node:net";
 import tls from "node:tls";
-import { AbsError, AuthError, assertNever, describeError } from "../errors.js";
+import { AbsError, AuthError, assertNever, describeError, hasCode } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { MasterToSlaveMessage, SlaveToMasterMessage } from "../protocol/slave-messages.js";
 import type { HandshakeFailure, HandshakeResult } from "./handshake.js";
@@ -455,7 +455,7 @@ export class LinkServer extends EventEmitter<LinkServerEvents> {
       socket.destroy();
       return;
     }
-    if ((err as NodeJS.ErrnoException).code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
+    if (hasCode(err, "ERR_TLS_HANDSHAKE_TIMEOUT")) {
       this.tlsTimedOut(raw, h);
       return;
     }

@@ -78,12 +78,25 @@ const WAITING_FOR: Record<MasterHandshakeState, string> = {
   failed: "nothing (authentication had failed)",
 };
 
+/**
+ * The state and what only that state has: the hello's name and the
+ * challenge's nonce (with the realm key) while the response is awaited, the
+ * name and the acceptor's maker while the Kerberos token is.
+ */
+type MasterPhase =
+  | { state: "awaiting-hello" | "authenticated" | "failed" }
+  | { state: "awaiting-response"; name: string; masterNonce: Buffer; key: RealmKey }
+  | {
+      state: "awaiting-token" | "accepting";
+      name: string;
+      create: () => Promise<KerberosAcceptor>;
+    };
+
 export class MasterHandshake {
-  state: MasterHandshakeState = "awaiting-hello";
+  private phase: MasterPhase = { state: "awaiting-hello" };
+  /** For log lines only (claimedIdentity), whatever the state. */
   private name: string | undefined;
-  private mode: AuthMode | undefined;
   private principal: string | undefined;
-  private masterNonce: Buffer | undefined;
 
   constructor(
     private readonly opts: MasterHandshakeOptions,
@@ -99,9 +112,13 @@ export class MasterHandshake {
     return this.principal ?? this.name ?? "(none)";
   }
 
+  get state(): MasterHandshakeState {
+    return this.phase.state;
+  }
+
   /** The state's expectation, for messages (e.g. "auth-response"). */
   get waitingFor(): string {
-    return WAITING_FOR[this.state];
+    return WAITING_FOR[this.phase.state];
   }
 
   /**
@@ -148,7 +165,7 @@ export class MasterHandshake {
   }
 
   private finished(): boolean {
-    return this.state === "authenticated" || this.state === "failed";
+    return this.phase.state === "authenticated" || this.phase.state === "failed";
   }
 
   private async handle(message: SlaveLinkMessage): Promise<void> {
@@ -162,18 +179,19 @@ export class MasterHandshake {
       );
       return;
     }
-    switch (this.state) {
+    const phase = this.phase;
+    switch (phase.state) {
       case "awaiting-hello":
         if (message.type !== "hello") throw this.outOfOrder(message);
         this.hello(message.name, message.mode, message.version);
         return;
       case "awaiting-response":
         if (message.type !== "auth-response") throw this.outOfOrder(message);
-        this.response(message.nonce, message.mac);
+        this.response(phase, message.nonce, message.mac);
         return;
       case "awaiting-token":
         if (message.type !== "auth-token") throw this.outOfOrder(message);
-        await this.token(message.token);
+        await this.token(phase.name, phase.create, message.token);
         return;
       case "accepting":
       case "authenticated":
@@ -181,13 +199,13 @@ export class MasterHandshake {
       case "failed":
         return;
       default:
-        return assertNever(this.state);
+        return assertNever(phase);
     }
   }
 
   private outOfOrder(message: SlaveLinkMessage): AuthError {
     const when =
-      this.state === "authenticated"
+      this.phase.state === "authenticated"
         ? "after authentication had completed"
         : `while the master was waiting for ${this.waitingFor}`;
     return new AuthError(
@@ -198,7 +216,6 @@ export class MasterHandshake {
 
   private hello(name: string, mode: AuthMode, version: number): void {
     this.name = name;
-    this.mode = mode;
     if (version !== SLAVE_PROTOCOL_VERSION) {
       throw new ProtocolError(
         `slave protocol version ${version} is not spoken by this master (it speaks ${SLAVE_PROTOCOL_VERSION}); run the same ABS release on master and slaves`,
@@ -206,38 +223,39 @@ export class MasterHandshake {
     }
     switch (mode) {
       case "realm-key": {
-        if (this.opts.realmKey === undefined) {
+        const key = this.opts.realmKey;
+        if (key === undefined) {
           throw new AuthError(
             "AUTH_FAILED",
             "this master does not accept realm-key authentication (it is configured for kerberos)",
           );
         }
-        this.masterNonce = randomBytes(NONCE_BYTES);
-        this.state = "awaiting-response";
-        this.port.send({ type: "auth-challenge", nonce: this.masterNonce.toString("base64") });
+        const masterNonce = randomBytes(NONCE_BYTES);
+        this.phase = { state: "awaiting-response", name, masterNonce, key };
+        this.port.send({ type: "auth-challenge", nonce: masterNonce.toString("base64") });
         return;
       }
-      case "kerberos":
-        if (this.opts.kerberosAcceptor === undefined) {
+      case "kerberos": {
+        const create = this.opts.kerberosAcceptor;
+        if (create === undefined) {
           throw new AuthError(
             "AUTH_FAILED",
             "this master does not accept Kerberos authentication (it is configured for realm-key)",
           );
         }
-        this.state = "awaiting-token";
+        this.phase = { state: "awaiting-token", name, create };
         return;
+      }
       default:
         return assertNever(mode);
     }
   }
 
-  private response(nonceText: string, macText: string): void {
-    const key = this.opts.realmKey;
-    const masterNonce = this.masterNonce;
-    const name = this.name;
-    if (key === undefined || masterNonce === undefined || name === undefined) {
-      throw new AbsError("INTERNAL", "realm-key response without a challenge");
-    }
+  private response(
+    { name, masterNonce, key }: { name: string; masterNonce: Buffer; key: RealmKey },
+    nonceText: string,
+    macText: string,
+  ): void {
     const slaveNonce = Buffer.from(nonceText, "base64");
     if (slaveNonce.length !== NONCE_BYTES) {
       throw new ProtocolError(
@@ -268,13 +286,17 @@ export class MasterHandshake {
       return;
     }
     const proof = realmKeyMac(slaveKey, MASTER_LABEL, input);
-    this.succeed(name, () => this.port.send({ type: "auth-proof", mac: proof.toString("base64") }));
+    this.succeed("realm-key", name, name, () =>
+      this.port.send({ type: "auth-proof", mac: proof.toString("base64") }),
+    );
   }
 
-  private async token(tokenText: string): Promise<void> {
-    const create = this.opts.kerberosAcceptor;
-    if (create === undefined) throw new AbsError("INTERNAL", "Kerberos token without an acceptor");
-    this.state = "accepting";
+  private async token(
+    name: string,
+    create: () => Promise<KerberosAcceptor>,
+    tokenText: string,
+  ): Promise<void> {
+    this.phase = { state: "accepting", name, create };
     let acceptor: KerberosAcceptor;
     try {
       acceptor = await create();
@@ -307,13 +329,13 @@ export class MasterHandshake {
     }
     this.principal = step.principal;
     const reply = step.tokenOut.toString("base64");
-    this.succeed(step.principal, () => this.port.send({ type: "auth-token", token: reply }));
+    this.succeed("kerberos", name, step.principal, () =>
+      this.port.send({ type: "auth-token", token: reply }),
+    );
   }
 
-  private succeed(identity: string, sendProof: () => void): void {
-    const name = this.name as string;
-    const mode = this.mode as AuthMode;
-    this.state = "authenticated";
+  private succeed(mode: AuthMode, name: string, identity: string, sendProof: () => void): void {
+    this.phase = { state: "authenticated" };
     sendProof();
     this.port.send({ type: "auth-ok", master: this.opts.masterName, identity });
     this.port.authenticated({ mode, name, identity, master: this.opts.masterName });
@@ -332,7 +354,7 @@ export class MasterHandshake {
     told?: { code: string; message: string },
   ): void {
     if (this.finished()) return;
-    this.state = "failed";
+    this.phase = { state: "failed" };
     if (tellPeer) {
       const message =
         blame === "local"

@@ -43,7 +43,8 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { AbsError, BadArgumentError, ConfigError, describeError } from "../errors.js";
+import { AbsError, BadArgumentError, ConfigError, describeError, errorCode } from "../errors.js";
+import { fsyncDir } from "../storage/durable-file.js";
 
 /** Bytes in a realm key. */
 export const REALM_KEY_BYTES = 32;
@@ -141,7 +142,7 @@ export async function readSecretFile(file: string, what: string, create: string)
   try {
     info = await stat(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === "ENOENT") {
       throw new ConfigError(`${what} ${file} does not exist; ${create}`, { file });
     }
@@ -157,7 +158,7 @@ export async function readSecretFile(file: string, what: string, create: string)
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     const why =
       code === "EACCES"
         ? `is not readable by this process (uid ${process.getuid?.() ?? "?"})`
@@ -185,7 +186,7 @@ export async function writeSecretFile(
       0o600,
     );
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     if (code === "EEXIST") {
       throw new ConfigError(
         `${what} ${file} already exists; it was not overwritten (remove it first if you really mean to replace it: ${replacing})`,
@@ -210,6 +211,16 @@ export async function writeSecretFile(
     throw new ConfigError(`cannot write ${what} ${file}: ${describeError(err)}`, { file });
   } finally {
     await handle.close();
+  }
+  // Created in place, not renamed (O_EXCL is the refusal to overwrite), so
+  // the new name is durable only once its directory is fsynced.
+  try {
+    await fsyncDir(path.dirname(file));
+  } catch (err) {
+    throw new ConfigError(
+      `cannot fsync directory ${path.dirname(file)} of ${what} ${file}: ${describeError(err)}`,
+      { file },
+    );
   }
 }
 

@@ -80,43 +80,59 @@ const WAITING_FOR: Record<SlaveHandshakeState, string> = {
   failed: "nothing (authentication had failed)",
 };
 
+/** Both nonces of the realm-key exchange, known once the challenge is answered. */
+interface Nonces {
+  masterNonce: Buffer;
+  slaveNonce: Buffer;
+}
+
+/**
+ * The state and what only that state has: the nonces while the proof is
+ * awaited, the Kerberos initiator while its token is, the principal it
+ * named once the master's token is checked.
+ */
+type SlavePhase =
+  | { state: "idle" | "awaiting-challenge" | "initiating" | "authenticated" | "failed" }
+  | { state: "awaiting-proof"; nonces: Nonces }
+  | { state: "awaiting-token" | "verifying"; initiator: KerberosInitiator }
+  | { state: "awaiting-ok"; principal: string | undefined };
+
 export class SlaveHandshake {
-  state: SlaveHandshakeState = "idle";
-  private masterNonce: Buffer | undefined;
-  private slaveNonce: Buffer | undefined;
-  private initiator: KerberosInitiator | undefined;
-  private principal: string | undefined;
+  private phase: SlavePhase = { state: "idle" };
 
   constructor(
     private readonly opts: SlaveHandshakeOptions,
     private readonly port: HandshakePort<SlaveToMasterMessage>,
   ) {}
 
+  get state(): SlaveHandshakeState {
+    return this.phase.state;
+  }
+
   get waitingFor(): string {
-    return WAITING_FOR[this.state];
+    return WAITING_FOR[this.phase.state];
   }
 
   /** Sends hello (and in Kerberos mode the first token). Resolves when done; never rejects. */
   async start(): Promise<void> {
-    if (this.state !== "idle") return;
+    if (this.phase.state !== "idle") return;
     const { auth, name } = this.opts;
     this.port.send({ type: "hello", version: SLAVE_PROTOCOL_VERSION, name, mode: auth.mode });
     switch (auth.mode) {
       case "realm-key":
-        this.state = "awaiting-challenge";
+        this.phase = { state: "awaiting-challenge" };
         return;
       case "kerberos":
-        this.state = "initiating";
+        this.phase = { state: "initiating" };
         try {
           const initiator = await auth.initiator();
           if (this.finished()) return;
-          this.initiator = initiator;
           const step = await initiator.step(null);
           if (this.finished()) return;
           if (step.tokenOut === null) {
             throw new AuthError("AUTH_FAILED", "the Kerberos initiator produced no first token");
           }
-          this.state = "awaiting-token";
+          this.phase = { state: "awaiting-token", initiator };
           this.port.send({ type: "auth-token", token: step.tokenOut.toString("base64") });
         } catch (err) {
           this.fail(asAbsError(err), "local");
@@ -169,7 +185,7 @@ export class SlaveHandshake {
   }
 
   private finished(): boolean {
-    return this.state === "authenticated" || this.state === "failed";
+    return this.phase.state === "authenticated" || this.phase.state === "failed";
   }
 
   private async handle(message: SlaveLinkMessage): Promise<void> {
@@ -178,7 +194,8 @@ export class SlaveHandshake {
         this.fail(refusalFromMaster(message.code, message.message), "peer", false);
       return;
     }
-    switch (this.state) {
+    const phase = this.phase;
+    switch (phase.state) {
       case "idle":
       case "initiating":
       case "verifying":
@@ -190,20 +207,20 @@ export class SlaveHandshake {
         return;
       case "awaiting-proof":
         if (message.type !== "auth-proof") throw this.outOfOrder(message);
-        this.proof(message.mac);
+        this.proof(phase.nonces, message.mac);
         return;
       case "awaiting-token":
         if (message.type !== "auth-token") throw this.outOfOrder(message);
-        await this.token(message.token);
+        await this.token(phase.initiator, message.token);
         return;
       case "awaiting-ok":
         if (message.type !== "auth-ok") throw this.outOfOrder(message);
-        this.ok(message.master, message.identity);
+        this.ok(phase.principal, message.master, message.identity);
         return;
       case "failed":
         return;
       default:
-        return assertNever(this.state);
+        return assertNever(phase);
     }
   }
 
@@ -228,41 +245,42 @@ export class SlaveHandshake {
         { field: "auth-challenge.nonce" },
       );
     }
-    this.masterNonce = masterNonce;
-    this.slaveNonce = randomBytes(NONCE_BYTES);
-    const mac = realmKeyMac(this.slaveKey(), SLAVE_LABEL, this.macInput());
-    this.state = "awaiting-proof";
+    const nonces: Nonces = { masterNonce, slaveNonce: randomBytes(NONCE_BYTES) };
+    const mac = realmKeyMac(this.slaveKey(), SLAVE_LABEL, this.macInput(nonces));
+    this.phase = { state: "awaiting-proof", nonces };
     this.port.send({
       type: "auth-response",
-      nonce: this.slaveNonce.toString("base64"),
+      nonce: nonces.slaveNonce.toString("base64"),
       mac: mac.toString("base64"),
     });
   }
 
-  private proof(macText: string): void {
-    const expected = realmKeyMac(this.slaveKey(), MASTER_LABEL, this.macInput());
+  private proof(nonces: Nonces, macText: string): void {
+    const expected = realmKeyMac(this.slaveKey(), MASTER_LABEL, this.macInput(nonces));
     if (!macMatches(expected, Buffer.from(macText, "base64"))) {
       throw new AuthError(
         "AUTH_FAILED",
         `master failed to prove the key of this slave: possible relay or wrong key (the master at ${this.opts.master} does not hold the realm key that ${this.slaveKey().source} was made from, or something between them terminated TLS)`,
       );
     }
-    this.state = "awaiting-ok";
+    this.phase = { state: "awaiting-ok", principal: undefined };
   }
 
-  private macInput(): { masterNonce: Buffer; slaveNonce: Buffer; name: string; ekm: Buffer } {
+  private macInput(nonces: Nonces): {
+    masterNonce: Buffer;
+    slaveNonce: Buffer;
+    name: string;
+    ekm: Buffer;
+  } {
     return {
-      masterNonce: this.masterNonce as Buffer,
-      slaveNonce: this.slaveNonce as Buffer,
+      ...nonces,
       name: this.opts.name,
       ekm: this.opts.binding,
     };
   }
 
-  private async token(tokenText: string): Promise<void> {
-    const initiator = this.initiator;
-    if (initiator === undefined) throw new AbsError("INTERNAL", "Kerberos token before initiator");
-    this.state = "verifying";
+  private async token(initiator: KerberosInitiator, tokenText: string): Promise<void> {
+    this.phase = { state: "verifying", initiator };
     const step = await initiator.step(Buffer.from(tokenText, "base64"));
     if (this.finished()) return;
     if (!step.done) {
@@ -271,27 +289,26 @@ export class SlaveHandshake {
         "the Kerberos exchange did not complete with the master's reply",
       );
     }
-    this.principal = step.principal ?? initiator.principal;
-    this.state = "awaiting-ok";
+    this.phase = { state: "awaiting-ok", principal: step.principal ?? initiator.principal };
   }
 
-  private ok(master: string, identity: string): void {
+  private ok(principal: string | undefined, master: string, identity: string): void {
     const { auth, name } = this.opts;
-    const expected = auth.mode === "realm-key" ? name : this.principal;
+    const expected = auth.mode === "realm-key" ? name : principal;
     if (expected !== undefined && identity !== expected) {
       throw new AuthError(
         "AUTH_FAILED",
         `the master at ${this.opts.master} authenticated this slave as ${identity}, not as ${expected}`,
       );
     }
-    this.state = "authenticated";
+    this.phase = { state: "authenticated" };
     this.port.authenticated({ mode: auth.mode, name, identity, master });
   }
 
   /** Ends the handshake, telling the master why unless the master told us. */
   private fail(error: AbsError, blame: HandshakeFailure["blame"], tellPeer = true): void {
     if (this.finished()) return;
-    this.state = "failed";
+    this.phase = { state: "failed" };
     if (tellPeer) this.port.send({ type: "error", code: error.code, message: error.message });
     this.port.close({ error, blame });
   }

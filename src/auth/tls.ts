@@ -24,11 +24,13 @@
 
 import { X509Certificate, timingSafeEqual } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type tls from "node:tls";
-import { AuthError, ConfigError, describeError } from "../errors.js";
+import { AuthError, ConfigError, describeError, errorCode, hasCode } from "../errors.js";
+import { replaceFile } from "../storage/durable-file.js";
+import { type FsOps, realFsOps } from "../storage/fs-ops.js";
 
 /** Oldest TLS version either side accepts. */
 export const TLS_MIN_VERSION = "TLSv1.3";
@@ -63,7 +65,15 @@ export interface MasterTlsOptions {
   stateDir: string;
   /** Host name (or IP address) the generated certificate names in CN and subjectAltName. */
   hostName: string;
+  /**
+   * The rename, unlink and directory fsync of a generated file, for tests
+   * that watch them. Default: the real ones (storage/fs-ops.ts).
+   */
+  fs?: TlsFileOps;
 }
+
+/** What writing a generated file does besides creating its temp file. */
+export type TlsFileOps = Pick<FsOps, "rename" | "unlink" | "fsyncDir">;
 
 /**
  * The master's certificate and key: the configured ones, else those
@@ -93,7 +103,7 @@ export async function loadOrCreateMasterTls(opts: MasterTlsOptions): Promise<Mas
       { file: absent },
     );
   }
-  await generateSelfSigned(opts.hostName, certFile, keyFile, opts.stateDir);
+  await generateSelfSigned(opts.hostName, certFile, keyFile, opts.stateDir, opts.fs ?? realFsOps);
   return loadMaterial(certFile, keyFile, true);
 }
 
@@ -102,6 +112,7 @@ async function generateSelfSigned(
   certFile: string,
   keyFile: string,
   stateDir: string,
+  fs: TlsFileOps,
 ): Promise<void> {
   try {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
@@ -139,34 +150,40 @@ async function generateSelfSigned(
       `cannot generate a self-signed TLS certificate for ${hostName}: ${describeError(err)}`,
     );
   }
-  // Key first, then certificate, each written to a temp file and renamed:
-  // the certificate's presence is what marks the pair complete, and a crash
-  // between the two leaves a lone key, which the next start reports.
-  await writeNew(keyFile, pems.private, 0o600);
-  await writeNew(certFile, pems.cert, 0o644);
+  // Key first, then certificate, each replaced durably (temp file, fsync,
+  // rename, fsync of the directory): the certificate's presence is what
+  // marks the pair complete, and a crash between the two leaves a lone key,
+  // which the next start reports. Without the directory fsync a crash of
+  // the host could lose the certificate after slaves pinned it.
+  await writeNew(fs, keyFile, pems.private, 0o600);
+  await writeNew(fs, certFile, pems.cert, 0o644);
 }
 
-async function writeNew(file: string, text: string, mode: number): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}`;
-  try {
+async function writeNew(fs: TlsFileOps, file: string, text: string, mode: number): Promise<void> {
+  const writeSynced = async (temp: string, data: string): Promise<void> => {
     const handle = await open(
       temp,
-      fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC,
+      fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL,
       mode,
     );
     try {
+      // The umask may have narrowed the mode: chmod so it is exactly `mode`.
       await handle.chmod(mode);
-      await handle.writeFile(text);
+      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(temp, file);
+  };
+  try {
+    await replaceFile({ ...fs, writeSynced }, file, text, TLS_TEMP_PREFIX);
   } catch (err) {
-    await rm(temp, { force: true });
     throw new ConfigError(`cannot write ${file}: ${describeError(err)}`, { file });
   }
 }
+
+/** Temp files of writeNew, in the state directory beside the certificate. */
+const TLS_TEMP_PREFIX = ".tmp-";
 
 async function loadMaterial(
   certFile: string,
@@ -194,7 +211,7 @@ async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     const why =
       code === "ENOENT"
         ? "does not exist"
@@ -210,7 +227,7 @@ async function exists(file: string): Promise<boolean> {
     await stat(file);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    if (hasCode(err, "ENOENT")) return false;
     throw new ConfigError(`cannot read ${file}: ${describeError(err)}`, { file });
   }
 }

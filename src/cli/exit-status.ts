@@ -28,7 +28,8 @@ export const EXIT_STATUS_HELP = `Exit statuses:
   3   the master cannot be reached
   4   not found (no such job or job definition)
   5   refused in the master's present state (drained, queue full, the job's
-      state does not allow it, the job has not finished)
+      state does not allow it, the job has not finished, the fake master of
+      disaster mode)
   6   configuration error (abs reload with a bad config, a bad master.conf)
   10  abs watch: the job failed
   11  abs watch: the job was canceled`;
@@ -51,6 +52,7 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "QUEUE_FULL":
     case "ILLEGAL_TRANSITION":
     case "JOB_NOT_FINISHED":
+    case "NEEDS_REAL_MASTER":
       return EXIT.REFUSED;
     case "CONFIG":
       return EXIT.CONFIG;
@@ -62,6 +64,7 @@ export function exitStatusForCode(code: ErrorCode): ExitStatus {
     case "STATE_DIR_LOCKED":
     case "STATE_DIR_IO":
     case "VOTE_FAILED":
+    case "FILE_IO":
     case "PROTOCOL":
     case "FRAME_TOO_LARGE":
     case "AUTH_FAILED":

@@ -2,9 +2,11 @@
 // gets a precise message (`hour 25 is out of range 0-23`) rather than
 // node-cron's "25 is a invalid expression for hour". Pure code.
 //
-// Accepted, a subset of what node-cron accepts (the scheduler runs the
-// expression through node-cron; test/config/cron.test.ts checks node-cron's
-// validate() on everything accepted here):
+// The one parse of an expression: the scheduler's CronTimes
+// (master/cron-times.ts) takes the values it selects. Accepted, a subset of
+// what node-cron accepts (test/config/cron.test.ts checks node-cron's
+// validate() on everything accepted here, so a definition means what it
+// means to the cron the field trusts):
 //
 //   [second] minute hour day-of-month month day-of-week
 //

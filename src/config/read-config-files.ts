@@ -21,7 +21,7 @@
 import { constants, type Stats } from "node:fs";
 import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import { ConfigError, describeError } from "../errors.js";
+import { ConfigError, describeError, hasCode } from "../errors.js";
 import { assertTrusted, checkTrustedPath } from "../storage/trusted-file.js";
 import type { ConfigFile } from "./master-config.js";
 
@@ -89,7 +89,7 @@ async function entryFile(file: string, realDir: string): Promise<string | null> 
     info = await lstat(file);
   } catch (err) {
     // Removed between readdir and lstat (chokidar reloads race with edits): skip it.
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (hasCode(err, "ENOENT")) return null;
     throw new ConfigError(`${file}: cannot read: ${describeError(err)}`, { file });
   }
   if (!info.isSymbolicLink()) return file;
@@ -97,7 +97,7 @@ async function entryFile(file: string, realDir: string): Promise<string | null> 
   try {
     target = await realpath(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // dangling
+    if (hasCode(err, "ENOENT")) return null; // dangling
     throw new ConfigError(`${file}: cannot follow the link: ${describeError(err)}`, { file });
   }
   if (path.dirname(target) !== realDir) {
@@ -119,7 +119,7 @@ export async function readMasterConfigFiles(masterConfPath: string): Promise<Con
     dirInfo = await stat(dir);
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return files;
+    if (hasCode(err, "ENOENT")) return files;
     throw new ConfigError(`${dir}: cannot list: ${describeError(err)}`, { file: dir });
   }
   // Whoever may write in jobs.d may add definitions.
@@ -138,7 +138,7 @@ export async function readMasterConfigFiles(masterConfPath: string): Promise<Con
       try {
         isFile = (await stat(real)).isFile();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        if (hasCode(err, "ENOENT")) continue;
         throw new ConfigError(`${file}: cannot read: ${describeError(err)}`, { file });
       }
       if (!isFile) continue;

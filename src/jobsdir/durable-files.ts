@@ -4,12 +4,14 @@
 // over the real name. Then one fsync of the directory for the whole group, so
 // N files cost N file fsyncs and 1 directory fsync instead of N of each: this
 // is how the jobs directory batches the fsyncs of many jobs changing at once.
+// (storage/durable-file.ts is the same for one file, and holds fsyncDir.)
 // A reader sees either the old or the new content of a file, never a mix, and
 // once commitFiles resolves for a file, its new content survives a crash.
 
 import path from "node:path";
 import { JobsDirIoError, describeError } from "../errors.js";
 import { TEMP_PREFIX } from "./layout.js";
+import { tempNameFor } from "../storage/durable-file.js";
 import type { FsOps } from "../storage/fs-ops.js";
 
 export interface FileWrite {
@@ -33,11 +35,8 @@ export type BeforeRenames = (gate: {
   error: JobsDirIoError | null;
 }) => Promise<JobsDirIoError | null>;
 
-let tempCounter = 0;
-
 function tempName(name: string): string {
-  tempCounter += 1;
-  return `${TEMP_PREFIX}${name}-${process.pid}-${tempCounter}`;
+  return tempNameFor(TEMP_PREFIX, name);
 }
 
 /** Temp files written and fsynced, waiting to be renamed into place (see publishFiles). */

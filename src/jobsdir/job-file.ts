@@ -1,7 +1,7 @@
 // Reads and writes the text of one job file. Pure: text in, Job out (or a
 // JobFileError naming the file, the field and what was wrong).
 
-import { JobFileError } from "../errors.js";
+import { JobFileError, describeError } from "../errors.js";
 import { Fields, ShapeError } from "../json-shape.js";
 import { JOB_STATES, type Job } from "./job.js";
 
@@ -39,8 +39,7 @@ export function parseJobFile(text: string, file: string, expectedId: number): Jo
   try {
     value = JSON.parse(text);
   } catch (err) {
-    const why =
-      text.length === 0 ? "the file is empty" : `not valid JSON (${(err as Error).message})`;
+    const why = text.length === 0 ? "the file is empty" : `not valid JSON (${describeError(err)})`;
     throw new JobFileError(`${file}: ${why}`, file);
   }
   const job = parseJobValue(value, file);

@@ -16,6 +16,7 @@
 // without `jobs` once their job files are known durable.
 
 import { createHash } from "node:crypto";
+import { describeError } from "../errors.js";
 import { Fields, type JsonObject, type JsonValue, ShapeError } from "../json-shape.js";
 
 /** Records are kept at least this long... */
@@ -160,7 +161,7 @@ export function parseRequests(text: string): ParsedRequests {
       const reason =
         err instanceof ShapeError
           ? `${err.field}: ${err.why}`
-          : `not valid JSON (${(err as Error).message})`;
+          : `not valid JSON (${describeError(err)})`;
       out.bad.push({ line: i + 1, reason });
     }
   });

@@ -1,7 +1,8 @@
 // When a cron schedule fires, in its time zone, as a pure function of time.
 //
-// node-cron parses the expression (ranges, steps, lists, month and day
-// names); this module turns the parsed fields into instants, with one rule
+// config/cron.ts parses the expression (ranges, steps, lists, month and day
+// names) once, when the job definition is read; this module takes the
+// values it selects and turns them into instants, with one rule
 // for daylight-saving changes: every matching wall-clock time fires exactly
 // once.
 //   - A wall time that does not exist (spring forward: 02:30 on the night
@@ -12,11 +13,21 @@
 // So a nightly 02:30 backup runs once every night, never zero or two times.
 //
 // Day of month and day of week combine as in Vixie cron: when both are
-// restricted (neither is `*`), a day matching either one fires. (The config
-// refuses such expressions for now, since node-cron reads them with "and".)
+// restricted (neither selects every day), a day matching either one fires.
+// (The config refuses such expressions for now; the rule is here for when it
+// takes them.)
 
-import { parse as parseCron } from "node-cron";
+import type { CronSchedule } from "../config/cron.js";
 import { BadArgumentError } from "../errors.js";
+
+/**
+ * The values a schedule selects (config/cron.ts's CronSchedule), and the
+ * last day of the month, which config/cron.ts does not accept yet.
+ */
+export type CronFields = Pick<
+  CronSchedule,
+  "expression" | "seconds" | "minutes" | "hours" | "daysOfMonth" | "months" | "daysOfWeek"
+> & { lastDayOfMonth?: boolean };
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -40,12 +51,12 @@ export class CronTimes {
   private readonly fields: Fields;
   private readonly zone: TimeZone;
 
-  /** Throws BadArgumentError for an expression node-cron refuses or a time zone Intl does not know. */
+  /** Throws BadArgumentError for a time zone Intl does not know. */
   constructor(
-    readonly expression: string,
+    readonly schedule: CronFields,
     readonly timezone: string,
   ) {
-    this.fields = readFields(expression);
+    this.fields = readFields(schedule);
     this.zone = TimeZone.get(timezone);
   }
 
@@ -98,58 +109,22 @@ export class CronTimes {
   }
 }
 
-function readFields(expression: string): Fields {
-  const nickname = expression.trim().startsWith("@");
-  // A nickname (@daily, @weekly, ...) restricts at most one of the two day fields.
-  const parts = nickname ? ["0", "0", "*", "*", "*"] : expression.trim().split(/\s+/);
-  if (parts.length !== 5 && parts.length !== 6) {
-    throw new BadArgumentError(
-      `cron expression "${expression}" has ${parts.length} fields; it needs 5 or 6`,
-      "schedule",
-    );
-  }
-  let parsed: ReturnType<typeof parseCron>;
-  try {
-    parsed = parseCron(expression);
-  } catch (err) {
-    throw new BadArgumentError(
-      `cron expression "${expression}": ${(err as Error).message}`,
-      "schedule",
-    );
-  }
+function readFields(schedule: CronFields): Fields {
+  // Restricted as Vixie cron decides it: the field is written other than `*`
+  // (a nickname restricts neither). This reads the field's text, not its
+  // values, so `1-31` counts as restricted.
+  const parts = schedule.expression.startsWith("@") ? [] : schedule.expression.split(" ");
   const [domText, dowText] = parts.length === 6 ? [parts[3], parts[5]] : [parts[2], parts[4]];
-  const daysOfMonth = new Set<number>();
-  let lastDayOfMonth = false;
-  for (const d of parsed.dayOfMonth) {
-    if (typeof d === "number") daysOfMonth.add(d);
-    else if (d === "L") lastDayOfMonth = true;
-    else
-      throw new BadArgumentError(
-        `cron expression "${expression}": day of month "${d}" is not supported`,
-        "schedule",
-      );
-  }
-  const daysOfWeek = new Set<number>();
-  for (const d of parsed.dayOfWeek) {
-    if (typeof d !== "number") {
-      throw new BadArgumentError(
-        `cron expression "${expression}": day of week "${d}" is not supported`,
-        "schedule",
-      );
-    }
-    daysOfWeek.add(d === 7 ? 0 : d);
-  }
-  const sorted = (values: number[]): number[] => [...new Set(values)].sort((a, b) => a - b);
   return {
-    seconds: sorted(parsed.second),
-    minutes: sorted(parsed.minute),
-    hours: sorted(parsed.hour),
-    daysOfMonth,
-    lastDayOfMonth,
-    months: new Set(parsed.month),
-    daysOfWeek,
-    domRestricted: domText !== "*" && domText !== "?",
-    dowRestricted: dowText !== "*" && dowText !== "?",
+    seconds: schedule.seconds,
+    minutes: schedule.minutes,
+    hours: schedule.hours,
+    daysOfMonth: new Set(schedule.daysOfMonth),
+    lastDayOfMonth: schedule.lastDayOfMonth === true,
+    months: new Set(schedule.months),
+    daysOfWeek: new Set(schedule.daysOfWeek),
+    domRestricted: domText !== undefined && domText !== "*",
+    dowRestricted: dowText !== undefined && dowText !== "*",
   };
 }
 

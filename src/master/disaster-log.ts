@@ -251,7 +251,7 @@ export class DisasterLog {
     try {
       return new DisasterLog(file, await open(file, "a", 0o640), key);
     } catch (err) {
-      throw new AbsError("CONFIG", `cannot open the disaster log ${file}: ${describeError(err)}`, {
+      throw new AbsError("FILE_IO", `cannot open the disaster log ${file}: ${describeError(err)}`, {
         cause: err,
         context: { file },
       });

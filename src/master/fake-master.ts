@@ -376,7 +376,7 @@ export class FakeMaster {
     for (const name of ADMIN_METHODS) {
       map.set(name, () => {
         throw new AbsError(
-          "BAD_ARGUMENT",
+          "NEEDS_REAL_MASTER",
           `${name} needs the real master: this is the fake master of disaster mode (abs-master --disaster), which only records what slaves report`,
         );
       });

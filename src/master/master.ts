@@ -464,7 +464,7 @@ function scheduledDefinitions(config: MasterConfig): ScheduledDefinition[] {
     if (def.schedule === null || !def.enabled) continue;
     out.push({
       name: def.name,
-      expression: def.schedule.expression,
+      schedule: def.schedule,
       timezone: def.timezone,
       missedRun: def.missedRun,
     });

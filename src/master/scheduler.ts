@@ -12,13 +12,13 @@
 import type { Clock, Timer } from "../clock.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { CronTimes } from "./cron-times.js";
+import { type CronFields, CronTimes } from "./cron-times.js";
 import { type MissedRunPolicy, catchUp } from "./missed-runs.js";
 
 export interface ScheduledDefinition {
   name: string;
-  /** Cron expression (5 or 6 fields, or a nickname). */
-  expression: string;
+  /** The parsed cron expression (config/cron.ts). */
+  schedule: CronFields;
   timezone: string;
   missedRun: MissedRunPolicy;
 }
@@ -78,7 +78,7 @@ export class Scheduler {
         continue;
       }
       current?.timer?.cancel();
-      const a: Armed = { def, times: new CronTimes(def.expression, def.timezone), timer: null };
+      const a: Armed = { def, times: new CronTimes(def.schedule, def.timezone), timer: null };
       this.armed.set(def.name, a);
       if (current === undefined) await this.catchUpOne(a, now);
       this.arm(a);
@@ -166,5 +166,5 @@ export class Scheduler {
 }
 
 function sameSchedule(a: ScheduledDefinition, b: ScheduledDefinition): boolean {
-  return a.expression === b.expression && a.timezone === b.timezone;
+  return a.schedule.expression === b.schedule.expression && a.timezone === b.timezone;
 }

@@ -24,7 +24,7 @@ import { connectToMaster, type SlaveAuthOptions } from "../auth/link-client.js";
 import { loadRealmKey } from "../auth/realm-key.js";
 import { formatHostPort, type HostPort } from "../config/host-port.js";
 import type { MasterConfig } from "../config/master-config.js";
-import { AbsError, describeError } from "../errors.js";
+import { AbsError, describeError, errorCode } from "../errors.js";
 import type { Logger } from "../log.js";
 
 /** Time a peer has to answer (TCP, TLS and authentication each), in ms. */
@@ -146,7 +146,7 @@ function classify(peer: string, err: unknown): PeerAnswer {
   const why = describeError(err);
   if (!(err instanceof AbsError)) return { peer, kind: "silent", why };
   if (err.code === "UNREACHABLE") {
-    const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    const code = errorCode(err.cause);
     return { peer, kind: code === "ECONNREFUSED" ? "vote" : "silent", why };
   }
   return UNAUTHENTICATED.has(err.code)

@@ -19,7 +19,7 @@
 // mtime, is not seen by an incremental, as GNU tar's is not without ctime.
 
 import { Fields, ShapeError } from "../json-shape.js";
-import { AbsError } from "../errors.js";
+import { AbsError, describeError } from "../errors.js";
 
 export const MANIFEST_VERSION = 1;
 
@@ -151,7 +151,7 @@ export function parseManifest(text: string, file: string): Manifest {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new AbsError("BAD_ARGUMENT", `${file}: not a manifest (${(err as Error).message})`, {
+    throw new AbsError("BAD_ARGUMENT", `${file}: not a manifest (${describeError(err)})`, {
       context: { file },
     });
   }

@@ -38,7 +38,7 @@ const REGISTER_TIMEOUT_MS = 30_000;
 /** Where and how to connect: everything of ConnectOptions. */
 export type MasterTarget = ConnectOptions;
 
-export type LinkState =
+export type MasterLinkState =
   "idle" | "connecting" | "registering" | "registered" | "waiting" | "stopped";
 
 export interface MasterLinkOptions {
@@ -70,7 +70,7 @@ export function failureKey(err: unknown): string {
 }
 
 export class MasterLink {
-  state: LinkState = "idle";
+  state: MasterLinkState = "idle";
   private target: MasterTarget;
   /** Bumped by retarget and stop: a loop of an older generation ends. */
   private generation = 0;

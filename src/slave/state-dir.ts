@@ -25,6 +25,7 @@ import {
   type ProcessProbe,
   linuxProcessProbe,
 } from "../storage/dir-lock.js";
+import { replaceFile } from "../storage/durable-file.js";
 import { type FsOps, hasCode, namedFsOps } from "../storage/fs-ops.js";
 import {
   type RunRecord,
@@ -72,8 +73,6 @@ export interface StateDirOptions {
   logger: Logger;
   probe?: ProcessProbe;
 }
-
-let tempCounter = 0;
 
 export class StateDir {
   private constructor(
@@ -211,15 +210,10 @@ export class StateDir {
   }
 
   private async write(name: string, data: string): Promise<void> {
-    tempCounter += 1;
-    const temp = path.join(this.dir, `${STATE_TEMP_PREFIX}${name}-${process.pid}-${tempCounter}`);
     const file = path.join(this.dir, name);
     try {
-      await this.fs.writeSynced(temp, data);
-      await this.fs.rename(temp, file);
-      await this.fs.fsyncDir(this.dir);
+      await replaceFile(this.fs, file, data, STATE_TEMP_PREFIX);
     } catch (err) {
-      await this.fs.unlink(temp).catch(() => undefined);
       throw stateDirError(`cannot write ${file}: ${describeError(err)}`, file, err);
     }
   }

@@ -4,6 +4,7 @@
 
 import { Fields, type JsonObject, ShapeError } from "../json-shape.js";
 import { OUTCOMES, type JobResultReport } from "../protocol/slave-messages.js";
+import { describeError } from "../errors.js";
 
 /** Version of the record format; a record of another version is quarantined. */
 export const STATE_RECORD_VERSION = 1;
@@ -83,7 +84,7 @@ function recordFields(text: string): Fields {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ShapeError("record", `not JSON (${(err as Error).message})`);
+    throw new ShapeError("record", `not JSON (${describeError(err)})`);
   }
   const f = new Fields(value, "record");
   const version = f.int("version", { min: 1 });

@@ -5,6 +5,7 @@
 
 import { promises as fsp, readFileSync } from "node:fs";
 import path from "node:path";
+import { fsyncDir } from "./durable-file.js";
 import { linkFdFor, writeSyncedFile } from "./unnamed-files.js";
 
 export interface FsOps {
@@ -54,21 +55,13 @@ export const realFsOps: FsOps = {
   mkdir: async (dir) => {
     await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
   },
-  async fsyncDir(dir) {
-    const handle = await fsp.open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
+  fsyncDir,
   link: (from, to) => fsp.link(from, to),
 };
 
-/** True when `err` is a Node system error with this code (ENOENT, EEXIST, ...). */
-export function hasCode(err: unknown, code: string): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
-}
+// hasCode lives in errors.ts (config and protocol code use it without
+// reaching for node:fs); re-exported for the storage layer's users.
+export { hasCode } from "../errors.js";
 
 /**
  * realFsOps with temp files always named from the start: for the slave's

@@ -17,7 +17,7 @@
 
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
-import { ConfigError, describeError } from "../errors.js";
+import { ConfigError, describeError, hasCode } from "../errors.js";
 
 /** What the check needs of a file's metadata. */
 export interface OwnerAndMode {
@@ -73,7 +73,7 @@ export async function checkTrustedPath(
   try {
     info = await stat(file);
   } catch (err) {
-    if (opts.missingOk === true && (err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (opts.missingOk === true && hasCode(err, "ENOENT")) return null;
     throw new ConfigError(`${what} ${file} cannot be checked: ${describeError(err)}`, { file });
   }
   assertTrusted(file, info, what);

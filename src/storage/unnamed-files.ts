@@ -27,6 +27,7 @@
 import { constants, existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
+import { errorCode } from "../errors.js";
 import { loadNativeFunction, systemError } from "../native.js";
 import { journalOf } from "./file-system-journal.js";
 
@@ -120,7 +121,7 @@ export async function writeSyncedFile(
       await writeUnnamed(file, data, linkFd);
       return;
     } catch (err) {
-      if (SAME_FOR_NAMED.has((err as NodeJS.ErrnoException).code)) throw err;
+      if (SAME_FOR_NAMED.has(errorCode(err))) throw err;
       linkFdByDir.set(path.dirname(file), null);
     }
   }

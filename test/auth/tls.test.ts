@@ -18,6 +18,7 @@ import {
   loadOrCreateMasterTls,
   readCertificateFingerprint,
 } from "../../src/auth/tls.js";
+import { realFsOps } from "../../src/storage/fs-ops.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const execFileP = promisify(execFile);
@@ -56,6 +57,44 @@ t.test("the master makes a self-signed certificate once and reuses it", async (t
   const ip = await loadOrCreateMasterTls({ stateDir: path.join(dir, "ip"), hostName: "192.0.2.7" });
   t.equal(new X509Certificate(ip.cert).subjectAltName, "IP Address:192.0.2.7");
 });
+
+t.test(
+  "a generated certificate and key survive a host crash right after they are made",
+  async (t) => {
+    // A crash of the host keeps a rename only once its directory is fsynced:
+    // this fs records which renamed names a crash at each moment would keep.
+    const dir = path.join(tempDir(t), "state");
+    const renamedSinceFsync = new Set<string>();
+    const durable = new Set<string>();
+    const fs = {
+      ...realFsOps,
+      async rename(from: string, to: string) {
+        await realFsOps.rename(from, to);
+        durable.delete(to);
+        renamedSinceFsync.add(to);
+      },
+      async fsyncDir(d: string) {
+        await realFsOps.fsyncDir(d);
+        for (const file of renamedSinceFsync) {
+          if (path.dirname(file) === d) {
+            durable.add(file);
+            renamedSinceFsync.delete(file);
+          }
+        }
+      },
+    };
+    // A variable, not a literal, so that this compiles where the option is unknown.
+    const opts = { stateDir: dir, hostName: "backup.example.com", fs };
+    const made = await loadOrCreateMasterTls(opts);
+    t.equal(made.created, true);
+    t.same([...renamedSinceFsync], [], "no rename left without a directory fsync");
+    t.ok(durable.has(made.certFile), `${made.certFile} durable once made`);
+    t.ok(durable.has(made.keyFile), `${made.keyFile} durable once made`);
+    const onDisk = await readFile(made.certFile, "utf8");
+    t.equal(onDisk, made.cert, "the certificate file is complete");
+    t.equal(new X509Certificate(onDisk).fingerprint256, made.fingerprint, "and valid");
+  },
+);
 
 t.test("configured or broken material", async (t) => {
   const dir = tempDir(t);

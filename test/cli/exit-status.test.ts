@@ -20,6 +20,8 @@ t.test("error codes map to exit statuses", (t) => {
     ["QUEUE_FULL", 5],
     ["ILLEGAL_TRANSITION", 5],
     ["JOB_NOT_FINISHED", 5],
+    ["NEEDS_REAL_MASTER", 5],
+    ["FILE_IO", 1],
     ["CONFIG", 6],
     ["PROTOCOL", 1],
     ["JOBSDIR_IO", 1],

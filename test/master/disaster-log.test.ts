@@ -79,7 +79,7 @@ t.test("concurrent appends: every line whole, in order, on disk when resolved", 
 t.test("a log that cannot be opened names the file", async (t) => {
   const file = path.join(tempDir(t), "no-such-dir", "disaster-log.jsonl");
   await t.rejects(DisasterLog.open(file, KEY), {
-    code: "CONFIG",
+    code: "FILE_IO",
     message: new RegExp(`^cannot open the disaster log ${file}: .*ENOENT`),
   });
 });

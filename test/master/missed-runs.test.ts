@@ -1,8 +1,9 @@
 import t from "tap";
+import { schedule } from "../helpers/cron.js";
 import { CronTimes } from "../../src/master/cron-times.js";
 import { catchUp } from "../../src/master/missed-runs.js";
 
-const nightly = new CronTimes("0 2 * * *", "UTC");
+const nightly = new CronTimes(schedule("0 2 * * *"), "UTC");
 const at = (text: string): number => Date.parse(text);
 
 t.test("three nights down: run-once runs one for the latest, skip runs none", (t) => {
@@ -33,7 +34,7 @@ t.test("nothing missed: a short restart, a new definition, a clock behind", (t) 
 });
 
 t.test("downtime across a DST change counts each night once", (t) => {
-  const paris = new CronTimes("30 2 * * *", "Europe/Paris");
+  const paris = new CronTimes(schedule("30 2 * * *"), "Europe/Paris");
   const r = catchUp(paris, at("2026-03-27T01:30:00Z"), at("2026-03-30T12:00:00Z"), "run-once");
   t.same(r, { missed: 3, runFor: at("2026-03-30T00:30:00Z") });
   t.end();

@@ -1,4 +1,5 @@
 import t from "tap";
+import { schedule } from "../helpers/cron.js";
 import {
   type FireReason,
   type ScheduledDefinition,
@@ -35,7 +36,7 @@ function setup(start: string, lastTriggers: Record<string, number> = {}) {
 
 const nightlyParis: ScheduledDefinition = {
   name: "home",
-  expression: "30 2 * * *",
+  schedule: schedule("30 2 * * *"),
   timezone: "Europe/Paris",
   missedRun: "run-once",
 };
@@ -129,12 +130,12 @@ t.test("a short restart misses nothing and runs nothing extra", async (t) => {
 t.test("reload: a changed schedule re-arms, a removed definition stops", async (t) => {
   const { clock, fired, scheduler } = setup("2026-05-04T00:00:00Z");
   await scheduler.apply([
-    { name: "a", expression: "0 * * * *", timezone: "UTC", missedRun: "skip" },
-    { name: "b", expression: "0 * * * *", timezone: "UTC", missedRun: "skip" },
+    { name: "a", schedule: schedule("0 * * * *"), timezone: "UTC", missedRun: "skip" },
+    { name: "b", schedule: schedule("0 * * * *"), timezone: "UTC", missedRun: "skip" },
   ]);
   t.equal(clock.armed, 2);
   await scheduler.apply([
-    { name: "a", expression: "30 * * * *", timezone: "UTC", missedRun: "skip" },
+    { name: "a", schedule: schedule("30 * * * *"), timezone: "UTC", missedRun: "skip" },
   ]);
   t.equal(clock.armed, 1);
   await clock.advanceTo(at("2026-05-04T01:45:00Z"));
@@ -167,7 +168,7 @@ t.test("a run that cannot start is logged and the schedule goes on", async (t) =
     {},
   );
   await scheduler.apply([
-    { name: "a", expression: "0 * * * *", timezone: "UTC", missedRun: "skip" },
+    { name: "a", schedule: schedule("0 * * * *"), timezone: "UTC", missedRun: "skip" },
   ]);
   await clock.advanceTo(at("2026-05-04T02:30:00Z"));
   t.equal(calls, 2);

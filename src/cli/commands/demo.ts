@@ -40,7 +40,7 @@ import { writeSlaveKey } from "../../auth/slave-key.js";
 import { GENERATED_CERT_FILE, loadOrCreateMasterTls } from "../../auth/tls.js";
 import { DEFAULT_DEMO_DIR } from "../../config/default-paths.js";
 import { loadSlaveConfig } from "../../config/slave-config.js";
-import { AbsError, BadArgumentError, describeError } from "../../errors.js";
+import { AbsError, BadArgumentError, describeError, hasCode } from "../../errors.js";
 import { isFinished } from "../../jobsdir/job.js";
 import type { JobDetail } from "../../protocol/admin-api.js";
 import { STOP_GRACE_MS } from "../../signals.js";
@@ -253,7 +253,7 @@ async function inspectDir(dir: string): Promise<DirKind> {
     if (!(await stat(dir)).isDirectory()) return "not-a-directory";
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+    if (hasCode(err, "ENOENT")) return "missing";
     throw new BadArgumentError(`cannot use ${dir}: ${describeError(err)}`);
   }
   if (names.length === 0) return "empty";
@@ -572,7 +572,7 @@ async function running(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return hasCode(err, "EPERM");
   }
   const status = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
   // "pid (comm) S ...": the state follows the last ")".
@@ -618,7 +618,7 @@ async function stopDaemon(d: Daemon, pid: number): Promise<void> {
   try {
     process.kill(pid, "SIGTERM");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") {
+    if (!hasCode(err, "ESRCH")) {
       throw failure(`cannot stop ${d.program} pid ${pid}: ${describeError(err)}`);
     }
   }

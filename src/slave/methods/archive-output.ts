@@ -27,6 +27,7 @@ import {
   returnWriterThread,
 } from "./archive-writer-thread.js";
 import { removeQuietly } from "./durable.js";
+import { hasCode } from "../../errors.js";
 
 const fdatasyncP = promisify(fdatasync);
 const fsyncP = promisify(fsync);
@@ -160,7 +161,7 @@ class FileOutput implements ArchiveOutput {
         await writer.write(this.directFd, buf, position, true);
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+        if (!hasCode(err, "EINVAL")) throw err;
         this.directRefused = true;
       }
     }

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { Parser, type ReadEntry } from "tar";
-import { AbsError } from "../../errors.js";
+import { AbsError, describeError } from "../../errors.js";
 import { type Manifest, type ManifestEntry, isSafeRelativePath } from "../manifest.js";
 import { canceledError } from "./method.js";
 
@@ -48,7 +48,7 @@ export async function readArchive(
     signal.addEventListener("abort", onAbort, { once: true });
     input.on("error", (err) => fail(invalid(file, `cannot read: ${err.message}`)));
     parser.on("error", (err: unknown) =>
-      fail(invalid(file, `not a valid archive: ${(err as Error).message}`)),
+      fail(invalid(file, `not a valid archive: ${describeError(err)}`)),
     );
     parser.on("entry", (entry: ReadEntry) => {
       chain = chain.then(async () => {

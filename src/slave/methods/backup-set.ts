@@ -14,7 +14,7 @@
 import type { BigIntStats } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { AbsError } from "../../errors.js";
+import { AbsError, describeError } from "../../errors.js";
 import { type Manifest, parseManifest } from "../manifest.js";
 import { type ManifestCache, fileIdentity } from "./manifest-cache.js";
 
@@ -79,7 +79,7 @@ export async function readManifestFile(file: string): Promise<Manifest> {
   } catch (err) {
     throw new AbsError(
       "ARCHIVE_INVALID",
-      `${file}: cannot read the manifest: ${(err as Error).message}`,
+      `${file}: cannot read the manifest: ${describeError(err)}`,
       {
         cause: err,
         context: { file },

@@ -1,16 +1,7 @@
-// Durable file steps shared by the methods: fsync of a directory after a
-// rename, and removal of partial output.
+// Removal of partial output, shared by the methods. (The fsync of a
+// directory after a rename is storage/durable-file.ts's fsyncDir.)
 
-import { open, rm } from "node:fs/promises";
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, "r");
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
+import { rm } from "node:fs/promises";
 
 /** Removes `file` if it exists; never throws (used while another error is reported). */
 export async function removeQuietly(file: string): Promise<void> {

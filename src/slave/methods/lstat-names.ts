@@ -12,6 +12,7 @@
 import { lstatSync } from "node:fs";
 import os from "node:os";
 import { loadNativeFunction, systemError } from "../../native.js";
+import { errorCode } from "../../errors.js";
 
 /** Numbers per name in the result, in this order. */
 export const LSTAT_FIELDS = 4;
@@ -51,7 +52,7 @@ export const lstatNamesInJs: LstatNames = (dir, names) => {
 };
 
 function errnoOf(err: unknown): number {
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errorCode(err);
   const errno =
     code === undefined ? undefined : (os.constants.errno as Record<string, number>)[code];
   if (errno === undefined) throw err;

@@ -7,7 +7,7 @@ import type { JsonObject } from "../../json-shape.js";
 import { AbsError } from "../../errors.js";
 import type { MethodName } from "../../config/job-definition.js";
 import { checkMethod, type RunAllowlist } from "./allowed-programs.js";
-import type { FileOpener } from "./file-reader.js";
+import type { FileOpener } from "./source-file-reader.js";
 import type { ManifestCache } from "./manifest-cache.js";
 
 /** Progress of a running method, as streamed to the master. */

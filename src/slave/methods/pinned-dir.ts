@@ -41,7 +41,7 @@
 import { constants, type Stats } from "node:fs";
 import { type FileHandle, mkdir, open, stat } from "node:fs/promises";
 import path from "node:path";
-import { AbsError } from "../../errors.js";
+import { AbsError, errorCode } from "../../errors.js";
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
@@ -97,7 +97,7 @@ function fdPath(handle: FileHandle): string {
 }
 
 export function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException).code;
+  return errorCode(err);
 }
 
 /**

@@ -51,7 +51,7 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import type { ReadEntry } from "tar";
-import { AbsError } from "../../errors.js";
+import { AbsError, describeError } from "../../errors.js";
 import type { JsonObject } from "../../json-shape.js";
 import { type ManifestEntry, isSafeRelativePath } from "../manifest.js";
 import { checkAllowed, realOfExisting } from "./allowed-paths.js";
@@ -458,7 +458,7 @@ export async function restore(params: RestoreParams, ctx: MethodContext): Promis
     }
   } catch (err) {
     if (err instanceof AbsError) throw err;
-    throw new AbsError("BACKUP_IO", `restore into "${target}": ${(err as Error).message}`, {
+    throw new AbsError("BACKUP_IO", `restore into "${target}": ${describeError(err)}`, {
       cause: err,
       context: { file: target },
     });

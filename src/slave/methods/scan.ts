@@ -21,7 +21,7 @@ import type { Stats } from "node:fs";
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { AbsError } from "../../errors.js";
+import { AbsError, describeError } from "../../errors.js";
 import { type ManifestEntry, changed } from "../manifest.js";
 import type { ExcludeMatcher } from "./exclude.js";
 import {
@@ -154,7 +154,7 @@ export async function scanSources(
     } catch (err) {
       throw new AbsError(
         "SOURCE_MISSING",
-        `tar.sources: "${abs}" cannot be read: ${(err as Error).message}`,
+        `tar.sources: "${abs}" cannot be read: ${describeError(err)}`,
         {
           cause: err,
           context: { file: abs, field: "tar.sources" },

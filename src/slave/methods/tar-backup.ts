@@ -28,7 +28,7 @@
 import { type BigIntStats, lstatSync } from "node:fs";
 import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { AbsError } from "../../errors.js";
+import { AbsError, errorCode, describeError } from "../../errors.js";
 import type { JsonObject } from "../../json-shape.js";
 import type { TarLevel } from "../../config/job-definition.js";
 import {
@@ -48,11 +48,12 @@ import {
   newestManifest,
   rememberManifest,
 } from "./backup-set.js";
-import { fsyncDir, removeQuietly } from "./durable.js";
+import { fsyncDir } from "../../storage/durable-file.js";
+import { removeQuietly } from "./durable.js";
 import { compileExclude } from "./exclude.js";
 import { openArchiveOutput } from "./archive-output.js";
 import { ManifestCache } from "./manifest-cache.js";
-import { type FileOpener, type ReadableFile, openForReading } from "./file-reader.js";
+import { type FileOpener, type ReadableFile, openForReading } from "./source-file-reader.js";
 import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
 import { absolute, absolutePath, readParams, stringArray } from "./params.js";
 import { ProgressThrottle } from "./progress.js";
@@ -85,7 +86,7 @@ export function readTarParams(params: JsonObject): TarParams {
 
 function ioError(what: string, file: string, err: unknown): AbsError {
   if (err instanceof AbsError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errorCode(err);
   const why =
     code === "ENOSPC"
       ? "no space left on the device"
@@ -93,7 +94,7 @@ function ioError(what: string, file: string, err: unknown): AbsError {
         ? "the file system is read-only"
         : code === "EACCES" || code === "EPERM"
           ? "permission denied"
-          : (err as Error).message;
+          : describeError(err);
   return new AbsError("BACKUP_IO", `${what} "${file}": ${why}`, { cause: err, context: { file } });
 }
 
@@ -318,7 +319,7 @@ function closeQuietly(handle: ReadableFile | null | undefined): void {
 }
 
 function isVanished(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errorCode(err);
   return code === "ENOENT" || code === "ENOTDIR";
 }
 

@@ -12,7 +12,10 @@ import {
   writeFileSync,
   unlinkSync,
 } from "node:fs";
-import { type ReadableFile, openForReading } from "../../../src/slave/methods/file-reader.js";
+import {
+  type ReadableFile,
+  openForReading,
+} from "../../../src/slave/methods/source-file-reader.js";
 import path from "node:path";
 import t from "tap";
 import { AbsError } from "../../../src/errors.js";
