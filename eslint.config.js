@@ -101,6 +101,9 @@ export default tseslint.config(
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      // A switch over a union names every member (or has a default): a state
+      // or message type added later is found at compile time, not in the field.
+      "@typescript-eslint/switch-exhaustiveness-check": "error",
     },
   },
   {
