@@ -29,7 +29,7 @@ import {
   type MethodContext,
   type MethodResult,
   canceledError,
-} from "../src/slave/methods/method.js";
+} from "../src/slave/methods/method-context.js";
 import { StateDir } from "../src/slave/state-dir.js";
 import { loadRealmKey } from "../src/auth/realm-key.js";
 import { writeSlaveKey } from "../src/auth/slave-key.js";

@@ -4,7 +4,11 @@ import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { AbsError, errorFromWire } from "./errors.js";
 import type { JsonObject, JsonValue } from "./json-shape.js";
-import { ADMIN_PROTOCOL_VERSION, parseAdminReply } from "./protocol/admin-messages.js";
+import {
+  ADMIN_PROTOCOL_VERSION,
+  MAX_REPLY_BYTES,
+  parseAdminReply,
+} from "./protocol/admin-messages.js";
 import { FrameDecoder, encodeFrame } from "./protocol/frame.js";
 import type { AdminMethodName } from "./protocol/admin-api.js";
 import { CHANGING_METHODS } from "./protocol/admin-contract.js";
@@ -30,13 +34,6 @@ export class AnswerLostError extends AbsError {
     super("PROTOCOL", `the master on ${socketPath} closed the connection without an answer`);
   }
 }
-
-/**
- * Largest reply accepted, in bytes. Replies come from the master, which the
- * socket's mode already trusts, and `abs show jobs --all --json` over
- * 100,000 jobs is some 40 MB; the limit only stops a runaway.
- */
-export const MAX_REPLY_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Calls `method` on the master listening on `socketPath`. Resolves with the

@@ -20,7 +20,7 @@
 //   keytab = /etc/abs/abs.keytab
 //   service_principal = abs/backup.example.com
 
-import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
+import { AUTH_MODES, type AuthMode } from "../model/auth-modes.js";
 import { type IniSection, tokenizeIni } from "./ini-tokenizer.js";
 import { closest, type ConfigIssue, type LoadResult, makeIssue } from "./issues.js";
 import { DEFAULT_PORT, type HostPort } from "./host-port.js";

@@ -11,7 +11,7 @@
 // those who like INI sections); no other section exists. The same key twice
 // is an error naming both lines, never "the last one wins".
 
-import { AUTH_MODES, type AuthMode } from "../protocol/slave-messages.js";
+import { AUTH_MODES, type AuthMode } from "../model/auth-modes.js";
 import { DEFAULT_SLAVE_KEY_FILE } from "./default-paths.js";
 import { DEFAULT_PORT, type HostPort } from "./host-port.js";
 import { METHODS, type MethodName } from "./job-definition.js";

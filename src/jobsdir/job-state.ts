@@ -6,8 +6,11 @@
 //      │           │             │
 //      │           └──► canceling ◄┘      (cancel requested, slave to confirm)
 //      │
+//   dispatched, canceling ──► finished           (the slave's result or refusal;
+//                                                 from dispatched, before started)
 //   dispatched, running, canceling ──► orphaned  (master restarted, slave gone)
-//   orphaned ──► running | canceling | finished  (slave reported it: reattached)
+//   orphaned ──► dispatched | running | canceling | finished
+//                                                (slave reported it: reattached)
 //   orphaned ──► failed                          (grace period over: "lost")
 //   dispatched, running, orphaned ──► queued     (a retry: attempt + 1)
 //   queued ──► canceled | failed                 (canceled before dispatch, start deadline)

@@ -3,45 +3,19 @@
 // null until the event happens.
 
 import type { JsonObject } from "../json-shape.js";
+import type { JobLogEntry, JobState } from "../model/job-vocabulary.js";
 
-/**
- * A job's states. The transitions between them live in job-state.ts and
- * nowhere else.
- *
- * - queued: waiting to be dispatched (for its slave to connect, or below limits).
- * - dispatched: sent to the slave, not yet reported started.
- * - running: the slave reported it started.
- * - canceling: a cancel was requested; waiting for the slave to confirm.
- * - orphaned: was dispatched or running when the master stopped or the slave
- *   vanished; waits a grace period for the slave to report it.
- * - succeeded, failed, canceled: finished; nothing changes them again.
- */
-export type JobState =
-  | "queued"
-  | "dispatched"
-  | "running"
-  | "canceling"
-  | "orphaned"
-  | "succeeded"
-  | "failed"
-  | "canceled";
-
-export const JOB_STATES: readonly JobState[] = [
-  "queued",
-  "dispatched",
-  "running",
-  "canceling",
-  "orphaned",
-  "succeeded",
-  "failed",
-  "canceled",
-];
-
-export type FinishedState = "succeeded" | "failed" | "canceled";
-
-export function isFinished(state: JobState): state is FinishedState {
-  return state === "succeeded" || state === "failed" || state === "canceled";
-}
+// The states and the log entry live in src/model/ so that src/protocol can
+// name them without importing the jobs store; they are re-exported here
+// because every reader of a Job record needs them beside it.
+export {
+  JOB_STATES,
+  isFinished,
+  type FinishedState,
+  type JobLogEntry,
+  type JobState,
+  type LogLevel,
+} from "../model/job-vocabulary.js";
 
 export interface JobTimestamps {
   /** When the master accepted the job (submission or schedule trigger). */
@@ -95,16 +69,6 @@ export interface JobResult {
   message: string;
   /** Method-specific detail (archive name, sizes, exit status, last output lines). */
   data: JsonObject;
-}
-
-export type LogLevel = "info" | "warning" | "error";
-
-export interface JobLogEntry {
-  /** Increases by one per entry within a job, from 1. */
-  serial: number;
-  time: number;
-  level: LogLevel;
-  message: string;
 }
 
 export interface Job {

@@ -24,9 +24,9 @@ import type { Logger } from "../log.js";
 import {
   ADMIN_PROTOCOL_VERSION,
   type AdminReply,
+  MAX_REPLY_BYTES,
   parseAdminRequest,
 } from "../protocol/admin-messages.js";
-import { MAX_REPLY_BYTES } from "../admin-client.js";
 import { FrameDecoder, encodeFrame } from "../protocol/frame.js";
 import { listenError } from "../listen-error.js";
 import { checkSocketDirectory, resolveGroup } from "./admin-socket-access.js";

@@ -247,8 +247,13 @@ export class FakeMaster {
         return this.record([
           { ...base, report: "reject", jobId: m.jobId, attempt: m.attempt, reason: m.reason },
         ]);
-      default:
-        return; // heartbeats; handshake messages never get here
+      case "heartbeat":
+      case "error":
+        return; // nothing to record
+      case "hello":
+      case "auth-response":
+      case "auth-token":
+        return; // handshake messages never get here (link-connection.ts refuses them)
     }
   }
 

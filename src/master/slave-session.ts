@@ -234,9 +234,13 @@ export class SlaveSession {
             result: { message: `refused by the slave: ${message.reason}`, data: {} },
           });
         });
-      default:
-        // hello, auth-response, auth-token: the link closes on these after
-        // authentication, so they never reach a session.
+      case "hello":
+      case "auth-response":
+      case "auth-token":
+      case "error":
+        // The link closes on the handshake messages after authentication, so
+        // they never reach a session; an error from the slave is refused the
+        // same way.
         throw new ProtocolError(`unexpected ${message.type} after authentication`);
     }
   }

@@ -7,9 +7,9 @@
 //
 // Times are milliseconds since the epoch; durations are milliseconds.
 
-import { JOB_STATES, type JobLogEntry, type JobState } from "../jobsdir/job.js";
+import { JOB_STATES, type JobLogEntry, type JobState } from "../model/job-vocabulary.js";
 import { Fields, type JsonObject, ShapeError, showValue } from "../json-shape.js";
-import type { AuthMode } from "./slave-messages.js";
+import type { AuthMode } from "../model/auth-modes.js";
 
 export const ADMIN_METHODS = [
   "status",

@@ -19,6 +19,13 @@ import { label, MAX_NAME_LENGTH, present, readShape, wireError } from "./message
  */
 export const ADMIN_PROTOCOL_VERSION = 2;
 
+/**
+ * Largest reply, in bytes: what abs accepts and the master will send. Replies come from the master, which the
+ * socket's mode already trusts, and `abs show jobs --all --json` over
+ * 100,000 jobs is some 40 MB; the limit only stops a runaway.
+ */
+export const MAX_REPLY_BYTES = 1024 * 1024 * 1024;
+
 /** Request ids are at most this long (request-records.ts says what they may hold). */
 export const MAX_REQUEST_ID_LENGTH = 64;
 

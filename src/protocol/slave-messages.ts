@@ -28,12 +28,14 @@ import {
   readShape,
   wireError,
 } from "./message-fields.js";
+import { AUTH_MODES, type AuthMode } from "../model/auth-modes.js";
 
 /** Version of the slave link spoken by this build; sent in `hello`. */
 export const SLAVE_PROTOCOL_VERSION = 2;
 
-export const AUTH_MODES = ["realm-key", "kerberos"] as const;
-export type AuthMode = (typeof AUTH_MODES)[number];
+// The modes' home is src/model/ (config names them too); re-exported here
+// because `hello` carries one.
+export { AUTH_MODES, type AuthMode } from "../model/auth-modes.js";
 
 /** States a slave can report a job in when it registers. */
 export const RUNNING_STATES = ["dispatched", "running", "canceling"] as const;

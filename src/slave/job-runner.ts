@@ -39,7 +39,8 @@ import type {
   RunningJobReport,
   SlaveToMasterMessage,
 } from "../protocol/slave-messages.js";
-import { type MethodContext, type MethodResult, runMethod } from "./methods/method.js";
+import { runMethod } from "./methods/method.js";
+import type { MethodContext, MethodResult } from "./methods/method-context.js";
 import { isMethodName, preflight, removeLeftovers } from "./methods/preflight.js";
 import type { RunAllowlist } from "./methods/allowed-programs.js";
 import { idleCollector } from "./idle-collector.js";

@@ -274,7 +274,10 @@ export class MasterLink {
           case "ack":
             void runner.ack(m);
             return;
-          default:
+          case "auth-challenge":
+          case "auth-ok":
+          case "auth-proof":
+          case "auth-token":
             // Handshake messages never reach here (link-connection.ts refuses them).
             conn.close(new ProtocolError(`unexpected ${m.type} after registration`));
         }

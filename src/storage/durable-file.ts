@@ -9,19 +9,12 @@
 // jobsdir/durable-files.ts does the same for many files at once, with one
 // directory fsync for the group.
 
-import { open } from "node:fs/promises";
 import path from "node:path";
 import type { FsOps } from "./fs-ops.js";
 
-/** fsync of a directory, so that renames, creations and unlinks in it survive a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+// fsync-dir.ts holds fsyncDir so that fs-ops.ts, which this imports types
+// from, can use it without an import cycle.
+export { fsyncDir } from "./fsync-dir.js";
 
 let tempCounter = 0;
 

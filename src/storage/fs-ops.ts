@@ -5,7 +5,7 @@
 
 import { promises as fsp, readFileSync } from "node:fs";
 import path from "node:path";
-import { fsyncDir } from "./durable-file.js";
+import { fsyncDir } from "./fsync-dir.js";
 import { linkFdFor, writeSyncedFile } from "./unnamed-files.js";
 
 export interface FsOps {

@@ -14,7 +14,7 @@ import {
   type MethodContext,
   type MethodResult,
   canceledError,
-} from "../../src/slave/methods/method.js";
+} from "../../src/slave/methods/method-context.js";
 import type { RunAllowlist } from "../../src/slave/methods/allowed-programs.js";
 import { StateDir } from "../../src/slave/state-dir.js";
 import type { FsOps } from "../../src/storage/fs-ops.js";

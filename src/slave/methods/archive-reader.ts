@@ -15,7 +15,7 @@ import { createReadStream } from "node:fs";
 import { Parser, type ReadEntry } from "tar";
 import { AbsError, describeError } from "../../errors.js";
 import { type Manifest, type ManifestEntry, isSafeRelativePath } from "../manifest.js";
-import { canceledError } from "./method.js";
+import { canceledError } from "./method-context.js";
 
 function octal(mode: number): string {
   return mode.toString(8).padStart(4, "0");

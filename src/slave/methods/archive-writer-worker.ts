@@ -5,18 +5,16 @@
 //
 // Why pieces through the page cache, and why a thread: a large write lets
 // the kernel give the page cache large folios, and on a VM whose free memory
-// the host takes back (virtio-balloon free page reporting, as on the
-// machines ABS is measured on) a large folio is fresh memory the host must
-// fault in page by page.
-// 552 MB written in 1 MiB calls took 0.1 to 1.1 s of system time from one
-// run to the next there; in 16 KiB calls a steady 0.17 to 0.21 s, as GNU
-// tar's 10 KiB writes do. That is some 35,000 calls per 552 MB: too many for
-// one thread-pool round trip each, so they run here, one after another,
-// while the main thread reads and hashes the next buffers. A direct write
-// is the other way round: each call waits for the device (the benchmark's
-// tree took 2.5 s in 16 KiB calls, 0.55 s in 1 MiB ones), and no page cache
-// is filled; the thread waits for the disk, using no CPU, while the main
-// thread reads.
+// the host takes back (virtio-balloon free page reporting) a large folio is
+// fresh memory the host must fault in page by page, so the system time of
+// large writes swings widely from run to run; pieces the size of GNU tar's
+// writes keep it steady. Pieces that small are too many for one thread-pool
+// round trip each, so they run here, one after another, while the main
+// thread reads and hashes the next buffers. A direct write is the other way
+// round: each call waits for the device, so fewer, larger calls are faster,
+// and no page cache is filled; the thread waits for the disk, using no CPU,
+// while the main thread reads. The measurements are in this file's history
+// (git log).
 //
 // The buffers are shared memory (SharedArrayBuffer), each sent once with a
 // slot number: after that, only the slot and where to write go between the

@@ -19,7 +19,7 @@ import os from "node:os";
 import { TextDecoder } from "node:util";
 import { AbsError } from "../../errors.js";
 import type { JsonObject } from "../../json-shape.js";
-import { type MethodContext, type MethodResult, canceledError } from "./method.js";
+import { type MethodContext, type MethodResult, canceledError } from "./method-context.js";
 import { absolute, readParams, stringArray } from "./params.js";
 import { allowedProgram, COMMAND_PATH, type RunAllowlist } from "./allowed-programs.js";
 import { ProgressThrottle } from "./progress.js";

@@ -1,7 +1,7 @@
 // Progress at a bounded rate: a method reports every step; the master hears
 // at most one report per interval, plus the last one when the method ends.
 
-import type { Progress } from "./method.js";
+import type { Progress } from "./method-context.js";
 
 /** The shortest time between two progress reports, in milliseconds. */
 export const PROGRESS_INTERVAL_MS = 250;

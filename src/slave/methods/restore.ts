@@ -57,7 +57,7 @@ import { type ManifestEntry, isSafeRelativePath } from "../manifest.js";
 import { checkAllowed, realOfExisting } from "./allowed-paths.js";
 import { ArchiveChecker, entryPath, hashEntry, invalid, readArchive } from "./archive-reader.js";
 import { type ChainLink, loadChain, resolveManifestPath } from "./backup-set.js";
-import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
+import { type MethodContext, type MethodResult, throwIfCanceled } from "./method-context.js";
 import { absolute, readParams } from "./params.js";
 import { PinnedDir, errnoCode, makeMissing, openTarget } from "./pinned-dir.js";
 import { ProgressThrottle } from "./progress.js";

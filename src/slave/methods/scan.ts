@@ -34,7 +34,7 @@ import {
   lstatError,
   lstatNames,
 } from "./lstat-names.js";
-import { throwIfCanceled } from "./method.js";
+import { throwIfCanceled } from "./method-context.js";
 
 export interface ScanResult {
   /**

@@ -54,7 +54,7 @@ import { compileExclude } from "./exclude.js";
 import { openArchiveOutput } from "./archive-output.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type FileOpener, type ReadableFile, openForReading } from "./source-file-reader.js";
-import { type MethodContext, type MethodResult, throwIfCanceled } from "./method.js";
+import { type MethodContext, type MethodResult, throwIfCanceled } from "./method-context.js";
 import { absolute, absolutePath, readParams, stringArray } from "./params.js";
 import { ProgressThrottle } from "./progress.js";
 import { entryOfStats, scanSources } from "./scan.js";

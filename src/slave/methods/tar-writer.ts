@@ -15,7 +15,7 @@ import { Header, Pax } from "tar";
 import type { ManifestEntry } from "../manifest.js";
 import type { ArchiveOutput } from "./archive-output.js";
 import { borrowSharedBuffer, returnSharedBuffer } from "./archive-writer-thread.js";
-import { canceledError } from "./method.js";
+import { canceledError } from "./method-context.js";
 
 /**
  * Bytes per buffer: the size of a write, and of a big file's read. A

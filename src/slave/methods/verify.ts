@@ -10,7 +10,7 @@ import type { ManifestEntry } from "../manifest.js";
 import { checkAllowed } from "./allowed-paths.js";
 import { ArchiveChecker, entryPath, hashEntry, readArchive } from "./archive-reader.js";
 import { type ChainLink, loadChain, loadLink, resolveManifestPath } from "./backup-set.js";
-import type { MethodContext, MethodResult } from "./method.js";
+import type { MethodContext, MethodResult } from "./method-context.js";
 import { absolute, readParams } from "./params.js";
 import { ProgressThrottle } from "./progress.js";
 

@@ -2,7 +2,7 @@ import os from "node:os";
 import t from "tap";
 import { COMMAND_PATH, type RunAllowlist } from "../../../src/slave/methods/allowed-programs.js";
 import { commandEnvironment, LineTail, runCommand } from "../../../src/slave/methods/command.js";
-import type { MethodContext } from "../../../src/slave/methods/method.js";
+import type { MethodContext } from "../../../src/slave/methods/method-context.js";
 import { makeCtx as makeAnyCtx } from "../../fixtures/backup-tree.js";
 
 /** The system's programs (echo, sh, seq, sleep) and the missing one of the test below. */

@@ -1,6 +1,6 @@
 import t from "tap";
 import { compileExclude } from "../../../src/slave/methods/exclude.js";
-import type { Progress } from "../../../src/slave/methods/method.js";
+import type { Progress } from "../../../src/slave/methods/method-context.js";
 import { ProgressThrottle } from "../../../src/slave/methods/progress.js";
 
 t.test("exclude patterns", (t) => {
