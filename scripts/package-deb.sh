@@ -100,7 +100,7 @@ install -D -m 0644 packaging/debian/tmpfiles.conf "$root/usr/lib/tmpfiles.d/abs.
 install -D -m 0644 packaging/debian/master.conf "$root/etc/abs/master.conf"
 install -D -m 0644 packaging/debian/slave.conf "$root/etc/abs/slave.conf"
 install -d -m 0755 "$root/etc/abs/jobs.d"
-install -D -m 0644 etc/abs.logrotate "$root/etc/logrotate.d/abs"
+install -D -m 0644 packaging/debian/logrotate "$root/etc/logrotate.d/abs"
 
 doc=$root/usr/share/doc/abs
 install -D -m 0644 packaging/debian/README.Debian "$doc/README.Debian"

@@ -150,9 +150,19 @@ function packageTest(t: Test): void {
     t.same(abs.stdout.trim().split(" ").sort(), ["abs", "abs-admin"]);
     t.equal(run(["getent", "passwd", "abs"]).stdout.split(":")[6], "/usr/sbin/nologin\n");
     const uid = Number(run(["id", "-u", "abs"]).stdout);
-    for (const dir of ["/var/lib/abs/jobs", "/var/lib/abs/master", "/var/log/abs", "/run/abs"]) {
+    for (const dir of [
+      "/var/lib/abs/jobs",
+      "/var/lib/abs/master",
+      "/var/log/abs/master",
+      "/run/abs",
+    ]) {
       t.equal(statSync(dir).uid, uid, `${dir} is abs's`);
     }
+    // Root's: the master's user must not put links where the slave (root)
+    // opens its files.
+    t.equal(statSync("/var/log/abs").uid, 0);
+    t.equal(statSync("/var/log/abs").mode & 0o022, 0);
+    t.equal(statSync("/var/lib/abs").uid, 0);
     t.equal(statSync("/var/lib/abs/slave").uid, 0);
     t.equal(statSync("/var/lib/abs/slave").mode & 0o777, 0o700);
     const kerberos = run([
