@@ -176,6 +176,29 @@ function packageTest(t: Test): void {
 
   t.test("a master as abs and a slave as root run a backup", (t) => backupTest(t));
 
+  t.test("an upgrade and remove keep configs and data", (t) => {
+    // An admin's edit of a conffile survives an upgrade (here: the same
+    // version again, through the upgrade path of the maintainer scripts),
+    // without a question (no terminal: dpkg would fail if it asked).
+    const conf = "/etc/abs/master.conf";
+    const edited = readFileSync(conf, "utf8").replace(/^realm =$/m, "realm = EXAMPLE.COM");
+    writeFileSync(conf, edited);
+    const again = run(["dpkg", "-i", deb]);
+    t.equal(again.status, 0, `dpkg -i again:\n${again.stdout}${again.stderr}`);
+    t.equal(readFileSync(conf, "utf8"), edited, "the edited master.conf is kept");
+    writeFileSync("/var/lib/abs/jobs/kept", "");
+    const removed = run(["dpkg", "-r", "abs"]);
+    t.equal(removed.status, 0, removed.stderr);
+    t.notOk(existsSync("/usr/sbin/abs-master"), "the programs are gone");
+    t.equal(readFileSync(conf, "utf8"), edited, "remove keeps master.conf");
+    t.ok(existsSync("/var/lib/abs/jobs/kept"), "remove keeps the jobs directory");
+    t.equal(run(["id", "-u", "abs"]).status, 0, "remove keeps user abs");
+    // Installed again, so that purge is checked against the full file list.
+    const back = run(["dpkg", "-i", deb]);
+    t.equal(back.status, 0, back.stderr);
+    t.end();
+  });
+
   t.test("purge leaves nothing of the package behind", (t) => {
     const files = run(["dpkg", "-L", "abs"]).stdout.trim().split("\n");
     t.ok(files.includes("/usr/sbin/abs-master"), "dpkg -L lists the files");
