@@ -29,9 +29,9 @@ t.test("the systemd unit runs in the foreground and checks the config before SIG
   const unit = readFileSync(path.join(repo, "etc", "abs-master.service"), "utf8");
   const lines = unit.split("\n").filter((l) => /^Exec/.test(l));
   t.same(lines, [
-    "ExecStartPre=/usr/bin/abs-master -t -c /etc/abs/master.conf",
-    "ExecStart=/usr/bin/abs-master -f -c /etc/abs/master.conf",
-    "ExecReload=/usr/bin/abs-master -t -c /etc/abs/master.conf",
+    "ExecStartPre=/usr/sbin/abs-master -t -c /etc/abs/master.conf",
+    "ExecStart=/usr/sbin/abs-master -f -c /etc/abs/master.conf",
+    "ExecReload=/usr/sbin/abs-master -t -c /etc/abs/master.conf",
     "ExecReload=/bin/kill -HUP $MAINPID",
   ]);
   t.end();
@@ -53,9 +53,9 @@ t.test(
     t.same(
       unit.split("\n").filter((l) => /^Exec/.test(l)),
       [
-        "ExecStartPre=/usr/bin/abs-slave -t -c /etc/abs/slave.conf",
-        "ExecStart=/usr/bin/abs-slave -f -c /etc/abs/slave.conf",
-        "ExecReload=/usr/bin/abs-slave -t -c /etc/abs/slave.conf",
+        "ExecStartPre=/usr/sbin/abs-slave -t -c /etc/abs/slave.conf",
+        "ExecStart=/usr/sbin/abs-slave -f -c /etc/abs/slave.conf",
+        "ExecReload=/usr/sbin/abs-slave -t -c /etc/abs/slave.conf",
         "ExecReload=/bin/kill -HUP $MAINPID",
       ],
     );
