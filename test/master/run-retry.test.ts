@@ -75,8 +75,10 @@ t.test("200 abs runs of 25 slaves across two SIGKILLs: each run whole or not at 
   await untilDone(40);
   m.signal("SIGSTOP");
   await until(
-    "4 requests waiting on the stopped master",
-    () => socketEntries(m.socket) >= 5,
+    "every worker waiting on the stopped master",
+    // Every worker's command ends up waiting (its run, or the show-jobs that
+    // prints the run): the listener and one connection each.
+    () => socketEntries(m.socket) >= 1 + IN_FLIGHT,
     30_000,
   );
   m.signal("SIGKILL");
@@ -97,7 +99,9 @@ t.test("200 abs runs of 25 slaves across two SIGKILLs: each run whole or not at 
   let failed = 0;
   let retried = 0;
   for (const [i, r] of results.entries()) {
-    if (/retrying run with the same request id/.test(r.stderr)) retried += 1;
+    if (/^abs: .*; retrying (run with the same request id|show-jobs)/m.test(r.stderr)) {
+      retried += 1;
+    }
     if (r.status === 0) {
       const lines = r.stdout.trimEnd().split("\n");
       const parsed = lines.map((l) => /^job (\d+) [a-z]+: home on (s\d\d)$/.exec(l));
@@ -116,7 +120,8 @@ t.test("200 abs runs of 25 slaves across two SIGKILLs: each run whole or not at 
       }
     }
   }
-  t.ok(retried >= 4, `${retried} commands retried after losing their answer`);
+  // At least half the workers: a connection counted may be one closing.
+  t.ok(retried >= IN_FLIGHT / 2, `${retried} commands retried after losing their answer`);
   t.ok(printed.length > 0, `${printed.length} runs printed their jobs, ${failed} failed`);
 
   // What the jobs directory holds: every job by the request that made it.
