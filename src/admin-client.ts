@@ -79,6 +79,12 @@ export function adminCallText(
   });
 }
 
+/** The id a request carries: the one given, else a new one for a method that changes something. */
+function requestIdFor(method: string, given: string | undefined): string | undefined {
+  if (given !== undefined) return given;
+  return CHANGING_METHODS.has(method as AdminMethodName) ? randomUUID() : undefined;
+}
+
 /** One request, one reply; `answer` turns the reply frame into the result or throws. */
 function exchange<T>(
   socketPath: string,
@@ -112,9 +118,7 @@ function exchange<T>(
         ),
       opts.timeoutMs ?? 30_000,
     );
-    const requestId =
-      opts.requestId ??
-      (CHANGING_METHODS.has(method as AdminMethodName) ? randomUUID() : undefined);
+    const requestId = requestIdFor(method, opts.requestId);
     let sent = false;
     socket.on("connect", () => {
       sent = true;
@@ -189,8 +193,7 @@ export async function adminCallRetrying(
   opts: AdminCallOptions = {},
   call: typeof adminCall = adminCall,
 ): Promise<JsonValue> {
-  const requestId =
-    opts.requestId ?? (CHANGING_METHODS.has(method as AdminMethodName) ? randomUUID() : undefined);
+  const requestId = requestIdFor(method, opts.requestId);
   const attempt = { ...opts, ...(requestId === undefined ? {} : { requestId }) };
   const deadline = Date.now() + retry.waitMs;
   let delay = retry.firstDelayMs ?? 100;
